@@ -1,0 +1,238 @@
+"""Scalp Radar settings: one module, driven by environment variables.
+
+With no variable set, the project runs in its *embedded* mode: SQLite in the gitignored
+``var/`` folder, an in-memory channel layer and Celery tasks executed in-process, so that a
+fresh clone runs without Redis or PostgreSQL. ``DATABASE_URL`` switches to PostgreSQL (or any
+database dj-database-url understands), ``REDIS_URL`` to channels-redis and a Redis Celery
+broker. ``SCALPRADAR_ENV=production`` makes SECRET_KEY mandatory and turns DEBUG off.
+Every variable is listed, with a comment, in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A .env file next to manage.py is read first; real environment variables win over it.
+load_dotenv(BASE_DIR / ".env", override=False)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean variable: 1/true/yes/on are true, 0/false/no/off are false."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+SCALPRADAR_ENV = os.environ.get("SCALPRADAR_ENV", "embedded").strip().lower()
+if SCALPRADAR_ENV not in {"embedded", "production"}:
+    raise ImproperlyConfigured(
+        f"SCALPRADAR_ENV={SCALPRADAR_ENV!r} is not valid (use embedded or production)"
+    )
+PRODUCTION = SCALPRADAR_ENV == "production"
+
+DATA_DIR = Path(os.environ.get("SCALPRADAR_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+CONFIG_DIR = Path(os.environ.get("SCALPRADAR_CONFIG_DIR", BASE_DIR / "config")).resolve()
+SAMPLE_DATA_DIR = BASE_DIR / "data" / "sample"
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment; in embedded mode generated once and kept in DATA_DIR."""
+    key = os.environ.get("SECRET_KEY", "").strip()
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY must be set when SCALPRADAR_ENV=production")
+    key_file = DATA_DIR / "secret_key.txt"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50), encoding="utf-8")
+        key_file.chmod(0o600)
+    return key_file.read_text(encoding="utf-8").strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "channels",
+    "django_htmx",
+    "scalpradar",
+    "trading",
+    "strategies",
+    "backtests",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "scalpradar.urls"
+WSGI_APPLICATION = "scalpradar.wsgi.application"
+ASGI_APPLICATION = "scalpradar.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "scalpradar.sqlite3",
+            # WAL lets the dashboard read while the runtime writes; a busy timeout instead of
+            # "database is locked" errors when the in-process workers commit together.
+            "OPTIONS": {
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Redis: absent = embedded mode (in-memory channel layer, tasks run in-process).
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "scalpradar"},
+        }
+    }
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_TASK_ALWAYS_EAGER = False
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CELERY_BROKER_URL = "memory://"
+    CELERY_RESULT_BACKEND = "cache+memory://"
+    CELERY_TASK_ALWAYS_EAGER = True
+    CELERY_TASK_EAGER_PROPAGATES = True
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ROUTES = {
+    "trading.tasks.feed_*": {"queue": "feed"},
+    "trading.tasks.poll_*": {"queue": "feed"},
+    "strategies.tasks.*": {"queue": "strategies"},
+    "backtests.tasks.*": {"queue": "backtests"},
+}
+
+# Trading switches. Live trading needs an explicit opt-in AND exchange keys.
+LIVE_TRADING_ENABLED = env_bool("LIVE_TRADING_ENABLED", default=False)
+EXCHANGE_SANDBOX = env_bool("EXCHANGE_SANDBOX", default=True)
+# Secrets are read here and nowhere else; they are never logged nor stored in the database.
+BITGET_API_KEY = os.environ.get("BITGET_API_KEY", "")
+BITGET_API_SECRET = os.environ.get("BITGET_API_SECRET", "")
+BITGET_API_PASSWORD = os.environ.get("BITGET_API_PASSWORD", "")
+
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOG_DIR = DATA_DIR / "logs"
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "scalpradar.logging.JsonFormatter"},
+        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "console"},
+        "json_file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(LOG_DIR / "scalpradar.jsonl"),
+            "maxBytes": 20 * 1024 * 1024,
+            "backupCount": 5,
+            "formatter": "json",
+            "encoding": "utf-8",
+            "delay": True,
+        },
+    },
+    "root": {"handlers": ["console", "json_file"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "WARNING" if not DEBUG else "INFO"},
+        "daphne": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,259 @@
+"""The strategy API: what a strategy declares, what it receives, what it returns.
+
+A strategy is a small class with
+
+* ``kind`` — its registry key (``"vwap_rsi"``), and ``register`` to add it: one line;
+* ``Params`` — a pydantic model, the typed schema of its parameters. Defaults live in
+  ``config/strategies.yaml``; the admin edits them; per-symbol overrides are merged over the
+  defaults and the RESULT is validated again, so an override is applied in full or refused;
+* ``inputs`` — what data it needs (timeframes, funding, open interest, order book, trades);
+* ``decide(market)`` — one decision per closed candle: a :class:`Signal` or ``None``;
+* ``should_exit(position, market)`` — optional early exit for an open position.
+
+``decide`` receives a :class:`MarketSnapshot` whose candle arrays hold ONLY closed candles up to
+``now_ms``. The snapshot is built by the runtime and the backtester from the same function
+(:func:`snapshot_at`), so a strategy cannot see a forming candle, nor a higher-timeframe candle
+that has not closed yet, in any engine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from trading.core.types import ExitReason, Side
+
+MINUTE_MS = 60_000
+
+
+class StrategyError(Exception):
+    """Base class of strategy API errors."""
+
+
+class UnknownStrategy(StrategyError):
+    def __init__(self, kind: str) -> None:
+        known = ", ".join(sorted(REGISTRY)) or "none registered"
+        super().__init__(f"unknown strategy kind {kind!r} (known: {known})")
+        self.kind = kind
+
+
+class InvalidParams(StrategyError):
+    """Parameters that do not fit the strategy's schema; ``errors`` lists each problem."""
+
+    def __init__(self, kind: str, errors: list[str]) -> None:
+        super().__init__(f"invalid parameters for {kind}: " + "; ".join(errors))
+        self.kind = kind
+        self.errors = errors
+
+
+class StrategyParams(BaseModel):
+    """Base of every params schema: unknown keys are refused, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class EntryType(StrEnum):
+    LIMIT = "limit"
+    MARKET = "market"
+
+
+class Role(StrEnum):
+    SIGNAL = "signal"  # opens positions in its own ledger
+    CONFIRMATION = "confirmation"  # only adjusts the scores of other strategies' signals
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Data a strategy declares it needs. Timeframes are those of the candles it reads."""
+
+    timeframes: tuple[str, ...] = ("1m",)
+    funding: bool = False
+    open_interest: bool = False
+    order_book: bool = False
+    trades: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    """An L2 book snapshot: ``bids``/``asks`` are (N, 2) arrays of [price, qty], best first."""
+
+    time_ms: int
+    bids: np.ndarray
+    asks: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """Everything known at ``now_ms`` (the close time of the last closed 1m candle).
+
+    ``candles[tf]`` is an (N, 6) float array ``[open_time_ms, open, high, low, close, volume]``
+    of CLOSED candles only; ``funding`` an (M, 2) array ``[time_ms, rate]`` of settled rates;
+    ``open_interest`` an (K, 2) array ``[time_ms, open_interest_base]``; ``trades`` an (T, 3)
+    array ``[time_ms, price, signed_qty]`` (positive = buyer was the taker).
+    """
+
+    symbol: str
+    now_ms: int
+    candles: Mapping[str, np.ndarray]
+    funding: np.ndarray | None = None
+    open_interest: np.ndarray | None = None
+    order_book: OrderBook | None = None
+    trades: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A trade proposal. Prices in quote currency (USDT); ``score`` in [0, 1]."""
+
+    side: Side
+    entry_type: EntryType
+    entry_price: float
+    stop_loss: float
+    take_profit: float
+    score: float
+    reasons: tuple[str, ...] = ()
+    timeframe: str = "1m"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score <= 1.0:
+            raise StrategyError(f"signal score {self.score} is outside [0, 1]")
+        if self.entry_price <= 0 or self.stop_loss <= 0 or self.take_profit <= 0:
+            raise StrategyError("signal prices must be positive")
+        risk_side = (self.entry_price - self.stop_loss) * self.side.sign
+        reward_side = (self.take_profit - self.entry_price) * self.side.sign
+        if risk_side <= 0:
+            raise StrategyError(
+                f"{self.side.value} stop {self.stop_loss} is on the wrong side of entry "
+                f"{self.entry_price}"
+            )
+        if reward_side <= 0:
+            raise StrategyError(
+                f"{self.side.value} target {self.take_profit} is on the wrong side of entry "
+                f"{self.entry_price}"
+            )
+
+    @property
+    def stop_distance_pct(self) -> float:
+        return abs(self.entry_price - self.stop_loss) / self.entry_price * 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """What ``should_exit`` knows of an open position."""
+
+    symbol: str
+    side: Side
+    entry_price: float
+    entry_time_ms: int
+    stop_loss: float
+    take_profit: float
+    qty: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExitDecision:
+    reason: ExitReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreAdjustment:
+    """A confirmation filter's verdict on a signal: ``delta`` added to its score."""
+
+    delta: float
+    reasons: tuple[str, ...] = field(default=())
+
+
+class Strategy(ABC):
+    """Base class. Subclasses set ``kind``, ``Params``, ``inputs`` and implement ``decide``."""
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[StrategyParams]]
+    inputs: ClassVar[Inputs] = Inputs()
+    role: ClassVar[Role] = Role.SIGNAL
+    description: ClassVar[str] = ""
+
+    def __init__(self, params: StrategyParams | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        if not isinstance(self.params, self.Params):
+            raise StrategyError(
+                f"{self.kind} expects {self.Params.__name__}, got {type(self.params).__name__}"
+            )
+
+    @abstractmethod
+    def decide(self, market: MarketSnapshot) -> Signal | None:
+        """Return a signal for the candle that just closed, or ``None``."""
+
+    def should_exit(self, position: PositionView, market: MarketSnapshot) -> ExitDecision | None:
+        """Return an exit decision for an open position, or ``None`` to keep it."""
+        return None
+
+    def confirm(self, signal: Signal, market: MarketSnapshot) -> ScoreAdjustment:
+        """Confirmation filters override this; signal strategies never adjust others."""
+        return ScoreAdjustment(0.0)
+
+    def warmup_candles(self) -> dict[str, int]:
+        """Closed candles per timeframe needed before ``decide`` can fire (default 200)."""
+        return dict.fromkeys(self.inputs.timeframes, 200)
+
+
+REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register[S: type[Strategy]](cls: S) -> S:
+    """Class decorator: ``@register`` adds a strategy kind to the registry."""
+    kind = getattr(cls, "kind", None)
+    if not kind:
+        raise StrategyError(f"{cls.__name__} has no kind")
+    if kind in REGISTRY and REGISTRY[kind] is not cls:
+        raise StrategyError(f"strategy kind {kind!r} is registered twice")
+    REGISTRY[kind] = cls
+    return cls
+
+
+def strategy_class(kind: str) -> type[Strategy]:
+    from strategies.core import catalog  # noqa: F401  (registers the built-in strategies)
+
+    try:
+        return REGISTRY[kind]
+    except KeyError:
+        raise UnknownStrategy(kind) from None
+
+
+def build_params(
+    kind: str, params: Mapping[str, Any], override: Mapping[str, Any] | None = None
+) -> StrategyParams:
+    """Validate ``params`` merged with a per-symbol ``override`` against ``kind``'s schema.
+
+    The override is merged key by key over the defaults, then the whole result is validated,
+    so a symbol runs with exactly the parameters that were validated for it.
+    """
+    schema = strategy_class(kind).Params
+    merged = {**params, **(override or {})}
+    try:
+        return schema.model_validate(merged)
+    except ValidationError as exc:
+        raise InvalidParams(kind, format_validation_errors(exc)) from None
+
+
+def build_strategy(
+    kind: str, params: Mapping[str, Any], override: Mapping[str, Any] | None = None
+) -> Strategy:
+    return strategy_class(kind)(build_params(kind, params, override))
+
+
+def format_validation_errors(exc: ValidationError) -> list[str]:
+    """One readable line per pydantic error: ``key.path: message (got value)``."""
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(root)"
+        got = err.get("input")
+        suffix = "" if err["type"] == "missing" else f" (got {got!r})"
+        lines.append(f"{path}: {err['msg']}{suffix}")
+    return lines

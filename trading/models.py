@@ -1,0 +1,258 @@
+"""Markets and money: assets, market data, trading sessions and positions.
+
+Market data is keyed by its natural key and upserted, so a feed or an import delivered twice
+changes nothing. Money is stored in USDT as float64, the type the core computes with (see
+``trading.core``), so a stored trade is bit-for-bit the trade the core produced.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from trading.core.types import ExitReason, Side
+
+TIMEFRAMES = ["1m", "5m", "15m", "1h", "4h", "1d"]
+TIMEFRAME_CHOICES = [(tf, tf) for tf in TIMEFRAMES]
+
+
+class MarginMode(models.TextChoices):
+    ISOLATED = "isolated", "Isolated"
+    CROSS = "cross", "Cross"
+
+
+class Asset(models.Model):
+    """A tradable perpetual contract on one exchange."""
+
+    exchange = models.CharField(max_length=32, default="bitget")
+    symbol = models.CharField(max_length=40, help_text="ccxt unified symbol, e.g. BTC/USDT:USDT")
+    base = models.CharField(max_length=16)
+    quote = models.CharField(max_length=16, default="USDT")
+    price_tick = models.FloatField(help_text="smallest price increment (USDT)")
+    qty_step = models.FloatField(help_text="smallest quantity increment (base units)")
+    min_qty = models.FloatField(help_text="smallest order quantity (base units)")
+    min_notional_usdt = models.FloatField(default=5.0)
+    max_leverage = models.PositiveSmallIntegerField(default=125)
+    correlation_group = models.CharField(max_length=40, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["exchange", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "symbol"], name="asset_unique_symbol"),
+            models.CheckConstraint(condition=Q(price_tick__gt=0), name="asset_tick_positive"),
+            models.CheckConstraint(condition=Q(qty_step__gt=0), name="asset_step_positive"),
+            models.CheckConstraint(condition=Q(min_qty__gte=0), name="asset_min_qty_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} @ {self.exchange}"
+
+    @property
+    def slug(self) -> str:
+        """``BTC/USDT:USDT`` -> ``BTC-USDT`` (URLs, group names)."""
+        return f"{self.base}-{self.quote}"
+
+
+class Candle(models.Model):
+    """A CLOSED OHLCV candle, keyed by its open time in UTC milliseconds."""
+
+    exchange = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=40)
+    timeframe = models.CharField(max_length=4, choices=TIMEFRAME_CHOICES)
+    open_time_ms = models.BigIntegerField()
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField(help_text="base-asset volume")
+
+    class Meta:
+        ordering = ["exchange", "symbol", "timeframe", "open_time_ms"]
+        constraints = [
+            # The natural key; its index also serves every range query (symbol, tf, time).
+            models.UniqueConstraint(
+                fields=["exchange", "symbol", "timeframe", "open_time_ms"],
+                name="candle_natural_key",
+            ),
+            models.CheckConstraint(condition=Q(high__gte=models.F("low")), name="candle_high_gte_low"),
+            models.CheckConstraint(condition=Q(volume__gte=0), name="candle_volume_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.timeframe} {self.open_time_ms}"
+
+
+class FundingRate(models.Model):
+    """A funding settlement: ``rate`` per period (0.0001 = 0.01 %), longs pay when > 0."""
+
+    exchange = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=40)
+    funding_time_ms = models.BigIntegerField()
+    rate = models.FloatField()
+    mark_price = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["exchange", "symbol", "funding_time_ms"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["exchange", "symbol", "funding_time_ms"], name="funding_natural_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} funding {self.rate:+.6f} @ {self.funding_time_ms}"
+
+
+class OpenInterest(models.Model):
+    """Open interest sample: contracts outstanding in base units (and USDT value if known)."""
+
+    exchange = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=40)
+    time_ms = models.BigIntegerField()
+    open_interest = models.FloatField(help_text="base units")
+    open_interest_usdt = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["exchange", "symbol", "time_ms"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["exchange", "symbol", "time_ms"], name="open_interest_natural_key"
+            ),
+            models.CheckConstraint(condition=Q(open_interest__gte=0), name="oi_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} OI {self.open_interest} @ {self.time_ms}"
+
+
+class TradingMode(models.TextChoices):
+    PAPER = "paper", "Paper"
+    LIVE = "live", "Live"
+
+
+class TradingSession(models.Model):
+    """One strategy's ledger in the arena (or the whole account when ``strategy_name`` is "").
+
+    Trading sits below strategies in the dependency stack, so a session names its strategy
+    by its configuration name instead of a foreign key.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        KILLED = "killed", "Killed"
+        SHADOW = "shadow", "Shadow"
+        ENDED = "ended", "Ended"
+
+    strategy_name = models.CharField(max_length=64, blank=True, db_index=True)
+    mode = models.CharField(max_length=8, choices=TradingMode.choices, default=TradingMode.PAPER)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    initial_capital_usdt = models.FloatField(default=10_000.0)
+    capital_weight = models.FloatField(default=1.0, help_text="selector's capital multiplier")
+    realised_gross_pnl = models.FloatField(default=0.0)
+    realised_net_pnl = models.FloatField(default=0.0)
+    fees_usdt = models.FloatField(default=0.0)
+    funding_usdt = models.FloatField(default=0.0, help_text="net funding paid (+) / received (-)")
+    slippage_usdt = models.FloatField(default=0.0)
+    trades_count = models.PositiveIntegerField(default=0)
+    wins_count = models.PositiveIntegerField(default=0)
+    peak_equity_usdt = models.FloatField(default=10_000.0)
+    kill_switch_tripped = models.BooleanField(default=False)
+    kill_switch_reason = models.TextField(blank=True)
+    kill_switch_tripped_at = models.DateTimeField(null=True, blank=True)
+    ledger_state = models.JSONField(default=dict, blank=True, help_text="core ledger snapshot")
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["mode", "status"], name="session_mode_status")]
+        constraints = [
+            # At most one running session per strategy and mode.
+            models.UniqueConstraint(
+                fields=["strategy_name", "mode"],
+                condition=~Q(status="ended"),
+                name="one_running_session_per_strategy",
+            ),
+            models.CheckConstraint(
+                condition=Q(initial_capital_usdt__gt=0), name="session_capital_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.strategy_name or "account"
+        return f"{who} ({self.mode}, {self.status})"
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.wins_count / self.trades_count if self.trades_count else None
+
+
+class Position(models.Model):
+    """A paper or live position; once closed it is a trade with its full cost breakdown.
+
+    ``gross_pnl`` = side × (exit − entry) × qty; ``net_pnl`` = gross − entry_fee − exit_fee −
+    funding (funding > 0 means paid). All amounts in USDT.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class Liquidity(models.TextChoices):
+        MAKER = "maker", "Maker"
+        TAKER = "taker", "Taker"
+
+    session = models.ForeignKey(TradingSession, on_delete=models.PROTECT, related_name="positions")
+    strategy_name = models.CharField(max_length=64)
+    exchange = models.CharField(max_length=32, default="bitget")
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=5, choices=[(s.value, s.value) for s in Side])
+    status = models.CharField(max_length=6, choices=Status.choices, default=Status.OPEN)
+    shadow = models.BooleanField(default=False, help_text="taken while the strategy was paused")
+    ledger_id = models.CharField(max_length=64, help_text="position id inside the core ledger")
+    qty = models.FloatField(help_text="base units")
+    leverage = models.FloatField()
+    margin_mode = models.CharField(max_length=8, choices=MarginMode.choices, default="isolated")
+    entry_price = models.FloatField()
+    entry_time_ms = models.BigIntegerField()
+    entry_fee = models.FloatField()
+    entry_liquidity = models.CharField(max_length=5, choices=Liquidity.choices)
+    stop_loss = models.FloatField()
+    take_profit = models.FloatField()
+    liquidation_price = models.FloatField()
+    exit_price = models.FloatField(null=True, blank=True)
+    exit_time_ms = models.BigIntegerField(null=True, blank=True)
+    exit_fee = models.FloatField(null=True, blank=True)
+    exit_liquidity = models.CharField(max_length=5, choices=Liquidity.choices, blank=True)
+    exit_reason = models.CharField(
+        max_length=16, choices=[(r.value, r.value) for r in ExitReason], blank=True
+    )
+    funding_usdt = models.FloatField(default=0.0)
+    slippage_usdt = models.FloatField(default=0.0)
+    gross_pnl = models.FloatField(null=True, blank=True)
+    net_pnl = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-entry_time_ms"]
+        indexes = [
+            models.Index(fields=["status", "symbol"], name="position_status_symbol"),
+            models.Index(fields=["strategy_name", "-exit_time_ms"], name="position_strategy_exit"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "ledger_id"], name="position_ledger_id"),
+            models.CheckConstraint(condition=Q(qty__gt=0), name="position_qty_positive"),
+            models.CheckConstraint(condition=Q(leverage__gte=1), name="position_leverage_min_1"),
+            models.CheckConstraint(
+                condition=Q(status="open") | Q(exit_price__isnull=False, net_pnl__isnull=False),
+                name="closed_position_has_exit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_name} {self.side} {self.qty} {self.symbol} @ {self.entry_price}"
+
+    @property
+    def fees_usdt(self) -> float:
+        return self.entry_fee + (self.exit_fee or 0.0)
