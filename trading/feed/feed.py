@@ -1,0 +1,226 @@
+"""The market feed: websocket streams in, closed candles and price ticks out.
+
+One :class:`MarketFeed` per exchange. For each symbol it watches 1m candles (and, when asked,
+the L2 book and trades), detects closes (:mod:`trading.feed.detector`), heals every gap over
+REST BEFORE handing newer candles on, reconnects with exponential backoff, and calls the
+handler: ``on_closed_candle`` for each closed 1m candle exactly once and in order,
+``on_price`` for forming-candle updates (a price ticker only: it never reaches a strategy),
+``on_order_book`` / ``on_trades`` for order flow, ``on_alert`` for anything a trader should see.
+Every REST call goes through the shared rate limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import ccxt
+
+from trading.feed.detector import MINUTE_MS, CandleCloseDetector, Gap, parse_row
+
+log = logging.getLogger(__name__)
+
+REST_PAGE_LIMIT = 200
+
+
+class ReplayFinished(Exception):
+    """Raised by a replay exchange when its recorded data is exhausted."""
+
+
+class FeedHandler(Protocol):
+    async def on_closed_candle(self, symbol: str, row: tuple[float, ...]) -> None: ...
+    async def on_price(self, symbol: str, price: float, time_ms: int, kind: str) -> None: ...
+    async def on_order_book(self, symbol: str, book: dict[str, Any]) -> None: ...
+    async def on_trades(self, symbol: str, trades: list[dict[str, Any]]) -> None: ...
+    async def on_alert(self, level: str, message: str) -> None: ...
+
+
+class Limiter(Protocol):
+    async def acquire(self, category: str) -> None: ...
+
+
+@dataclass(slots=True)
+class FeedStats:
+    closed: int = 0
+    healed: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    reconnects: int = 0
+    last_closed_ms: dict[str, int] = field(default_factory=dict)
+
+
+class MarketFeed:
+    def __init__(
+        self,
+        exchange: Any,
+        symbols: Sequence[str],
+        handler: FeedHandler,
+        limiter: Limiter,
+        *,
+        last_closed_ms: dict[str, int] | None = None,
+        watch_books: bool = False,
+        watch_trades: bool = False,
+        book_depth: int = 20,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        grace_ms: int = 5_000,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.exchange = exchange
+        self.symbols = list(symbols)
+        self.handler = handler
+        self.limiter = limiter
+        self.watch_books = watch_books
+        self.watch_trades = watch_trades
+        self.book_depth = book_depth
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self._sleep = sleep
+        self.stats = FeedStats()
+        self._detectors = {
+            s: CandleCloseDetector((last_closed_ms or {}).get(s), grace_ms=grace_ms)
+            for s in self.symbols
+        }
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> FeedStats:
+        """Run until stopped or until a replay is exhausted on every symbol."""
+        tasks = [asyncio.create_task(self._candles(s), name=f"candles:{s}") for s in self.symbols]
+        side = []
+        if self.watch_books:
+            side += [asyncio.create_task(self._books(s)) for s in self.symbols]
+        if self.watch_trades:
+            side += [asyncio.create_task(self._trades(s)) for s in self.symbols]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+        return self.stats
+
+    async def _candles(self, symbol: str) -> None:
+        detector = self._detectors[symbol]
+        backoff = self.backoff_initial_s
+        heal_needed = detector.last_closed_open_ms is not None
+        while not self._stopping.is_set():
+            try:
+                if heal_needed:
+                    await self._heal_to_now(symbol, detector)
+                    heal_needed = False
+                raw = await self.exchange.watch_ohlcv(symbol, "1m")
+                backoff = self.backoff_initial_s
+                await self._process_update(symbol, detector, raw)
+            except ReplayFinished:
+                return
+            except ccxt.NetworkError as exc:
+                self.stats.reconnects += 1
+                await self.handler.on_alert(
+                    "warning",
+                    f"{symbol} feed disconnected ({type(exc).__name__}: {exc}); "
+                    f"reconnecting in {backoff:.0f} s",
+                )
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                heal_needed = detector.last_closed_open_ms is not None
+            except ccxt.BadSymbol as exc:
+                await self.handler.on_alert("error", f"{symbol} is not on the exchange: {exc}")
+                return
+
+    async def _process_update(
+        self, symbol: str, detector: CandleCloseDetector, raw: list[object]
+    ) -> None:
+        result = detector.on_update(raw, self.exchange.milliseconds())
+        self.stats.duplicates += result.duplicates
+        for reason in result.rejected:
+            self.stats.rejected += 1
+            await self.handler.on_alert("warning", f"{symbol}: dropped {reason}")
+        rows = list(result.closed)
+        for t in result.unconfirmed:
+            final = await self._fetch_gap(symbol, Gap(t, t))
+            if final:
+                rows = [final[0] if int(r[0]) == t else r for r in rows]
+        for gap in result.gaps:
+            rows.extend(await self._fetch_gap(symbol, gap))
+        rows.sort(key=lambda r: r[0])
+        for row in rows:
+            await self._emit(symbol, row)
+        if result.forming is not None:
+            price, time_ms = result.forming[4], self.exchange.milliseconds()
+            await self.handler.on_price(symbol, price, time_ms, "last")
+
+    async def _heal_to_now(self, symbol: str, detector: CandleCloseDetector) -> None:
+        gap = detector.overdue(self.exchange.milliseconds())
+        if gap is None:
+            return
+        for row in detector.accept_healed(await self._fetch_gap(symbol, gap)):
+            await self._emit(symbol, row)
+
+    async def _fetch_gap(self, symbol: str, gap: Gap) -> list[tuple[float, ...]]:
+        """Closed candles with open time in ``[gap.from_ms, gap.to_ms]``, fetched over REST."""
+        rows: list[tuple[float, ...]] = []
+        since = gap.from_ms
+        now_ms = self.exchange.milliseconds()
+        while since <= gap.to_ms:
+            await self.limiter.acquire("market_data")
+            page = await self.exchange.fetch_ohlcv(symbol, "1m", since=since, limit=REST_PAGE_LIMIT)
+            fresh = []
+            for raw in page:
+                parsed = parse_row(raw)
+                if isinstance(parsed, str):
+                    continue
+                t = int(parsed[0])
+                if since <= t <= gap.to_ms and t + MINUTE_MS <= now_ms:
+                    fresh.append(parsed)
+            if not fresh:
+                break
+            rows.extend(fresh)
+            since = int(fresh[-1][0]) + MINUTE_MS
+        self.stats.healed += len(rows)
+        missing = gap.minutes - len(rows)
+        if missing > 0:
+            await self.handler.on_alert(
+                "warning", f"{symbol}: {missing} candle(s) missing on the exchange in {gap}"
+            )
+        return rows
+
+    async def _emit(self, symbol: str, row: tuple[float, ...]) -> None:
+        self.stats.closed += 1
+        self.stats.last_closed_ms[symbol] = int(row[0])
+        await self.handler.on_closed_candle(symbol, row)
+
+    async def _books(self, symbol: str) -> None:
+        await self._side_stream(
+            symbol,
+            lambda: self.exchange.watch_order_book(symbol, self.book_depth),
+            self.handler.on_order_book,
+        )
+
+    async def _trades(self, symbol: str) -> None:
+        await self._side_stream(
+            symbol, lambda: self.exchange.watch_trades(symbol), self.handler.on_trades
+        )
+
+    async def _side_stream(
+        self,
+        symbol: str,
+        watch: Callable[[], Awaitable[Any]],
+        deliver: Callable[[str, Any], Awaitable[None]],
+    ) -> None:
+        backoff = self.backoff_initial_s
+        while not self._stopping.is_set():
+            try:
+                data = await watch()
+                backoff = self.backoff_initial_s
+                await deliver(symbol, data)
+            except (ReplayFinished, ccxt.NotSupported):
+                return
+            except ccxt.NetworkError:
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
