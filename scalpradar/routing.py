@@ -4,4 +4,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-websocket_urlpatterns: list = []
+from scalpradar.consumers import LiveConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/live/", LiveConsumer.as_asgi()),
+]

@@ -122,3 +122,55 @@ class Signal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} {self.side} {self.symbol} score {self.score:.2f} ({self.status})"
+
+
+class SelectorDecision(models.Model):
+    """A decision of the arena's adaptive selector, with its reason and the metrics behind it."""
+
+    class Action(models.TextChoices):
+        BOOST = "boost", "Raise capital"
+        PAUSE = "pause", "Pause (shadow)"
+        RESUME = "resume", "Resume"
+
+    strategy_name = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    reason = models.TextField()
+    new_weight = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    candle_time_ms = models.BigIntegerField(help_text="market time of the decision")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-candle_time_ms", "-id"]
+        constraints = [
+            # One decision per strategy and action per selector round: a replayed round is a no-op.
+            models.UniqueConstraint(
+                fields=["strategy_name", "action", "candle_time_ms"], name="selector_once_per_round"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_name}: {self.action} ({self.reason})"
+
+
+class ControlAction(models.Model):
+    """A trader's manual control: pause, resume, kill-switch reset — who, why, when."""
+
+    class Action(models.TextChoices):
+        PAUSE = "pause", "Pause"
+        RESUME = "resume", "Resume"
+        RESET_KILL_SWITCH = "reset_kill_switch", "Reset kill switch"
+
+    strategy_name = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    user = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_name}: {self.action} by {self.user}"

@@ -75,7 +75,9 @@ class Candle(models.Model):
                 fields=["exchange", "symbol", "timeframe", "open_time_ms"],
                 name="candle_natural_key",
             ),
-            models.CheckConstraint(condition=Q(high__gte=models.F("low")), name="candle_high_gte_low"),
+            models.CheckConstraint(
+                condition=Q(high__gte=models.F("low")), name="candle_high_gte_low"
+            ),
             models.CheckConstraint(condition=Q(volume__gte=0), name="candle_volume_non_negative"),
         ]
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlencode
 
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 
-from trading.models import Asset, Candle
+from scalpradar.consumers import fmt_time_ms, open_position_row
+from trading.core.fees import Liquidity, fee_for_fill
+from trading.core.pnl import fees_share_of_gross, unrealised_pnl
+from trading.core.types import Side
+from trading.models import Asset, Candle, Position
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +64,238 @@ def market_overview() -> list[MarketRow]:
             )
         )
     return rows
+
+
+# --- marks, open positions, trades ---------------------------------------------------------------
+
+
+def latest_marks(symbols: list[str] | None = None) -> dict[str, tuple[float, int]]:
+    """``{symbol: (last 1m close, its open time ms)}``: the mark used for open P&L.
+
+    One indexed lookup per symbol (the candle natural-key index serves ``-open_time_ms``).
+    """
+    if symbols is None:
+        symbols = list(Asset.objects.values_list("symbol", flat=True))
+    marks: dict[str, tuple[float, int]] = {}
+    for symbol in symbols:
+        row = (
+            Candle.objects.filter(symbol=symbol, timeframe="1m")
+            .order_by("-open_time_ms")
+            .values_list("close", "open_time_ms")
+            .first()
+        )
+        if row is not None:
+            marks[symbol] = (float(row[0]), int(row[1]))
+    return marks
+
+
+def open_positions(now_ms: int | None = None) -> list[dict[str, Any]]:
+    """Open positions with mark, unrealised P&L (gross, and net of fees + funding), liquidation
+    distance from the mark (%) and time in trade. Rows shaped like the live ``position.opened``
+    fragment (``scalpradar.consumers.open_position_row``) plus the mark-dependent fields.
+
+    Net unrealised = gross − entry fee − exit fee at the mark (taker) − funding paid.
+    """
+    positions = list(
+        Position.objects.filter(status=Position.Status.OPEN).order_by("-entry_time_ms")
+    )
+    marks = latest_marks(sorted({p.symbol for p in positions}))
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    rows = []
+    for p in positions:
+        side = Side(p.side)
+        mark = marks.get(p.symbol, (None, 0))[0]
+        row = open_position_row(
+            {
+                "strategy": p.strategy_name,
+                "shadow": p.shadow,
+                "ledger_id": p.ledger_id,
+                "symbol": p.symbol,
+                "side": p.side,
+                "qty": p.qty,
+                "leverage": p.leverage,
+                "entry_price": p.entry_price,
+                "entry_time_ms": p.entry_time_ms,
+                "entry_fee": p.entry_fee,
+                "stop_loss": p.stop_loss,
+                "take_profit": p.take_profit,
+                "liquidation_price": p.liquidation_price,
+                "funding": p.funding_usdt,
+            }
+        )
+        if mark is not None:
+            gross = unrealised_pnl(side, p.qty, p.entry_price, mark)
+            exit_fee = fee_for_fill(p.qty, mark, Liquidity.TAKER)
+            row.update(
+                mark_price=mark,
+                upnl_gross=gross,
+                upnl_net=gross - p.entry_fee - exit_fee - p.funding_usdt,
+                liq_distance_pct=(
+                    side.sign * (mark - p.liquidation_price) / mark * 100.0
+                    if p.liquidation_price > 0
+                    else None
+                ),
+            )
+        row["time_in_trade"] = _duration(now_ms - p.entry_time_ms)
+        rows.append(row)
+    return rows
+
+
+def _duration(ms: int) -> str:
+    minutes = max(ms, 0) // 60_000
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {mins:02d}m" if hours else f"{mins}m"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFilters:
+    """Filters of the trade history (also the CSV export). Dates are UTC days, inclusive."""
+
+    strategy: str = ""
+    symbol: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    result: str = ""  # "", "win", "loss"
+
+    def as_query(self) -> str:
+        params = {
+            "strategy": self.strategy,
+            "symbol": self.symbol,
+            "date_from": self.date_from.isoformat() if self.date_from else "",
+            "date_to": self.date_to.isoformat() if self.date_to else "",
+            "result": self.result,
+        }
+        return urlencode({k: v for k, v in params.items() if v})
+
+
+def _day_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+
+
+def closed_trades(filters: TradeFilters) -> QuerySet[Position]:
+    """Closed positions (not shadow), newest exit first, filtered."""
+    qs = Position.objects.filter(status=Position.Status.CLOSED, shadow=False)
+    if filters.strategy:
+        qs = qs.filter(strategy_name=filters.strategy)
+    if filters.symbol:
+        qs = qs.filter(symbol=filters.symbol)
+    if filters.date_from:
+        qs = qs.filter(exit_time_ms__gte=_day_ms(filters.date_from))
+    if filters.date_to:
+        qs = qs.filter(exit_time_ms__lt=_day_ms(filters.date_to) + 86_400_000)
+    if filters.result == "win":
+        qs = qs.filter(net_pnl__gt=0)
+    elif filters.result == "loss":
+        qs = qs.filter(net_pnl__lte=0)
+    return qs.order_by("-exit_time_ms", "-id")
+
+
+def trades_totals(qs: QuerySet[Position]) -> dict[str, Any]:
+    """Sums over the filtered trades, in the database (one query)."""
+    totals = qs.aggregate(
+        n=Count("id"),
+        wins=Count("id", filter=Q(net_pnl__gt=0)),
+        gross=Sum("gross_pnl"),
+        entry_fees=Sum("entry_fee"),
+        exit_fees=Sum("exit_fee"),
+        funding=Sum("funding_usdt"),
+        slippage=Sum("slippage_usdt"),
+        net=Sum("net_pnl"),
+    )
+    fees = (totals["entry_fees"] or 0.0) + (totals["exit_fees"] or 0.0)
+    gross = totals["gross"] or 0.0
+    share = fees_share_of_gross(fees, gross)
+    return {
+        "trades": totals["n"],
+        "wins": totals["wins"],
+        "win_rate_pct": totals["wins"] / totals["n"] * 100 if totals["n"] else None,
+        "gross": gross,
+        "fees": fees,
+        "fees_share_pct": share * 100 if share is not None else None,
+        "funding": totals["funding"] or 0.0,
+        "slippage": totals["slippage"] or 0.0,
+        "net": totals["net"] or 0.0,
+    }
+
+
+TRADE_CSV_COLUMNS = (
+    "strategy",
+    "symbol",
+    "side",
+    "qty",
+    "leverage",
+    "entry_time_utc",
+    "entry_price",
+    "exit_time_utc",
+    "exit_price",
+    "exit_reason",
+    "gross_pnl_usdt",
+    "fees_usdt",
+    "funding_usdt",
+    "slippage_usdt",
+    "net_pnl_usdt",
+)
+
+
+def trade_csv_rows(qs: QuerySet[Position]) -> Iterator[tuple[Any, ...]]:
+    fields = (
+        "strategy_name",
+        "symbol",
+        "side",
+        "qty",
+        "leverage",
+        "entry_time_ms",
+        "entry_price",
+        "exit_time_ms",
+        "exit_price",
+        "exit_reason",
+        "gross_pnl",
+        "entry_fee",
+        "exit_fee",
+        "funding_usdt",
+        "slippage_usdt",
+        "net_pnl",
+    )
+    for row in qs.values_list(*fields).iterator(chunk_size=2000):
+        (
+            strategy,
+            symbol,
+            side,
+            qty,
+            lev,
+            et,
+            ep,
+            xt,
+            xp,
+            reason,
+            gross,
+            ef,
+            xf,
+            fund,
+            slip,
+            net,
+        ) = row
+        yield (
+            strategy,
+            symbol,
+            side,
+            qty,
+            lev,
+            fmt_time_ms(et),
+            ep,
+            fmt_time_ms(xt),
+            xp,
+            reason,
+            gross,
+            ef + (xf or 0.0),
+            fund,
+            slip,
+            net,
+        )
+
+
+def trade_symbols() -> list[str]:
+    return list(Asset.objects.values_list("symbol", flat=True))

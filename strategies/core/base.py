@@ -43,6 +43,20 @@ class UnknownStrategy(StrategyError):
         self.kind = kind
 
 
+class StrategySkipped(StrategyError):
+    """A strategy cannot decide because a declared input is missing; ``reason`` says which.
+
+    The engine asks :meth:`Strategy.missing_inputs` before calling ``decide`` and records the
+    reason (the strategy shows as *skipped*, never as silently idle); a strategy whose ``decide``
+    is called anyway raises this.
+    """
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"{kind} skipped: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
 class InvalidParams(StrategyError):
     """Parameters that do not fit the strategy's schema; ``errors`` lists each problem."""
 
@@ -189,6 +203,26 @@ class Strategy(ABC):
     @abstractmethod
     def decide(self, market: MarketSnapshot) -> Signal | None:
         """Return a signal for the candle that just closed, or ``None``."""
+
+    def missing_inputs(self, market: MarketSnapshot) -> str | None:
+        """Why ``market`` lacks an input this strategy declared, or ``None`` when it has them all.
+
+        An absent or empty funding / open-interest / trades array, an absent order book or a
+        missing timeframe is reported in words, so the engine can show the strategy as skipped.
+        """
+        needs = self.inputs
+        missing = [tf for tf in self.warmup_candles() if tf not in market.candles]
+        if missing:
+            return f"no {', '.join(missing)} candles in the snapshot"
+        if needs.funding and (market.funding is None or len(market.funding) == 0):
+            return "no funding-rate history"
+        if needs.open_interest and (market.open_interest is None or len(market.open_interest) == 0):
+            return "no open-interest history"
+        if needs.order_book and market.order_book is None:
+            return "no order book"
+        if needs.trades and (market.trades is None or len(market.trades) == 0):
+            return "no trades"
+        return None
 
     def should_exit(self, position: PositionView, market: MarketSnapshot) -> ExitDecision | None:
         """Return an exit decision for an open position, or ``None`` to keep it."""

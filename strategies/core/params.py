@@ -82,6 +82,9 @@ class LiquidationZonesParams(ExitParams):
     min_zone_share: float = Field(
         0.15, gt=0, le=1, description="share of estimated liquidations a zone must hold"
     )
+    maintenance_margin_rate: float = Field(
+        0.004, ge=0, lt=0.5, description="maintenance margin rate assumed for the liquidations"
+    )
     stop_atr_mult: float = Field(1.0, gt=0, le=20)
     target_atr_mult: float = Field(2.0, gt=0, le=50)
     entry_type: Literal["limit", "market"] = "market"
@@ -91,6 +94,11 @@ class LiquidationZonesParams(ExitParams):
     def _leverages_positive(self) -> LiquidationZonesParams:
         if not self.leverages or any(lev < 1 or lev > 125 for lev in self.leverages):
             raise ValueError("leverages must be a non-empty list of values between 1 and 125")
+        if self.maintenance_margin_rate >= 1 / max(self.leverages):
+            raise ValueError(
+                f"maintenance_margin_rate ({self.maintenance_margin_rate}) must be below "
+                f"1/leverage for every leverage (1/{max(self.leverages)})"
+            )
         return self
 
 
@@ -102,7 +110,22 @@ class OrderFlowParams(StrategyParams):
     large_order_mult: float = Field(
         5.0, gt=1, le=100, description="a level this many times the median size is large"
     )
-    delta_window_seconds: int = Field(60, ge=1, le=3600)
+    delta_window_seconds: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="trades window of the volume delta; also the oldest book used",
+    )
+    delta_threshold: float = Field(
+        0.2, gt=0, le=1, description="|buy − sell| / taker volume that counts as one-sided flow"
+    )
+    absorption_max_move_pct: float = Field(
+        0.02,
+        ge=0,
+        le=5,
+        description="largest price move (%) that one-sided flow can make and "
+        "still count as absorbed",
+    )
     max_adjustment: float = Field(
         0.2, ge=0, le=1, description="largest score change the filter applies"
     )

@@ -98,10 +98,10 @@ class CandleCloseDetector:
             return result
         newest_t = max(rows)
         remembered: int | None = None
-        if self._forming is not None and int(self._forming[0]) not in rows:
-            if int(self._forming[0]) < newest_t:
-                remembered = int(self._forming[0])  # case 2: its last seen state
-                rows[remembered] = self._forming
+        forming_t = None if self._forming is None else int(self._forming[0])
+        if forming_t is not None and forming_t not in rows and forming_t < newest_t:
+            remembered = forming_t  # case 2: close it with its last seen state
+            rows[forming_t] = self._forming  # type: ignore[assignment]
         for t in sorted(rows):
             row = rows[t]
             is_newest = t == newest_t

@@ -1,0 +1,101 @@
+"""Funding-rate arbitrage (DESIGN §5.5): fade an extreme funding rate; slow (1h candles).
+
+A large positive funding rate means longs are crowded (they pay shorts); a large negative
+one means shorts are. On each closed 1h candle, with the LAST SETTLED rate (the newest row of
+``market.funding`` stamped at or before ``now_ms``; a predicted rate is never used):
+
+* rate ≤ −``extreme_rate`` → long;  rate ≥ +``extreme_rate`` → short;
+* only while the settlement is recent: ``now_ms − settled_at ≤ max_rate_age_hours``.
+
+The signal repeats on every candle of that window; the engine holds one position per strategy
+and symbol. Entry ``entry_type`` at the candle's close, stop/target in 1h ATRs.
+"""
+
+from __future__ import annotations
+
+from strategies.core.base import (
+    Inputs,
+    MarketSnapshot,
+    Signal,
+    Strategy,
+    StrategySkipped,
+    register,
+)
+from strategies.core.levels import (
+    atr_bracket,
+    candles_of,
+    entry_type,
+    just_closed,
+    last_atr,
+    price,
+)
+from strategies.core.params import FundingArbitrageParams
+from strategies.core.scoring import ScoreParts, ramp
+from trading.core.candles import C
+from trading.core.types import Side
+
+HOUR_MS = 3_600_000
+
+
+@register
+class FundingArbitrage(Strategy):
+    kind = "funding_arbitrage"
+    Params = FundingArbitrageParams
+    inputs = Inputs(timeframes=("1h",), funding=True)
+    description = (
+        "Fade extreme settled funding rates: long when shorts pay heavily, short when longs do."
+    )
+    params: FundingArbitrageParams
+
+    def warmup_candles(self) -> dict[str, int]:
+        return {self.params.timeframe: self.params.atr_period + 1}
+
+    def decide(self, market: MarketSnapshot) -> Signal | None:
+        p = self.params
+        missing = self.missing_inputs(market)
+        if missing is not None:
+            raise StrategySkipped(self.kind, missing)
+        assert market.funding is not None  # noqa: S101  (missing_inputs checked it)
+        candles = candles_of(market.candles, p.timeframe, self.kind)
+        if len(candles) < self.warmup_candles()[p.timeframe] or not just_closed(
+            candles, p.timeframe, market.now_ms
+        ):
+            return None
+        settled_at, rate = int(market.funding[-1, 0]), float(market.funding[-1, 1])
+        age_hours = (market.now_ms - settled_at) / HOUR_MS
+        if age_hours > p.max_rate_age_hours:
+            return None
+        if rate <= -p.extreme_rate:
+            side = Side.LONG
+        elif rate >= p.extreme_rate:
+            side = Side.SHORT
+        else:
+            return None
+        atr_value = last_atr(candles, p.atr_period)
+        if not atr_value > 0:
+            return None
+        close = float(candles[-1, C])
+        stop, target = atr_bracket(side, close, atr_value, p.stop_atr_mult, p.target_atr_mult)
+        parts = ScoreParts(
+            # Three times the extreme = full strength; a fresher rate scores higher.
+            condition=ramp(abs(rate), p.extreme_rate, 3 * p.extreme_rate),
+            trend=ramp(age_hours, p.max_rate_age_hours, 0.0),
+        )
+        crowded = "shorts pay longs" if side is Side.LONG else "longs pay shorts"
+        return Signal(
+            side=side,
+            entry_type=entry_type(p.entry_type),
+            entry_price=close,
+            stop_loss=stop,
+            take_profit=target,
+            score=parts.score(),
+            reasons=(
+                f"settled funding {rate * 100:+.4f} % ({crowded}) beyond ±"
+                f"{p.extreme_rate * 100:.4f} %",
+                f"settled {age_hours:.1f} h ago (≤ {p.max_rate_age_hours:g} h)",
+                f"stop {price(stop)} / target {price(target)} = {p.stop_atr_mult:g} / "
+                f"{p.target_atr_mult:g} ATR({p.atr_period}) {price(atr_value)}",
+                parts.describe(),
+            ),
+            timeframe=p.timeframe,
+        )

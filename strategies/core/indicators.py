@@ -1,0 +1,891 @@
+"""Technical indicators for strategy authors: vectorised functions and incremental twins.
+
+Every function takes numpy float arrays (one value per CLOSED candle, oldest first) and returns
+arrays of the same length, NaN while the indicator is warming up. The warm-up ("lookback")
+equals TA-Lib's for the same indicator, and after it the numbers agree with TA-Lib to ~1e-12
+relative on real candles (the tests check 1e-9):
+
+=====================================  ===========================================
+indicator                              leading NaN (input without leading NaN)
+=====================================  ===========================================
+``sma(x, n)``, ``volume_sma``          n - 1
+``ema(x, n)``                          n - 1
+``rsi(close, n)``                      n
+``atr(high, low, close, n)``           n
+``adx(...)`` -> adx / +DI / -DI        2n - 1 / n / n
+``bollinger(close, n, k)``             n - 1 (all three bands)
+``donchian(high, low, n)``             n - 1 (all three lines)
+``vwap_rolling(..., n)``               n - 1 (also NaN where the window traded 0 volume)
+``vwap_session(...)``                  0 (NaN only while the session has traded 0 volume)
+``percentile_rank(x, n)``              n - 1 (no TA-Lib twin; used by the regime)
+=====================================  ===========================================
+
+Leading NaN in an input (e.g. an EMA of an RSI) shift the start like TA-Lib does: the
+computation begins at the first index where every input is a number, and the warm-up counts
+from there. Inputs must be finite after that point.
+
+Each indicator also has an incremental class (``SMA(n).update(x)`` ...) for the live runtime:
+O(1) per closed candle (O(1) amortised for the rolling windows), NaN during the same warm-up,
+and BIT-IDENTICAL to the vectorised function, so a backtest and live trading take the same
+decision even on a threshold. Recursions (EMA, RSI, ATR, ADX, VWAPSession) repeat the
+vectorised arithmetic operation for operation (the vectorised side is a tight float loop, the
+one non-numpy step). Rolling windows (SMA, VolumeSMA, Bollinger, VWAPRolling) use the same
+running sum on both sides: exactly rounded (math.fsum) every n windows, then
+``sum += new - old``; rounding drift is thus bounded to n - 1 additions. ``PercentileRank``
+(used by the regime) counts, so it is exact too.
+
+Deliberate differences from TA-Lib, all in degenerate cases: TA-Lib treats any value below
+1e-8 as zero (which breaks sub-cent coins); here only an exact zero is zero. A perfectly flat
+market gives RSI 50 (TA-Lib: 0, which would read as "oversold" during an exchange halt).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_left, bisect_right, insort
+from collections import deque
+from typing import Final
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+NAN: Final = math.nan
+DAY_MS: Final = 86_400_000
+
+
+# --- helpers
+
+
+def _as_float_array(values: ArrayLike, name: str) -> FloatArray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of floats, got shape {array.shape}")
+    return array
+
+
+def _check_period(n: int, minimum: int = 1) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < minimum:
+        raise ValueError(f"period must be an integer ≥ {minimum}, got {n!r}")
+    return int(n)
+
+
+def _same_length(*arrays: FloatArray) -> int:
+    lengths = {len(a) for a in arrays}
+    if len(lengths) != 1:
+        raise ValueError(f"input arrays must have the same length, got lengths {sorted(lengths)}")
+    return lengths.pop()
+
+
+def _first_valid(*arrays: FloatArray) -> int:
+    """First index at which every input is a number (TA-Lib skips leading NaN the same way)."""
+    start = 0
+    for array in arrays:
+        valid = np.flatnonzero(~np.isnan(array))
+        start = max(start, int(valid[0]) if len(valid) else len(array))
+    return start
+
+
+def _window_sums(values: FloatArray, n: int) -> FloatArray:
+    """Sum of each window of n consecutive values (len - n + 1 sums), as a running sum.
+
+    S[j] = fsum(values[j..j+n-1]) (exactly rounded) when j % n == 0, else
+    S[j] = S[j-1] + (values[j+n-1] - values[j-1]). Re-summing every n windows bounds rounding
+    drift to n - 1 additions; the incremental classes make the same float operations in the
+    same order (cumsum adds left to right), so both agree bit for bit.
+    """
+    count = len(values) - n + 1
+    steps = np.empty(count)
+    steps[1:] = values[n:] - values[: len(values) - n]
+    firsts = sliding_window_view(values, n)[::n].tolist()
+    steps[::n] = [math.fsum(window) for window in firsts]
+    return _cumsum_per_segment(steps, n)
+
+
+def _cumsum_per_segment(steps: FloatArray, n: int) -> FloatArray:
+    """Left-to-right cumulative sums restarting every n elements."""
+    count = len(steps)
+    padded = np.zeros(-(-count // n) * n)
+    padded[:count] = steps
+    return np.cumsum(padded.reshape(-1, n), axis=1).ravel()[:count]
+
+
+class _RunningWindowSum:
+    """Incremental twin of ``_window_sums``: push a value, get the sum of the last n (or NaN)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.window: deque[float] = deque()
+        self._full_windows = 0
+        self._sum = NAN
+
+    def push(self, x: float) -> float:
+        window = self.window
+        window.append(x)
+        if len(window) < self.n:
+            return NAN
+        old = window.popleft() if len(window) > self.n else NAN
+        if self._full_windows % self.n == 0:
+            self._sum = math.fsum(window)
+        else:
+            self._sum = self._sum + (x - old)
+        self._full_windows += 1
+        return self._sum
+
+
+def _true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
+    """TR[i] = max(high[i] - low[i], |high[i] - close[i-1]|, |low[i] - close[i-1]|), i ≥ 1.
+
+    TR[0] is NaN (no previous close), as in TA-Lib's TRANGE.
+    """
+    tr = np.full(len(high), NAN)
+    prev_close = close[:-1]
+    tr[1:] = np.maximum(
+        np.maximum(high[1:] - low[1:], np.abs(high[1:] - prev_close)),
+        np.abs(low[1:] - prev_close),
+    )
+    return tr
+
+
+def _true_range_one(high: float, low: float, prev_close: float) -> float:
+    greatest = high - low
+    to_high = abs(high - prev_close)
+    if to_high > greatest:
+        greatest = to_high
+    to_low = abs(low - prev_close)
+    if to_low > greatest:
+        greatest = to_low
+    return greatest
+
+
+def _directional_moves(high: FloatArray, low: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Wilder's +DM and -DM (index 0 is NaN).
+
+    up = high[i] - high[i-1], down = low[i-1] - low[i];
+    +DM = up if up > 0 and up > down else 0; -DM = down if down > 0 and down > up else 0.
+    """
+    up = np.full(len(high), NAN)
+    down = np.full(len(high), NAN)
+    up[1:] = high[1:] - high[:-1]
+    down[1:] = low[:-1] - low[1:]
+    plus_dm = np.where((up > 0) & (up > down), up, 0.0)
+    minus_dm = np.where((down > 0) & (down > up), down, 0.0)
+    plus_dm[0] = minus_dm[0] = NAN
+    return plus_dm, minus_dm
+
+
+def _directional_moves_one(
+    high: float, low: float, prev_high: float, prev_low: float
+) -> tuple[float, float]:
+    up = high - prev_high
+    down = prev_low - low
+    plus_dm = up if up > 0 and up > down else 0.0
+    minus_dm = down if down > 0 and down > up else 0.0
+    return plus_dm, minus_dm
+
+
+def _wilder_average(values: FloatArray, n: int) -> FloatArray:
+    """Wilder's smoothing of values[0..]: a = mean(values[:n]) (summed left to right), then
+    a = (a * (n - 1) + value) / n. Returns len(values) - n + 1 averages."""
+    xs = values.tolist()
+    total = 0.0
+    for value in xs[:n]:
+        total += value
+    average = total / n
+    result = [average]
+    append = result.append
+    keep = n - 1
+    for value in xs[n:]:
+        average = (average * keep + value) / n
+        append(average)
+    return np.array(result)
+
+
+def _wilder_sum(values: FloatArray, n: int) -> FloatArray:
+    """Wilder's running sum (TA-Lib's DM/TR smoothing for ADX): s = sum(values[:n-1]), then
+    s = s - s / n + value for each later value. Returns len(values) - n + 1 sums."""
+    xs = values.tolist()
+    total = 0.0
+    for value in xs[: n - 1]:
+        total += value
+    result: list[float] = []
+    append = result.append
+    for value in xs[n - 1 :]:
+        total = total - total / n + value
+        append(total)
+    return np.array(result)
+
+
+def _adx_from_dx(dx: FloatArray, n: int) -> FloatArray:
+    """ADX from DX values (NaN where +DI + -DI was 0: skipped, ADX holds):
+    first ADX = sum(DX[:n]) / n, then ADX = (ADX * (n - 1) + DX) / n."""
+    xs = dx.tolist()
+    total = 0.0
+    for value in xs[:n]:
+        if value == value:
+            total += value
+    average = total / n
+    result = [average]
+    append = result.append
+    keep = n - 1
+    for value in xs[n:]:
+        if value == value:
+            average = (average * keep + value) / n
+        append(average)
+    return np.array(result)
+
+
+def _typical_price(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
+    return (high + low + close) / 3.0
+
+
+# --- vectorised
+
+
+def sma(x: ArrayLike, n: int) -> FloatArray:
+    """Simple moving average: SMA[i] = (x[i-n+1] + ... + x[i]) / n, in the units of x.
+
+    NaN for the first n - 1 values (TA-Lib SMA lookback).
+    """
+    values = _as_float_array(x, "x")
+    n = _check_period(n)
+    out = np.full(len(values), NAN)
+    start = _first_valid(values)
+    if len(values) - start >= n:
+        out[start + n - 1 :] = _window_sums(values[start:], n) / n
+    return out
+
+
+def volume_sma(volume: ArrayLike, n: int) -> FloatArray:
+    """Average volume of the last n candles (base units per candle); n - 1 leading NaN.
+
+    A volume spike is ``volume[i] / volume_sma(volume, n)[i - 1]``: compare with the average of
+    the candles BEFORE the one being judged.
+    """
+    return sma(volume, n)
+
+
+def ema(x: ArrayLike, n: int) -> FloatArray:
+    """Exponential moving average with k = 2 / (n + 1), in the units of x.
+
+    Seeded like TA-Lib: EMA[n-1] = mean(x[0..n-1]); then EMA[i] = (x[i] - EMA[i-1]) * k +
+    EMA[i-1]. NaN for the first n - 1 values.
+    """
+    values = _as_float_array(x, "x")
+    n = _check_period(n)
+    out = np.full(len(values), NAN)
+    start = _first_valid(values)
+    if len(values) - start < n:
+        return out
+    xs = values[start:].tolist()
+    k = 2.0 / (n + 1)
+    total = 0.0
+    for value in xs[:n]:
+        total += value
+    prev = total / n
+    result = [prev]
+    append = result.append
+    for value in xs[n:]:
+        prev = (value - prev) * k + prev
+        append(prev)
+    out[start + n - 1 :] = result
+    return out
+
+
+def _rsi_value(avg_gain: float, avg_loss: float) -> float:
+    total = avg_gain + avg_loss
+    return 100.0 * (avg_gain / total) if total != 0.0 else 50.0
+
+
+def rsi(close: ArrayLike, n: int = 14) -> FloatArray:
+    """Wilder's Relative Strength Index, 0..100.
+
+    d[i] = close[i] - close[i-1]; the first averages are the plain means of gains and losses
+    over d[1..n]; then avg = (avg * (n - 1) + today's gain or loss) / n.
+    RSI = 100 * avg_gain / (avg_gain + avg_loss) (= 100 - 100 / (1 + RS)); 50 when both are 0.
+    NaN for the first n values (one extra for the first difference).
+    """
+    values = _as_float_array(close, "close")
+    n = _check_period(n, 2)
+    out = np.full(len(values), NAN)
+    start = _first_valid(values)
+    if len(values) - start <= n:
+        return out
+    diffs = np.diff(values[start:])
+    gains = np.where(diffs > 0, diffs, 0.0)
+    losses = np.where(diffs < 0, -diffs, 0.0)
+    avg_gain = _wilder_average(gains, n)
+    avg_loss = _wilder_average(losses, n)
+    total = avg_gain + avg_loss
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = np.where(total != 0.0, 100.0 * (avg_gain / total), 50.0)
+    out[start + n :] = result
+    return out
+
+
+def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> FloatArray:
+    """Wilder's Average True Range, in price units (USDT).
+
+    TR[i] = max(high - low, |high - prev close|, |low - prev close|) for i ≥ 1;
+    ATR[n] = mean(TR[1..n]); then ATR[i] = (ATR[i-1] * (n - 1) + TR[i]) / n.
+    NaN for the first n values.
+    """
+    h, lo, c = (
+        _as_float_array(a, name) for a, name in ((high, "high"), (low, "low"), (close, "close"))
+    )
+    length = _same_length(h, lo, c)
+    n = _check_period(n)
+    out = np.full(length, NAN)
+    start = _first_valid(h, lo, c)
+    if length - start <= n:
+        return out
+    result = _wilder_average(_true_range(h[start:], lo[start:], c[start:])[1:], n)
+    out[start + n :] = result
+    return out
+
+
+def adx(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Wilder's Average Directional Index with its directional indicators, all 0..100.
+
+    With Wilder sums S = S - S / n + today's value (the first S is a plain sum over bars
+    1..n-1 before the first update at bar n) of TR, +DM and -DM:
+    +DI = 100 * S(+DM) / S(TR), -DI = 100 * S(-DM) / S(TR),
+    DX = 100 * |+DI - -DI| / (+DI + -DI); ADX[2n-1] = mean(DX[n..2n-1]), then
+    ADX[i] = (ADX[i-1] * (n - 1) + DX[i]) / n (unchanged on a bar where +DI + -DI = 0).
+    Returns ``(adx, plus_di, minus_di)``: NaN for the first 2n - 1 / n / n values.
+    """
+    h, lo, c = (
+        _as_float_array(a, name) for a, name in ((high, "high"), (low, "low"), (close, "close"))
+    )
+    length = _same_length(h, lo, c)
+    n = _check_period(n, 2)
+    adx_out = np.full(length, NAN)
+    plus_out = np.full(length, NAN)
+    minus_out = np.full(length, NAN)
+    start = _first_valid(h, lo, c)
+    if length - start <= n:
+        return adx_out, plus_out, minus_out
+    hs, ls, cs = h[start:], lo[start:], c[start:]
+    plus_dm, minus_dm = _directional_moves(hs, ls)
+    s_tr = _wilder_sum(_true_range(hs, ls, cs)[1:], n)
+    s_plus = _wilder_sum(plus_dm[1:], n)
+    s_minus = _wilder_sum(minus_dm[1:], n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plus_di = np.where(s_tr != 0.0, 100.0 * (s_plus / s_tr), 0.0)
+        minus_di = np.where(s_tr != 0.0, 100.0 * (s_minus / s_tr), 0.0)
+        di_sum = plus_di + minus_di
+        dx = np.where(di_sum != 0.0, 100.0 * (np.abs(minus_di - plus_di) / di_sum), NAN)
+    plus_out[start + n :] = plus_di
+    minus_out[start + n :] = minus_di
+    if len(dx) >= n:
+        adx_out[start + 2 * n - 1 :] = _adx_from_dx(dx, n)
+    return adx_out, plus_out, minus_out
+
+
+def bollinger(
+    close: ArrayLike, n: int = 20, k: float = 2.0
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Bollinger bands ``(upper, middle, lower)`` in price units.
+
+    middle = SMA(close, n); sigma = population standard deviation of the same n closes
+    (divide by n, as TA-Lib); upper = middle + k * sigma; lower = middle - k * sigma.
+    NaN for the first n - 1 values.
+    """
+    values = _as_float_array(close, "close")
+    n = _check_period(n)
+    upper = np.full(len(values), NAN)
+    middle = np.full(len(values), NAN)
+    lower = np.full(len(values), NAN)
+    start = _first_valid(values)
+    if len(values) - start < n:
+        return upper, middle, lower
+    tail = values[start:]
+    mean = _window_sums(tail, n) / n
+    deviation_sq_sums = _shifted_square_window_sums(tail, n)
+    variance = np.maximum(deviation_sq_sums[1] / n - np.square(deviation_sq_sums[0] / n), 0.0)
+    width = np.sqrt(variance) * k
+    middle[start + n - 1 :] = mean
+    upper[start + n - 1 :] = mean + width
+    lower[start + n - 1 :] = mean - width
+    return upper, middle, lower
+
+
+def _shifted_square_window_sums(values: FloatArray, n: int) -> tuple[FloatArray, FloatArray]:
+    """Window sums of d and d^2 with d = x - c, c = first value of the window at each exact
+    re-sum (every n windows). Shifting keeps E[d^2] - E[d]^2 free of the catastrophic
+    cancellation that E[x^2] - E[x]^2 suffers at prices of 1e5."""
+    count = len(values) - n + 1
+    shift = values[(np.arange(count) // n) * n]
+    new_dev = values[n - 1 :] - shift
+    old_dev = np.empty(count)
+    old_dev[1:] = values[: count - 1] - shift[1:]
+    steps = new_dev - old_dev
+    steps_sq = new_dev * new_dev - old_dev * old_dev
+    firsts = sliding_window_view(values, n)[::n] - shift[::n, None]
+    steps[::n] = [math.fsum(window) for window in firsts.tolist()]
+    steps_sq[::n] = [math.fsum(window) for window in (firsts * firsts).tolist()]
+    return _cumsum_per_segment(steps, n), _cumsum_per_segment(steps_sq, n)
+
+
+def donchian(high: ArrayLike, low: ArrayLike, n: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Donchian channel ``(upper, lower, middle)`` in price units.
+
+    upper[i] = max(high[i-n+1..i]), lower[i] = min(low[i-n+1..i]) (TA-Lib MAX / MIN),
+    middle = (upper + lower) / 2. The window INCLUDES candle i: a breakout test on candle i
+    compares its close with ``upper[i - 1]``. NaN for the first n - 1 values.
+    """
+    h = _as_float_array(high, "high")
+    lo = _as_float_array(low, "low")
+    length = _same_length(h, lo)
+    n = _check_period(n)
+    upper = np.full(length, NAN)
+    lower = np.full(length, NAN)
+    start = _first_valid(h, lo)
+    if length - start >= n:
+        upper[start + n - 1 :] = sliding_window_view(h[start:], n).max(axis=1)
+        lower[start + n - 1 :] = sliding_window_view(lo[start:], n).min(axis=1)
+    return upper, lower, (upper + lower) / 2.0
+
+
+def vwap_rolling(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike, n: int
+) -> FloatArray:
+    """Volume-weighted average price of the last n candles, in price units.
+
+    typical = (high + low + close) / 3; VWAP[i] = sum(typical * volume) / sum(volume) over
+    candles i-n+1..i. NaN for the first n - 1 values and where the window traded no volume.
+    """
+    h, lo, c, v = (
+        _as_float_array(a, name)
+        for a, name in ((high, "high"), (low, "low"), (close, "close"), (volume, "volume"))
+    )
+    length = _same_length(h, lo, c, v)
+    n = _check_period(n)
+    out = np.full(length, NAN)
+    start = _first_valid(h, lo, c, v)
+    if length - start < n:
+        return out
+    vs = v[start:]
+    traded = _window_sums(vs, n)
+    weighted = _window_sums(_typical_price(h[start:], lo[start:], c[start:]) * vs, n)
+    has_volume = sliding_window_view(vs != 0.0, n).any(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[start + n - 1 :] = np.where(has_volume, weighted / traded, NAN)
+    return out
+
+
+def vwap_session(
+    open_time_ms: ArrayLike,
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    volume: ArrayLike,
+    session_ms: int = DAY_MS,
+) -> FloatArray:
+    """VWAP anchored at each session start (default: 00:00 UTC), in price units.
+
+    Session of a candle = floor(open_time_ms / session_ms). VWAP[i] = cumulative
+    sum(typical * volume) / cumulative sum(volume) from the session's first candle to i,
+    typical = (high + low + close) / 3. No warm-up; NaN only while the session has traded no
+    volume. Open times must be increasing.
+    """
+    t, h, lo, c, v = (
+        _as_float_array(a, name)
+        for a, name in (
+            (open_time_ms, "open_time_ms"),
+            (high, "high"),
+            (low, "low"),
+            (close, "close"),
+            (volume, "volume"),
+        )
+    )
+    length = _same_length(t, h, lo, c, v)
+    session_ms = _check_period(session_ms)
+    out = np.full(length, NAN)
+    if length == 0:
+        return out
+    sessions = np.floor_divide(t, session_ms)
+    if (np.diff(sessions) < 0).any():
+        raise ValueError("open_time_ms must be increasing for vwap_session")
+    weighted = _typical_price(h, lo, c) * v
+    bounds = np.flatnonzero(np.r_[True, sessions[1:] != sessions[:-1], True])
+    # One cumsum per session (a loop over sessions, not candles): a left-to-right running sum,
+    # bit-identical to VWAPSession's.
+    for begin, end in itertools.pairwise(bounds.tolist()):
+        traded = np.cumsum(v[begin:end])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[begin:end] = np.where(traded != 0.0, np.cumsum(weighted[begin:end]) / traded, NAN)
+    return out
+
+
+# --- incremental
+
+
+class SMA:
+    """Incremental ``sma``: ``update(x)`` with each closed value returns the current SMA.
+
+    O(1) amortised (running sum, re-summed exactly every n updates); bit-identical to ``sma``.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = _check_period(n)
+        self._sum = _RunningWindowSum(self.n)
+        self.value = NAN
+
+    def update(self, x: float) -> float:
+        x = float(x)
+        if not self._sum.window and math.isnan(x):
+            return NAN
+        self.value = self._sum.push(x) / self.n
+        return self.value
+
+
+class VolumeSMA(SMA):
+    """Incremental ``volume_sma``: average volume of the last n candles."""
+
+
+class EMA:
+    """Incremental ``ema`` (TA-Lib seeding); bit-identical to the vectorised function."""
+
+    def __init__(self, n: int) -> None:
+        self.n = _check_period(n)
+        self.k = 2.0 / (self.n + 1)
+        self._count = 0
+        self._total = 0.0
+        self.value = NAN
+
+    def update(self, x: float) -> float:
+        x = float(x)
+        if self._count == 0 and math.isnan(x):
+            return NAN
+        self._count += 1
+        if self._count < self.n:
+            self._total += x
+        elif self._count == self.n:
+            self._total += x
+            self.value = self._total / self.n
+        else:
+            self.value = (x - self.value) * self.k + self.value
+        return self.value
+
+
+class RSI:
+    """Incremental Wilder ``rsi``; bit-identical to the vectorised function."""
+
+    def __init__(self, n: int = 14) -> None:
+        self.n = _check_period(n, 2)
+        self._prev_close = NAN
+        self._diffs = 0
+        self._avg_gain = 0.0
+        self._avg_loss = 0.0
+        self.value = NAN
+
+    def update(self, close: float) -> float:
+        close = float(close)
+        if math.isnan(self._prev_close):
+            self._prev_close = close
+            return NAN
+        d = close - self._prev_close
+        self._prev_close = close
+        self._diffs += 1
+        n = self.n
+        if self._diffs <= n:
+            if d < 0:
+                self._avg_loss -= d
+            else:
+                self._avg_gain += d
+            if self._diffs < n:
+                return NAN
+            self._avg_loss /= n
+            self._avg_gain /= n
+        else:
+            self._avg_loss *= n - 1
+            self._avg_gain *= n - 1
+            if d < 0:
+                self._avg_loss -= d
+            else:
+                self._avg_gain += d
+            self._avg_loss /= n
+            self._avg_gain /= n
+        self.value = _rsi_value(self._avg_gain, self._avg_loss)
+        return self.value
+
+
+class ATR:
+    """Incremental Wilder ``atr``; bit-identical to the vectorised function."""
+
+    def __init__(self, n: int = 14) -> None:
+        self.n = _check_period(n)
+        self._prev_close = NAN
+        self._count = 0
+        self._total = 0.0
+        self.value = NAN
+
+    def update(self, high: float, low: float, close: float) -> float:
+        prev_close = self._prev_close
+        self._prev_close = float(close)
+        if math.isnan(prev_close):
+            return NAN
+        tr = _true_range_one(float(high), float(low), prev_close)
+        self._count += 1
+        if self._count <= self.n:
+            self._total += tr
+            if self._count == self.n:
+                self.value = self._total / self.n
+        else:
+            self.value = (self.value * (self.n - 1) + tr) / self.n
+        return self.value
+
+
+class ADX:
+    """Incremental Wilder ``adx``: ``update(high, low, close) -> (adx, plus_di, minus_di)``.
+
+    Bit-identical to the vectorised function.
+    """
+
+    def __init__(self, n: int = 14) -> None:
+        self.n = _check_period(n, 2)
+        self._prev: tuple[float, float, float] | None = None
+        self._bar = 0
+        self._s_tr = self._s_plus = self._s_minus = 0.0
+        self._sum_dx = 0.0
+        self.value: tuple[float, float, float] = (NAN, NAN, NAN)
+
+    def update(self, high: float, low: float, close: float) -> tuple[float, float, float]:
+        high, low, close = float(high), float(low), float(close)
+        prev = self._prev
+        self._prev = (high, low, close)
+        if prev is None:
+            return self.value
+        self._bar += 1
+        n, i = self.n, self._bar
+        plus_dm, minus_dm = _directional_moves_one(high, low, prev[0], prev[1])
+        tr = _true_range_one(high, low, prev[2])
+        if i < n:
+            self._s_plus += plus_dm
+            self._s_minus += minus_dm
+            self._s_tr += tr
+            return self.value
+        self._s_plus = self._s_plus - self._s_plus / n + plus_dm
+        self._s_minus = self._s_minus - self._s_minus / n + minus_dm
+        self._s_tr = s_tr = self._s_tr - self._s_tr / n + tr
+        if s_tr != 0.0:
+            p = 100.0 * (self._s_plus / s_tr)
+            m = 100.0 * (self._s_minus / s_tr)
+            di_sum = p + m
+            dx = 100.0 * (abs(m - p) / di_sum) if di_sum != 0.0 else NAN
+        else:
+            p = m = 0.0
+            dx = NAN
+        adx_value = self.value[0]
+        if i < 2 * n - 1:
+            if dx == dx:
+                self._sum_dx += dx
+        elif i == 2 * n - 1:
+            if dx == dx:
+                self._sum_dx += dx
+            adx_value = self._sum_dx / n
+        elif dx == dx:
+            adx_value = (adx_value * (n - 1) + dx) / n
+        self.value = (adx_value, p, m)
+        return self.value
+
+
+class Bollinger:
+    """Incremental ``bollinger``: ``update(close) -> (upper, middle, lower)``.
+
+    O(1) amortised; bit-identical to ``bollinger`` (same running sums of x, x - c and
+    (x - c)^2, re-summed exactly every n updates).
+    """
+
+    def __init__(self, n: int = 20, k: float = 2.0) -> None:
+        self.n = _check_period(n)
+        self.k = float(k)
+        self._sum = _RunningWindowSum(self.n)
+        self._window: deque[float] = deque()
+        self._full_windows = 0
+        self._shift = self._dev_sum = self._dev_sq_sum = NAN
+        self.value: tuple[float, float, float] = (NAN, NAN, NAN)
+
+    def update(self, close: float) -> tuple[float, float, float]:
+        x = float(close)
+        window = self._window
+        if not window and math.isnan(x):
+            return self.value
+        total = self._sum.push(x)
+        window.append(x)
+        if len(window) < self.n:
+            return self.value
+        old = window.popleft() if len(window) > self.n else NAN
+        if self._full_windows % self.n == 0:
+            self._shift = shift = window[0]
+            deviations = [value - shift for value in window]
+            self._dev_sum = math.fsum(deviations)
+            self._dev_sq_sum = math.fsum([d * d for d in deviations])
+        else:
+            new_dev = x - self._shift
+            old_dev = old - self._shift
+            self._dev_sum = self._dev_sum + (new_dev - old_dev)
+            self._dev_sq_sum = self._dev_sq_sum + (new_dev * new_dev - old_dev * old_dev)
+        self._full_windows += 1
+        n = self.n
+        mean_dev = self._dev_sum / n
+        variance = max(self._dev_sq_sum / n - mean_dev * mean_dev, 0.0)
+        middle = total / n
+        width = math.sqrt(variance) * self.k
+        self.value = (middle + width, middle, middle - width)
+        return self.value
+
+
+class _MonotonicWindow:
+    """Max (or min) of the last n values in O(1) amortised (monotonic deque of (index, value))."""
+
+    def __init__(self, n: int, *, largest: bool) -> None:
+        self.n = n
+        self.largest = largest
+        self._queue: deque[tuple[int, float]] = deque()
+        self._index = -1
+
+    def push(self, value: float) -> float:
+        self._index += 1
+        queue = self._queue
+        if self.largest:
+            while queue and queue[-1][1] <= value:
+                queue.pop()
+        else:
+            while queue and queue[-1][1] >= value:
+                queue.pop()
+        queue.append((self._index, value))
+        if queue[0][0] <= self._index - self.n:
+            queue.popleft()
+        return queue[0][1] if self._index >= self.n - 1 else NAN
+
+
+class Donchian:
+    """Incremental ``donchian``: ``update(high, low) -> (upper, lower, middle)``; exact."""
+
+    def __init__(self, n: int) -> None:
+        self.n = _check_period(n)
+        self._highs = _MonotonicWindow(self.n, largest=True)
+        self._lows = _MonotonicWindow(self.n, largest=False)
+        self.value: tuple[float, float, float] = (NAN, NAN, NAN)
+
+    def update(self, high: float, low: float) -> tuple[float, float, float]:
+        upper = self._highs.push(float(high))
+        lower = self._lows.push(float(low))
+        self.value = (upper, lower, (upper + lower) / 2.0)
+        return self.value
+
+
+class VWAPRolling:
+    """Incremental ``vwap_rolling``: ``update(high, low, close, volume) -> vwap``.
+
+    O(1) amortised; bit-identical to ``vwap_rolling`` (same running sums, re-summed exactly
+    every n updates; a count of candles with volume makes a zero-volume window NaN).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = _check_period(n)
+        self._weighted = _RunningWindowSum(self.n)
+        self._traded = _RunningWindowSum(self.n)
+        self._has_volume: deque[bool] = deque()
+        self._with_volume = 0
+        self.value = NAN
+
+    def update(self, high: float, low: float, close: float, volume: float) -> float:
+        v = float(volume)
+        weighted = self._weighted.push((float(high) + float(low) + float(close)) / 3.0 * v)
+        traded = self._traded.push(v)
+        self._has_volume.append(v != 0.0)
+        self._with_volume += v != 0.0
+        if len(self._has_volume) > self.n:
+            self._with_volume -= self._has_volume.popleft()
+        if len(self._has_volume) < self.n or self._with_volume == 0:
+            self.value = NAN
+        else:
+            self.value = weighted / traded
+        return self.value
+
+
+class VWAPSession:
+    """Incremental ``vwap_session``: ``update(open_time_ms, high, low, close, volume)``.
+
+    Sums restart at each session boundary; bit-identical to the vectorised function.
+    """
+
+    def __init__(self, session_ms: int = DAY_MS) -> None:
+        self.session_ms = _check_period(session_ms)
+        self._session: float | None = None
+        self._weighted = self._traded = 0.0
+        self.value = NAN
+
+    def update(
+        self, open_time_ms: float, high: float, low: float, close: float, volume: float
+    ) -> float:
+        session = float(open_time_ms) // self.session_ms
+        if self._session is not None and session < self._session:
+            raise ValueError("open_time_ms must be increasing for VWAPSession")
+        v = float(volume)
+        weighted = (float(high) + float(low) + float(close)) / 3.0 * v
+        if session != self._session:
+            self._session = session
+            self._weighted, self._traded = weighted, v
+        else:
+            self._weighted += weighted
+            self._traded += v
+        self.value = self._weighted / self._traded if self._traded != 0.0 else NAN
+        return self.value
+
+
+class PercentileRank:
+    """Percentile rank of each new value among the last n values (itself included), 0..100.
+
+    rank = 100 * count(window values ≤ x) / n; NaN until n values were seen. O(log n) search
+    plus an O(n) memmove in a sorted list (fast in C for the windows used here, n ≤ ~1000).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = _check_period(n)
+        self._window: deque[float] = deque()
+        self._sorted: list[float] = []
+        self.value = NAN
+
+    def update(self, x: float) -> float:
+        x = float(x)
+        if math.isnan(x):
+            return NAN
+        self._window.append(x)
+        insort(self._sorted, x)
+        if len(self._window) > self.n:
+            old = self._window.popleft()
+            del self._sorted[bisect_left(self._sorted, old)]
+        if len(self._window) < self.n:
+            return NAN
+        self.value = 100.0 * bisect_right(self._sorted, x) / self.n
+        return self.value
+
+
+def percentile_rank(x: ArrayLike, n: int) -> FloatArray:
+    """Rolling percentile rank: 100 * count(x[i-n+1..i] ≤ x[i]) / n, 0..100.
+
+    NaN for the first n - 1 values after the input's leading NaN.
+    """
+    values = _as_float_array(x, "x")
+    n = _check_period(n)
+    out = np.full(len(values), NAN)
+    start = _first_valid(values)
+    if len(values) - start >= n:
+        tail = values[start:]
+        windows = sliding_window_view(tail, n)
+        counts = np.empty(len(windows), dtype=np.int64)
+        # Chunks bound the (rows x n) comparison matrix to a few MB.
+        step = max(1, 4_000_000 // n)
+        for begin in range(0, len(windows), step):
+            chunk = windows[begin : begin + step]
+            counts[begin : begin + step] = (chunk <= chunk[:, -1:]).sum(axis=1)
+        out[start + n - 1 :] = 100.0 * counts / n
+    return out

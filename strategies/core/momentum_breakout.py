@@ -1,0 +1,140 @@
+"""Momentum breakout (DESIGN §5.4): a range breakout on volume, confirmed on higher timeframes.
+
+On the entry timeframe (default 5m), with the range = highest high / lowest low of the
+``range_lookback`` candles BEFORE the one that just closed (the Donchian channel one candle
+back, so the breakout candle never widens its own range):
+
+* long  when close > range high, short when close < range low;
+* and volume > ``volume_mult`` × the average of the ``volume_window`` candles before it;
+* and on every ``confirm_timeframes`` (15m, 1h) the last CLOSED candle is on the same side
+  of its EMA(``confirm_ema_period``) (close above for a long, below for a short);
+* and, if ``require_high_volatility``, the regime classifier flags high volatility.
+
+High volatility = ATR in % of price ranked ≥ 80th percentile of the last 200 candles
+(:mod:`strategies.core.regime`). Entry: ``entry_type`` (default MARKET, filled at the next
+candle's open), stop/target in ATRs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from strategies.core import indicators
+from strategies.core.base import Inputs, MarketSnapshot, Signal, Strategy, register
+from strategies.core.levels import (
+    atr_bracket,
+    candles_of,
+    entry_type,
+    just_closed,
+    last_atr,
+    price,
+    volume_ratio,
+)
+from strategies.core.params import MomentumBreakoutParams
+from strategies.core.regime import RegimeThresholds, Volatility, classify_regime
+from strategies.core.scoring import ScoreParts, ramp
+from trading.core.candles import C, H, L
+from trading.core.types import Side
+
+VOLATILITY_WINDOW = 200  # candles the ATR percentile is ranked over (fits a 500-candle snapshot)
+
+
+@register
+class MomentumBreakout(Strategy):
+    kind = "momentum_breakout"
+    Params = MomentumBreakoutParams
+    inputs = Inputs(timeframes=("5m", "15m", "1h"))
+    description = (
+        "Breakout of the recent range on a volume surge, confirmed by the 15m and 1h EMAs; "
+        "best in high volatility."
+    )
+    params: MomentumBreakoutParams
+
+    def warmup_candles(self) -> dict[str, int]:
+        p = self.params
+        counts: dict[str, int] = {
+            p.timeframe: max(p.range_lookback, p.volume_window, p.atr_period) + 1
+        }
+        if p.require_high_volatility:
+            counts[p.timeframe] = max(counts[p.timeframe], p.atr_period + VOLATILITY_WINDOW)
+        for tf in p.confirm_timeframes:
+            counts[tf] = max(counts.get(tf, 0), p.confirm_ema_period)
+        return counts
+
+    def decide(self, market: MarketSnapshot) -> Signal | None:
+        p = self.params
+        warmup = self.warmup_candles()
+        candles = candles_of(market.candles, p.timeframe, self.kind)
+        if len(candles) < warmup[p.timeframe] or not just_closed(
+            candles, p.timeframe, market.now_ms
+        ):
+            return None
+        close = float(candles[-1, C])
+        previous = candles[-p.range_lookback - 1 : -1]
+        range_high = float(previous[:, H].max())
+        range_low = float(previous[:, L].min())
+        if close > range_high:
+            side, broken = Side.LONG, range_high
+        elif close < range_low:
+            side, broken = Side.SHORT, range_low
+        else:
+            return None
+        ratio = volume_ratio(candles, p.volume_window)
+        atr_value = last_atr(candles, p.atr_period)
+        if not (math.isfinite(ratio) and ratio > p.volume_mult) or not atr_value > 0:
+            return None
+        reasons = [
+            f"close {price(close)} {'>' if side is Side.LONG else '<'} the "
+            f"{p.range_lookback}-candle range {'high' if side is Side.LONG else 'low'} "
+            f"{price(broken)}",
+            f"volume {ratio:.2f}× the {p.volume_window}-candle average "
+            f"(needs > {p.volume_mult:g}×)",
+        ]
+        for tf in p.confirm_timeframes:
+            confirm = candles_of(market.candles, tf, self.kind)
+            if len(confirm) < warmup[tf]:
+                return None
+            ema_value = float(indicators.ema(confirm[:, C], p.confirm_ema_period)[-1])
+            tf_close = float(confirm[-1, C])
+            if not np.isfinite(ema_value) or (tf_close - ema_value) * side.sign <= 0:
+                return None
+            reasons.append(
+                f"{tf} close {price(tf_close)} {'>' if side is Side.LONG else '<'} "
+                f"EMA({p.confirm_ema_period}) {price(ema_value)}"
+            )
+        rules = RegimeThresholds(atr_period=p.atr_period, atr_percentile_window=VOLATILITY_WINDOW)
+        volatility = classify_regime(candles, rules).at(-1)
+        high_volatility = volatility.volatility == Volatility.HIGH
+        if p.require_high_volatility and not high_volatility:
+            return None
+        if high_volatility:
+            reasons.append(
+                f"{p.timeframe} volatility high: ATR % at percentile "
+                f"{volatility.atr_percentile:.0f} "
+                f"of the last {VOLATILITY_WINDOW} candles"
+            )
+        stop, target = atr_bracket(side, close, atr_value, p.stop_atr_mult, p.target_atr_mult)
+        parts = ScoreParts(
+            # A close one ATR beyond the range = full strength.
+            condition=ramp(abs(close - broken) / atr_value, 0.0, 1.0),
+            volume=ramp(ratio, p.volume_mult, 2 * p.volume_mult),
+            regime=1.0 if high_volatility else 0.5,
+            trend=1.0,
+        )
+        reasons.append(
+            f"stop {price(stop)} / target {price(target)} = {p.stop_atr_mult:g} / "
+            f"{p.target_atr_mult:g} ATR({p.atr_period}) {price(atr_value)}"
+        )
+        reasons.append(parts.describe())
+        return Signal(
+            side=side,
+            entry_type=entry_type(p.entry_type),
+            entry_price=close,
+            stop_loss=stop,
+            take_profit=target,
+            score=parts.score(),
+            reasons=tuple(reasons),
+            timeframe=p.timeframe,
+        )

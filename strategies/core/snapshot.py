@@ -1,0 +1,267 @@
+"""What a strategy may know at ``now_ms``: the one function runtime and backtester both use.
+
+The rule (DESIGN §6: no look-ahead, no forming candle, no unclosed higher-timeframe bar):
+
+* a candle of timeframe ``tf`` opened at ``t`` is visible at ``now_ms`` iff it is CLOSED,
+  ``t + timeframe_ms(tf) <= now_ms``, and COMPLETE (all its 1m candles exist; the aggregation
+  rule of :func:`trading.core.candles.aggregate_candles`). At 12:07 the last 15m candle is the
+  one opened at 11:45 (closed 12:00), never the forming 12:00 bucket;
+* the window per timeframe is the last ``max_candles`` periods: candles whose open time is at
+  least ``floor(now_ms / tf) * tf - max_candles * tf`` — ``max_candles`` candles when the feed has
+  no gap, fewer when it has one. Defined by time, not by count, so a snapshot is the same
+  whether it is cut from the full history or from history up to ``now_ms``;
+* funding rates, open interest and trades are the rows with ``time_ms <= now_ms``; the order
+  book is the latest snapshot with ``time_ms <= now_ms``.
+
+Two ways to build one, with identical results (tested):
+
+* :func:`snapshot_at` — one-off (live runtime, tests): aggregates only the window it needs;
+* :class:`SnapshotBuilder` — per-candle loops (backtester) and the live feed: aggregates the
+  whole history once, then each :meth:`SnapshotBuilder.at` is a few ``searchsorted`` calls
+  (O(log n)) returning read-only VIEWS, never copies of the history; ``append_candle`` adds a
+  closed 1m candle as it arrives (``CandleNotClosed`` for a forming one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from strategies.core.base import MINUTE_MS, MarketSnapshot, OrderBook, StrategyError
+from trading.core.candles import (
+    CANDLE_COLUMNS,
+    CandleNotClosed,
+    OutOfOrderCandle,
+    StreamingAggregator,
+    aggregate_candles,
+    timeframe_ms,
+    validate_candles,
+)
+
+DEFAULT_MAX_CANDLES = 500
+
+
+class LookAheadError(StrategyError):
+    """Data stamped after ``now_ms`` was handed to a snapshot as if it were known."""
+
+
+def window_start_ms(now_ms: int, timeframe: str, max_candles: int) -> int:
+    """Earliest open time kept for ``timeframe``: ``floor(now/tf)*tf - max_candles*tf`` (ms).
+
+    At 12:07 with 15m and 4 candles: floor(12:07/15m) = 12:00, minus 4×15m = 11:00; the visible
+    15m candles are then 11:00, 11:15, 11:30, 11:45 (12:00 has not closed).
+    """
+    step = timeframe_ms(timeframe)
+    return (now_ms // step) * step - max_candles * step
+
+
+def _visible_slice(open_times: np.ndarray, step_ms: int, now_ms: int, start_ms: int) -> slice:
+    """Rows with ``start_ms <= open`` and ``open + step_ms <= now_ms`` (open times sorted)."""
+    lo = int(np.searchsorted(open_times, start_ms, side="left"))
+    hi = int(np.searchsorted(open_times, now_ms - step_ms, side="right"))
+    return slice(lo, max(lo, hi))
+
+
+def _upto(rows: np.ndarray | None, now_ms: int) -> np.ndarray | None:
+    """Rows of a time-sorted ``[time_ms, ...]`` array stamped at or before ``now_ms`` (a view)."""
+    if rows is None:
+        return None
+    rows = np.asarray(rows, dtype=np.float64)
+    return _readonly(rows[: int(np.searchsorted(rows[:, 0], now_ms, side="right"))])
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _check_book(order_book: OrderBook | None, now_ms: int) -> OrderBook | None:
+    if order_book is not None and order_book.time_ms > now_ms:
+        raise LookAheadError(
+            f"order book stamped {order_book.time_ms} ms is after now ({now_ms} ms)"
+        )
+    return order_book
+
+
+def snapshot_at(
+    symbol: str,
+    now_ms: int,
+    history_1m: np.ndarray,
+    timeframes: Iterable[str],
+    funding: np.ndarray | None = None,
+    open_interest: np.ndarray | None = None,
+    order_book: OrderBook | None = None,
+    trades: np.ndarray | None = None,
+    max_candles: int = DEFAULT_MAX_CANDLES,
+) -> MarketSnapshot:
+    """The market as known at ``now_ms`` (ms, UTC), built from closed 1m candles.
+
+    ``history_1m`` is an (N, 6) 1m candle array, sorted; rows after ``now_ms`` may be present
+    (a backtester's full history) and are ignored: only 1m candles with
+    ``open + 60_000 <= now_ms`` enter the aggregation. Each requested timeframe holds the
+    complete, closed candles of the last ``max_candles`` periods (see the module docstring).
+    ``funding`` (M, 2), ``open_interest`` (K, 2) and ``trades`` (T, 3) are time-sorted arrays
+    cut at ``now_ms``; an ``order_book`` stamped after ``now_ms`` raises :class:`LookAheadError`.
+
+    Cost: O(max_candles × the largest timeframe in minutes) per call (it aggregates only the
+    window it returns). For a loop over every candle use :class:`SnapshotBuilder`.
+    """
+    history = np.asarray(history_1m, dtype=np.float64).reshape(-1, CANDLE_COLUMNS)
+    closed_end = int(np.searchsorted(history[:, 0], now_ms - MINUTE_MS, side="right"))
+    candles: dict[str, np.ndarray] = {}
+    for tf in dict.fromkeys(timeframes):
+        start = window_start_ms(now_ms, tf, max_candles)
+        first = int(np.searchsorted(history[:closed_end, 0], start, side="left"))
+        window = validate_candles(history[first:closed_end], "1m")
+        aggregated = window if tf == "1m" else aggregate_candles(window, tf)
+        cut = _visible_slice(aggregated[:, 0], timeframe_ms(tf), now_ms, start)
+        candles[tf] = _readonly(aggregated[cut])
+    return MarketSnapshot(
+        symbol=symbol,
+        now_ms=now_ms,
+        candles=candles,
+        funding=_upto(funding, now_ms),
+        open_interest=_upto(open_interest, now_ms),
+        order_book=_check_book(order_book, now_ms),
+        trades=_upto(trades, now_ms),
+    )
+
+
+class _GrowableRows:
+    """An (n, width) float array with amortised O(1) appends; ``rows`` views the filled part."""
+
+    def __init__(self, initial: np.ndarray, width: int) -> None:
+        self._data = np.array(initial, dtype=np.float64).reshape(-1, width)
+        self._size = len(self._data)
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._data[: self._size]
+
+    def append(self, row: np.ndarray) -> None:
+        if self._size == len(self._data):
+            grown = np.empty((max(16, 2 * len(self._data)), self._data.shape[1]), np.float64)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size] = row
+        self._size += 1
+
+
+class SnapshotBuilder:
+    """Pre-aggregated candles of one symbol; ``at(now_ms)`` is O(log n) and returns views.
+
+    ``history_1m`` is validated (sorted, unique, aligned) and aggregated once into every
+    timeframe with :func:`aggregate_candles`. ``at(now_ms)`` then slices each timeframe with
+    ``searchsorted`` (the same visibility rule as :func:`snapshot_at`, which it equals on every
+    input). Live, ``append_candle(candle, now_ms=...)`` adds one closed 1m candle and the
+    higher-timeframe candles it completes (through :class:`StreamingAggregator`, bit-identical to
+    ``aggregate_candles``); a forming candle raises ``CandleNotClosed``.
+
+    Returned arrays are read-only views: valid until the next ``append_candle``/``set_*`` call
+    (a live runtime decides on the snapshot before appending the next candle).
+    """
+
+    def __init__(
+        self,
+        symbol: str,
+        history_1m: np.ndarray,
+        timeframes: Iterable[str],
+        *,
+        funding: np.ndarray | None = None,
+        open_interest: np.ndarray | None = None,
+        trades: np.ndarray | None = None,
+        order_books: Sequence[OrderBook] = (),
+        max_candles: int = DEFAULT_MAX_CANDLES,
+    ) -> None:
+        if max_candles < 1:
+            raise ValueError(f"max_candles must be at least 1, got {max_candles}")
+        self.symbol = symbol
+        self.max_candles = max_candles
+        self.timeframes = tuple(dict.fromkeys(timeframes))
+        history = validate_candles(history_1m, "1m")
+        self._last_minute_ms: int | None = int(history[-1, 0]) if len(history) else None
+        self._candles = {
+            tf: _GrowableRows(history if tf == "1m" else aggregate_candles(history, tf), 6)
+            for tf in self.timeframes
+        }
+        self._step_ms = {tf: timeframe_ms(tf) for tf in self.timeframes}
+        higher = [tf for tf in self.timeframes if tf != "1m"]
+        self._aggregator = StreamingAggregator(higher) if higher else None
+        if self._aggregator is not None and len(history):
+            # Replay the minutes of the buckets still open so streaming resumes mid-bucket.
+            longest = max(self._step_ms[tf] for tf in higher) // MINUTE_MS
+            last_open = int(history[-1, 0])
+            for row in history[-longest:]:
+                self._aggregator.push(row, now_ms=last_open + MINUTE_MS)
+        self.set_inputs(funding=funding, open_interest=open_interest, trades=trades)
+        self.set_order_books(order_books)
+
+    def set_inputs(
+        self,
+        *,
+        funding: np.ndarray | None = None,
+        open_interest: np.ndarray | None = None,
+        trades: np.ndarray | None = None,
+    ) -> None:
+        """Replace the funding (M, 2), open-interest (K, 2), trades (T, 3) arrays (time-sorted)."""
+        self._funding = None if funding is None else np.asarray(funding, np.float64)
+        self._open_interest = (
+            None if open_interest is None else np.asarray(open_interest, np.float64)
+        )
+        self._trades = None if trades is None else np.asarray(trades, np.float64)
+
+    def set_order_books(self, order_books: Sequence[OrderBook]) -> None:
+        """Replace the time-sorted order-book snapshots ``at`` picks from."""
+        self._books = list(order_books)
+        self._book_times = np.array([b.time_ms for b in self._books], dtype=np.int64)
+
+    def append_candle(self, candle_1m: np.ndarray, *, now_ms: int) -> None:
+        """Add one CLOSED 1m candle (``open + 60_000 <= now_ms``, else ``CandleNotClosed``)."""
+        row = np.asarray(candle_1m, dtype=np.float64).reshape(CANDLE_COLUMNS)
+        if row[0] + MINUTE_MS > now_ms:
+            raise CandleNotClosed(
+                f"1m candle opened at {int(row[0])} ms closes at {int(row[0]) + MINUTE_MS} ms, "
+                f"after now ({now_ms} ms): a forming candle never reaches a strategy"
+            )
+        if self._last_minute_ms is not None and row[0] <= self._last_minute_ms:
+            raise OutOfOrderCandle(
+                f"1m candle opened at {int(row[0])} ms is not after the last one held "
+                f"({self._last_minute_ms} ms)"
+            )
+        emitted = self._aggregator.push(row, now_ms=now_ms) if self._aggregator else []
+        self._last_minute_ms = int(row[0])
+        if "1m" in self._candles:
+            self._candles["1m"].append(row)
+        for tf, candle in emitted:
+            self._candles[tf].append(candle)
+
+    def candles_at(self, timeframe: str, now_ms: int) -> np.ndarray:
+        """Visible candles of one timeframe at ``now_ms`` (a read-only view)."""
+        rows = self._candles[timeframe].rows
+        start = window_start_ms(now_ms, timeframe, self.max_candles)
+        return _readonly(rows[_visible_slice(rows[:, 0], self._step_ms[timeframe], now_ms, start)])
+
+    def at(self, now_ms: int, *, order_book: OrderBook | None = None) -> MarketSnapshot:
+        """The snapshot at ``now_ms``; the book is ``order_book`` or the latest one held."""
+        if order_book is None and len(self._books):
+            index = int(np.searchsorted(self._book_times, now_ms, side="right")) - 1
+            order_book = self._books[index] if index >= 0 else None
+        candles: Mapping[str, np.ndarray] = {
+            tf: self.candles_at(tf, now_ms) for tf in self.timeframes
+        }
+        return MarketSnapshot(
+            symbol=self.symbol,
+            now_ms=now_ms,
+            candles=candles,
+            funding=_upto(self._funding, now_ms),
+            open_interest=_upto(self._open_interest, now_ms),
+            order_book=_check_book(order_book, now_ms),
+            trades=_upto(self._trades, now_ms),
+        )
+
+    def close_times_ms(self, timeframe: str = "1m") -> np.ndarray:
+        """Close times of every candle held for ``timeframe``: the ``now_ms`` values a backtest
+        steps through (a decision per closed candle)."""
+        return self._candles[timeframe].rows[:, 0] + self._step_ms[timeframe]

@@ -1,0 +1,114 @@
+"""1h swing baseline: EMA fast/slow cross with an ATR stop — the arena's benchmark.
+
+On each closed 1h candle: long when EMA(``fast_ema``) crosses above EMA(``slow_ema``) on that
+candle (fast ≤ slow one candle earlier, fast > slow now), short on the opposite cross. Entry
+``entry_type`` (default MARKET, next open), stop/target in 1h ATRs. An open position is closed
+(``ExitReason.SIGNAL_EXIT``) when the EMAs stand crossed against it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from strategies.core import indicators
+from strategies.core.base import (
+    ExitDecision,
+    Inputs,
+    MarketSnapshot,
+    PositionView,
+    Signal,
+    Strategy,
+    register,
+)
+from strategies.core.levels import (
+    atr_bracket,
+    candles_of,
+    entry_type,
+    just_closed,
+    last_atr,
+    price,
+)
+from strategies.core.params import SwingBaselineParams
+from strategies.core.scoring import ScoreParts, ramp
+from trading.core.candles import C
+from trading.core.types import ExitReason, Side
+
+
+@register
+class SwingBaseline(Strategy):
+    kind = "swing_baseline"
+    Params = SwingBaselineParams
+    inputs = Inputs(timeframes=("1h",))
+    description = "1h EMA fast/slow cross with an ATR stop: the arena's benchmark."
+    params: SwingBaselineParams
+
+    def warmup_candles(self) -> dict[str, int]:
+        p = self.params
+        return {p.timeframe: max(p.slow_ema, p.atr_period) + 1}
+
+    def _emas(self, market: MarketSnapshot) -> tuple[float, float, float, float] | None:
+        """``(fast_prev, slow_prev, fast, slow)`` on the last two closed candles."""
+        p = self.params
+        candles = candles_of(market.candles, p.timeframe, self.kind)
+        if len(candles) < self.warmup_candles()[p.timeframe]:
+            return None
+        fast = indicators.ema(candles[:, C], p.fast_ema)
+        slow = indicators.ema(candles[:, C], p.slow_ema)
+        values = (float(fast[-2]), float(slow[-2]), float(fast[-1]), float(slow[-1]))
+        return values if all(math.isfinite(v) for v in values) else None
+
+    def decide(self, market: MarketSnapshot) -> Signal | None:
+        p = self.params
+        emas = self._emas(market)
+        candles = candles_of(market.candles, p.timeframe, self.kind)
+        if emas is None or not just_closed(candles, p.timeframe, market.now_ms):
+            return None
+        fast_prev, slow_prev, fast, slow = emas
+        if fast_prev <= slow_prev and fast > slow:
+            side = Side.LONG
+        elif fast_prev >= slow_prev and fast < slow:
+            side = Side.SHORT
+        else:
+            return None
+        atr_value = last_atr(candles, p.atr_period)
+        if not atr_value > 0:
+            return None
+        close = float(candles[-1, C])
+        stop, target = atr_bracket(side, close, atr_value, p.stop_atr_mult, p.target_atr_mult)
+        parts = ScoreParts(
+            # EMA gap of a quarter ATR after the cross = full strength.
+            condition=ramp(abs(fast - slow) / atr_value, 0.0, 0.25),
+            trend=1.0 if (close - slow) * side.sign > 0 else 0.0,
+        )
+        word = "above" if side is Side.LONG else "below"
+        return Signal(
+            side=side,
+            entry_type=entry_type(p.entry_type),
+            entry_price=close,
+            stop_loss=stop,
+            take_profit=target,
+            score=parts.score(),
+            reasons=(
+                f"EMA({p.fast_ema}) {price(fast)} crossed {word} EMA({p.slow_ema}) {price(slow)} "
+                f"(was {price(fast_prev)} vs {price(slow_prev)})",
+                f"stop {price(stop)} / target {price(target)} = {p.stop_atr_mult:g} / "
+                f"{p.target_atr_mult:g} ATR({p.atr_period}) {price(atr_value)}",
+                parts.describe(),
+            ),
+            timeframe=p.timeframe,
+        )
+
+    def should_exit(self, position: PositionView, market: MarketSnapshot) -> ExitDecision | None:
+        """Close when the EMAs stand crossed against the position (fast below slow for a long)."""
+        emas = self._emas(market)
+        if emas is None:
+            return None
+        _, _, fast, slow = emas
+        if (fast - slow) * position.side.sign < 0:
+            p = self.params
+            return ExitDecision(
+                ExitReason.SIGNAL_EXIT,
+                f"EMA({p.fast_ema}) {price(fast)} crossed against the {position.side.value} "
+                f"(EMA({p.slow_ema}) {price(slow)})",
+            )
+        return None

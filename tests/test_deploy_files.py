@@ -1,0 +1,234 @@
+"""Deployment files: docker-compose.yml structure, Dockerfile essentials, .env.example coverage.
+
+The docker engine (and here the compose plugin) may be missing, so the compose file is checked
+as YAML; when ``docker compose`` is available it must also accept the file.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_SERVICES = {"migrate", "web", "worker-feed", "worker-strategies", "worker-backtests", "beat"}
+SETTINGS_VARIABLE = re.compile(
+    r"""(?:os\.environ\.get|env_bool|env_list)\(\s*["']([A-Z0-9_]+)["']"""
+)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return compose["services"]
+
+
+def healthcheck_command(service: dict[str, Any]) -> str:
+    test = service["healthcheck"]["test"]
+    return " ".join(test) if isinstance(test, list) else test
+
+
+# --- docker-compose.yml ---------------------------------------------------------------------------
+
+
+def test_compose_declares_every_service(services: dict[str, Any]) -> None:
+    assert set(services) == {"db", "redis", *APP_SERVICES}
+
+
+def test_database_and_redis_have_health_checks(services: dict[str, Any]) -> None:
+    assert services["db"]["image"] == "timescale/timescaledb:latest-pg16"
+    assert "pg_isready" in healthcheck_command(services["db"])
+    assert services["redis"]["image"].startswith("redis:7")
+    assert "redis-cli ping" in healthcheck_command(services["redis"])
+
+
+def test_database_data_lives_in_a_named_volume(compose: dict[str, Any]) -> None:
+    mounts = compose["services"]["db"]["volumes"]
+    assert "db-data:/var/lib/postgresql/data" in mounts
+    assert "db-data" in compose["volumes"]
+
+
+def test_one_image_is_built_once_and_shared(services: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        assert services[name]["image"] == "scalpradar:latest", name
+    builders = [name for name, service in services.items() if "build" in service]
+    assert builders == ["web"]
+
+
+def test_app_services_run_in_production_against_the_compose_services(
+    services: dict[str, Any],
+) -> None:
+    for name in APP_SERVICES:
+        service = services[name]
+        assert service["env_file"] == ".env", name
+        environment = service["environment"]
+        assert environment["SCALPRADAR_ENV"] == "production", name
+        assert re.match(r"postgres://[^@]+@db:5432/", environment["DATABASE_URL"]), name
+        assert environment["REDIS_URL"].startswith("redis://redis:6379/"), name
+
+
+def test_app_services_wait_for_healthy_database_and_redis(services: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        depends_on = services[name]["depends_on"]
+        assert depends_on["db"]["condition"] == "service_healthy", name
+        assert depends_on["redis"]["condition"] == "service_healthy", name
+
+
+def test_everything_but_migrate_waits_for_migrations(services: dict[str, Any]) -> None:
+    migrate = services["migrate"]
+    assert "migrate" in migrate["command"]
+    assert migrate["restart"] == "no"
+    for name in APP_SERVICES - {"migrate"}:
+        condition = services[name]["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_web_serves_daphne_and_checks_health(services: dict[str, Any]) -> None:
+    web = services["web"]
+    command = " ".join(web["command"])
+    assert command.startswith("daphne ")
+    assert "scalpradar.asgi:application" in command
+    assert "--port 8000" in command
+    assert any(str(port).endswith(":8000") for port in web["ports"])
+    assert "/health/" in healthcheck_command(web)
+
+
+def test_health_check_script_is_valid_python(services: dict[str, Any]) -> None:
+    test = services["web"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    compile(test[3], "<healthcheck>", "exec")
+
+
+@pytest.mark.parametrize(
+    ("service", "words"),
+    [
+        ("worker-feed", ["-Q feed", "--concurrency 1"]),
+        ("worker-strategies", ["-Q strategies"]),
+        ("worker-backtests", ["-Q backtests"]),
+        ("beat", [" beat"]),
+    ],
+)
+def test_celery_processes_consume_their_queue(
+    services: dict[str, Any], service: str, words: list[str]
+) -> None:
+    command = " ".join(services[service]["command"])
+    assert command.startswith("celery -A scalpradar ")
+    for word in words:
+        assert word in command
+
+
+def test_settings_routes_match_the_worker_queues(services: dict[str, Any]) -> None:
+    settings_source = (ROOT / "scalpradar" / "settings.py").read_text(encoding="utf-8")
+    routed = set(re.findall(r'\{"queue": "(\w+)"\}', settings_source))
+    consumed = {
+        command[command.index("-Q") + 1]
+        for service in services.values()
+        if "-Q" in (command := service.get("command") or [])
+    }
+    assert routed <= consumed
+
+
+@pytest.mark.skipif(
+    shutil.which("docker") is None
+    or subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode
+    != 0,
+    reason="docker compose plugin not installed",
+)
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    env_file = ROOT / ".env"
+    if not env_file.exists():
+        pytest.skip("needs a .env (cp .env.example .env) for env_file")
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={"POSTGRES_PASSWORD": "check-only", "PATH": "/usr/bin:/usr/local/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# --- Dockerfile and .dockerignore -----------------------------------------------------------------
+
+
+def test_dockerfile_builds_a_non_root_daphne_image() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.12-slim\b", dockerfile, re.MULTILINE)
+    assert re.search(r"pip install [^\n]*\buv\b", dockerfile)
+    assert "uv sync --frozen --no-dev" in dockerfile
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
+    assert users and users[-1] not in {"root", "0"}
+    assert "collectstatic --noinput" in dockerfile
+    cmd = re.findall(r"^CMD\s+(.+)$", dockerfile, re.MULTILINE)
+    assert cmd and "daphne" in cmd[-1] and "scalpradar.asgi:application" in cmd[-1]
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", ".env", "var/"} <= ignored
+    assert "data/" not in ignored and "data" not in ignored, "the bundled sample is needed"
+
+
+# --- .env.example ---------------------------------------------------------------------------------
+
+
+def settings_variables() -> set[str]:
+    source = (ROOT / "scalpradar" / "settings.py").read_text(encoding="utf-8")
+    return set(SETTINGS_VARIABLE.findall(source))
+
+
+def env_example_lines() -> list[str]:
+    return (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+
+
+def test_settings_variables_are_found() -> None:
+    assert {"SCALPRADAR_ENV", "SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "DEBUG"} <= (
+        settings_variables()
+    )
+
+
+def test_env_example_lists_every_variable_settings_reads_with_a_comment() -> None:
+    lines = env_example_lines()
+    for name in sorted(settings_variables()):
+        assignment = re.compile(rf"^#?\s*{name}=")
+        indexes = [i for i, line in enumerate(lines) if assignment.match(line)]
+        assert indexes, f"{name} is read by settings.py but missing from .env.example"
+        above = lines[indexes[0] - 1] if indexes[0] else ""
+        commented = above.startswith("#") or lines[indexes[0]].startswith("#")
+        assert commented, f"{name} in .env.example has no comment above it"
+
+
+def test_env_example_as_is_gives_loadable_settings(tmp_path: Path) -> None:
+    """Copying .env.example to .env must not break start-up (empty values included)."""
+    values = {k: v for k, v in dotenv_values(ROOT / ".env.example").items() if v is not None}
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "SCALPRADAR_DATA_DIR": str(tmp_path),
+        **values,
+        "DJANGO_SETTINGS_MODULE": "scalpradar.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,316 @@
+"""``import_candles`` / ``import_funding`` against a real database (SQLite, or PostgreSQL when
+DATABASE_URL points at it): counts, idempotent re-imports, bad rows, names and flags."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from trading.models import Candle, FundingRate
+from trading.services import UpsertResult, candles_upsert
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "timestamp_ms,open,high,low,close,volume\n"
+T0 = 1_750_118_400_000  # 2025-06-17 00:00 UTC
+MINUTE = 60_000
+SAMPLE_1M = [
+    f"binance-usdm_{base}-USDT_1m_20250617-20250623.csv.gz" for base in ("BTC", "ETH", "SOL")
+]
+
+
+def run(command: str, *args: object, **options: object) -> tuple[str, str]:
+    """Run a management command quietly; return (stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    call_command(command, *map(str, args), stdout=out, stderr=err, quiet=True, **options)
+    return out.getvalue(), err.getvalue()
+
+
+def candle_line(
+    i: int, o: float = 100.0, h: float = 101.0, lo: float = 99.0, c: float = 100.5
+) -> str:
+    """One CSV line for the candle opening ``i`` minutes after T0."""
+    return f"{T0 + i * MINUTE},{o},{h},{lo},{c},2.5\n"
+
+
+def stored_candles() -> list[tuple]:
+    return list(
+        Candle.objects.order_by("exchange", "symbol", "timeframe", "open_time_ms").values_list(
+            "id", "exchange", "symbol", "timeframe", "open_time_ms", "open", "high", "low",
+            "close", "volume",
+        )
+    )  # fmt: skip
+
+
+def physical_row_versions() -> list[tuple]:
+    """PostgreSQL: each row's physical location; an UPDATE (even to equal values) moves it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, ctid::text FROM trading_candle ORDER BY id")
+        return cursor.fetchall()
+
+
+# --- the bundled sample ---------------------------------------------------------------------------
+
+
+def test_bundled_sample_imports_every_candle(sample_dir: Path) -> None:
+    out, err = run("import_candles", *(sample_dir / name for name in SAMPLE_1M))
+    assert Candle.objects.count() == 3 * 10_080
+    for symbol in ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"):
+        assert (
+            f"{symbol} 1m: 10080 rows read, 10080 inserted, 0 updated, 0 unchanged, 0 bad rows"
+            in out
+        )
+    assert err == ""
+    first = Candle.objects.filter(symbol="BTC/USDT:USDT").order_by("open_time_ms").first()
+    assert first is not None
+    assert (first.exchange, first.timeframe, first.open_time_ms) == ("binance", "1m", T0)
+    last = Candle.objects.filter(symbol="SOL/USDT:USDT").order_by("open_time_ms").last()
+    assert last is not None and last.open_time_ms == T0 + (7 * 1440 - 1) * MINUTE
+
+
+def test_second_import_changes_nothing(sample_dir: Path) -> None:
+    path = sample_dir / SAMPLE_1M[0]
+    run("import_candles", path)
+    before = stored_candles()
+    versions = physical_row_versions() if connection.vendor == "postgresql" else None
+    out, _ = run("import_candles", path)
+    assert "10080 rows read, 0 inserted, 0 updated, 10080 unchanged, 0 bad rows" in out
+    assert stored_candles() == before
+    if versions is not None:
+        assert physical_row_versions() == versions, "no row was rewritten"
+
+
+def test_changed_candle_in_a_reimport_is_reported_as_updated(tmp_path: Path) -> None:
+    path = tmp_path / "binance-usdm_BTC-USDT_1m_20250617.csv"
+    path.write_text(HEADER + "".join(candle_line(i) for i in range(10)))
+    run("import_candles", path)
+    # Minute 4 is revised (close 100.5 -> 100.8) and minute 10 is new.
+    lines = [candle_line(i, c=100.8) if i == 4 else candle_line(i) for i in range(11)]
+    path.write_text(HEADER + "".join(lines))
+    out, _ = run("import_candles", path)
+    assert "11 rows read, 1 inserted, 1 updated, 9 unchanged, 0 bad rows" in out
+    revised = Candle.objects.get(open_time_ms=T0 + 4 * MINUTE)
+    assert revised.close == 100.8
+    assert Candle.objects.count() == 11
+
+
+def test_csv_and_csv_gz_give_the_same_candles(tmp_path: Path) -> None:
+    text = HEADER + "".join(candle_line(i) for i in range(60))
+    plain = tmp_path / "binance-usdm_ETH-USDT_1m_20250617.csv"
+    plain.write_text(text)
+    packed = tmp_path / "binance-usdm_ETH-USDT_1m_20250617.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    out, _ = run("import_candles", plain, packed)
+    assert "60 rows read, 60 inserted, 0 updated, 0 unchanged" in out
+    assert "60 rows read, 0 inserted, 0 updated, 60 unchanged" in out
+    assert Candle.objects.filter(symbol="ETH/USDT:USDT").count() == 60
+
+
+# --- bad rows -------------------------------------------------------------------------------------
+
+
+def test_each_kind_of_bad_row_is_reported_with_its_line_and_the_good_rows_are_kept(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        candle_line(0),  # line 2
+        f"{T0 + MINUTE},100,101,99\n",  # 3: missing fields
+        f"{T0 + 2 * MINUTE},100,abc,99,100.5,1\n",  # 4: not a number
+        candle_line(3, h=100.0, lo=101.0),  # 5: high < low
+        candle_line(4, h=100.2),  # 6: high < close
+        candle_line(5, lo=100.2),  # 7: low > open
+        f"{T0 + 6 * MINUTE},100,101,99,100.5,-1\n",  # 8: negative volume
+        candle_line(7, o=0.0, lo=0.0),  # 9: non-positive price
+        candle_line(8),  # 10: good
+        candle_line(8),  # 11: duplicate time
+        candle_line(6),  # 12: going backwards
+        f"{T0 + 9 * MINUTE + 30_000},100,101,99,100.5,1\n",  # 13: misaligned
+        candle_line(10),  # 14: good
+    ]
+    path = tmp_path / "binance-usdm_BTC-USDT_1m_20250617.csv"
+    path.write_text(HEADER + "".join(rows))
+    out, err = run("import_candles", path)  # no exception: bad rows alone exit 0
+    assert err.splitlines() == [
+        "line 3: missing close, volume (4 of 6 values)",
+        "line 4: high 'abc' is not a number",
+        "line 5: high 100.0 < low 101.0",
+        "line 6: high 100.2 < close 100.5",
+        "line 7: low 100.2 > open 100.0",
+        "line 8: volume -1.0 is negative",
+        "line 9: open 0.0 is not positive; low 0.0 is not positive",
+        f"line 11: timestamp_ms {T0 + 8 * MINUTE} duplicates line 10",
+        f"line 12: timestamp_ms {T0 + 6 * MINUTE} is before line 10 ({T0 + 8 * MINUTE}): "
+        "rows must be in increasing time order",
+        f"line 13: timestamp_ms {T0 + 9 * MINUTE + 30_000} is not aligned to the 1m grid "
+        "(multiples of 60000 ms)",
+    ]
+    assert (
+        "BTC/USDT:USDT 1m: 13 rows read, 3 inserted, 0 updated, 0 unchanged, "
+        "10 bad rows (see above)" in out
+    )
+    assert list(Candle.objects.order_by("open_time_ms").values_list("open_time_ms", flat=True)) == [
+        T0,
+        T0 + 8 * MINUTE,
+        T0 + 10 * MINUTE,
+    ]
+
+
+def test_bad_header_fails_the_command_but_other_files_are_imported(tmp_path: Path) -> None:
+    good = tmp_path / "binance-usdm_BTC-USDT_1m_20250617.csv"
+    good.write_text(HEADER + candle_line(0))
+    wrong = tmp_path / "binance-usdm_ETH-USDT_1m_20250617.csv"
+    wrong.write_text("time,o,h,l,c,v\n" + candle_line(0))
+    with pytest.raises(CommandError, match=r"1 of 2 file\(s\) could not be imported"):
+        run("import_candles", wrong, good)
+    assert list(Candle.objects.values_list("symbol", flat=True)) == ["BTC/USDT:USDT"]
+
+
+def test_missing_file_fails_the_command(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="could not be imported"):
+        run("import_candles", tmp_path / "binance-usdm_BTC-USDT_1m_20250617.csv")
+
+
+# --- exchange, symbol and timeframe ---------------------------------------------------------------
+
+
+def test_symbol_and_timeframe_come_from_the_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "binance-spot_SOL-USDT_5m_20250617-20250617.csv"
+    path.write_text(HEADER + candle_line(0) + candle_line(5))
+    run("import_candles", path)
+    assert (
+        list(Candle.objects.values_list("exchange", "symbol", "timeframe"))
+        == [
+            ("binance", "SOL/USDT", "5m"),
+        ]
+        * 2
+    )
+
+
+def test_flags_override_the_file_name(sample_dir: Path) -> None:
+    """The bundled Binance history replayed as the radar's exchange."""
+    out, _ = run(
+        "import_candles", sample_dir / SAMPLE_1M[0], exchange="bitget", symbol="XBT/USDT:USDT"
+    )
+    assert "XBT/USDT:USDT 1m: 10080 rows read, 10080 inserted" in out
+    assert set(Candle.objects.values_list("exchange", "symbol", "timeframe")) == {
+        ("bitget", "XBT/USDT:USDT", "1m")
+    }
+
+
+def test_flags_name_a_file_whose_name_says_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "candles.csv"
+    path.write_text(HEADER + candle_line(0) + candle_line(15))
+    run("import_candles", path, exchange="bitget", symbol="BTC/USDT:USDT", timeframe="15m")
+    stored = Candle.objects.filter(exchange="bitget", symbol="BTC/USDT:USDT", timeframe="15m")
+    assert stored.count() == 2
+
+
+def test_unknown_file_name_without_flags_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "candles.csv"
+    path.write_text(HEADER + candle_line(0))
+    with pytest.raises(CommandError) as error:
+        run("import_candles", path)
+    message = str(error.value)
+    assert "cannot tell the exchange and symbol and timeframe of this file" in message
+    assert "<venue>_<BASE>-<QUOTE>_<kind>_<first>-<last>.csv[.gz]" in message
+    assert "pass --exchange ... --symbol ... --timeframe ..." in message
+    assert Candle.objects.count() == 0
+
+
+def test_name_without_a_timeframe_asks_for_the_flag(tmp_path: Path) -> None:
+    path = tmp_path / "binance-usdm_BTC-USDT_mark-1h_20250617.csv"
+    path.write_text(HEADER + candle_line(0))
+    with pytest.raises(CommandError, match=r"kind 'mark-1h'.*pass --timeframe"):
+        run("import_candles", path)
+
+
+def test_a_naming_error_stops_the_run_before_anything_is_written(tmp_path: Path) -> None:
+    good = tmp_path / "binance-usdm_BTC-USDT_1m_20250617.csv"
+    good.write_text(HEADER + candle_line(0))
+    unnamed = tmp_path / "data.csv"
+    unnamed.write_text(HEADER + candle_line(0))
+    with pytest.raises(CommandError, match=r"data\.csv: cannot tell"):
+        run("import_candles", good, unnamed)
+    assert Candle.objects.count() == 0
+
+
+def test_symbol_flag_must_be_a_unified_symbol(tmp_path: Path) -> None:
+    path = tmp_path / "candles.csv"
+    path.write_text(HEADER + candle_line(0))
+    with pytest.raises(CommandError, match="not a ccxt unified symbol"):
+        run("import_candles", path, exchange="bitget", symbol="BTCUSDT", timeframe="1m")
+
+
+def test_small_batches_give_the_same_result(sample_dir: Path) -> None:
+    out, _ = run("import_candles", sample_dir / SAMPLE_1M[1], batch_size=997)
+    assert "10080 rows read, 10080 inserted, 0 updated, 0 unchanged" in out
+    out, _ = run("import_candles", sample_dir / SAMPLE_1M[1], batch_size=997)
+    assert "10080 rows read, 0 inserted, 0 updated, 10080 unchanged" in out
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+
+def test_upsert_counts_inserted_updated_and_unchanged() -> None:
+    key = {"exchange": "bitget", "symbol": "BTC/USDT:USDT", "timeframe": "1m"}
+    first = [(T0 + i * MINUTE, 100.0, 101.0, 99.0, 100.5, 1.0) for i in range(3)]
+    assert candles_upsert(rows=first, **key) == UpsertResult(3, 0, 0)
+    second = [first[0], (T0 + MINUTE, 100.0, 102.0, 99.0, 100.5, 1.0), first[2]]
+    second.append((T0 + 3 * MINUTE, 100.0, 101.0, 99.0, 100.5, 1.0))
+    assert candles_upsert(rows=second, **key) == UpsertResult(1, 1, 2)
+    assert candles_upsert(rows=[], **key) == UpsertResult()
+    assert Candle.objects.get(open_time_ms=T0 + MINUTE).high == 102.0
+
+
+def test_upsert_keeps_the_last_of_repeated_keys() -> None:
+    rows = [(T0, 100.0, 101.0, 99.0, 100.5, 1.0), (T0, 100.0, 101.0, 99.0, 100.7, 1.0)]
+    result = candles_upsert(rows=rows, exchange="bitget", symbol="BTC/USDT:USDT", timeframe="1m")
+    assert result == UpsertResult(1, 0, 0)
+    assert Candle.objects.get().close == 100.7
+
+
+def test_upsert_leaves_other_series_alone() -> None:
+    row = (T0, 100.0, 101.0, 99.0, 100.5, 1.0)
+    candles_upsert(rows=[row], exchange="bitget", symbol="BTC/USDT:USDT", timeframe="1m")
+    result = candles_upsert(rows=[row], exchange="bitget", symbol="BTC/USDT:USDT", timeframe="5m")
+    assert result == UpsertResult(1, 0, 0)
+    assert Candle.objects.count() == 2
+
+
+# --- funding --------------------------------------------------------------------------------------
+
+
+def test_funding_sample_imports_and_reimports_without_change(sample_dir: Path) -> None:
+    paths = sorted(sample_dir.glob("binance-usdm_*-USDT_funding_*.csv.gz"))
+    assert len(paths) == 3
+    out, err = run("import_funding", *paths)
+    assert out.count("21 rows read, 21 inserted, 0 updated, 0 unchanged, 0 bad rows") == 3
+    assert "BTC/USDT:USDT funding:" in out
+    assert err == ""
+    rates = list(
+        FundingRate.objects.filter(symbol="BTC/USDT:USDT")
+        .order_by("funding_time_ms")
+        .values_list("funding_time_ms", "rate")[:2]
+    )
+    assert rates == [(T0, 1.847e-05), (T0 + 8 * 60 * MINUTE, 5.776e-05)]
+    out, _ = run("import_funding", *paths, exchange="binance")
+    assert out.count("21 rows read, 0 inserted, 0 updated, 21 unchanged, 0 bad rows") == 3
+    assert FundingRate.objects.count() == 63
+
+
+def test_funding_revision_is_an_update_and_bad_rows_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "binance-usdm_BTC-USDT_funding_20250617.csv"
+    path.write_text("timestamp_ms,rate\n1750118400000,0.0001\n1750147200000,0.0002\n")
+    run("import_funding", path, exchange="bitget")
+    path.write_text(
+        "timestamp_ms,rate\n1750118400000,0.0001\n1750147200000,0.0003\n1750176000000,x\n"
+    )
+    out, err = run("import_funding", path, exchange="bitget")
+    assert "3 rows read, 0 inserted, 1 updated, 1 unchanged, 1 bad rows (see above)" in out
+    assert err.strip() == "line 4: rate 'x' is not a number"
+    assert FundingRate.objects.get(funding_time_ms=1750147200000).rate == 0.0003

@@ -1,0 +1,207 @@
+"""Admin of markets and money.
+
+Assets are edited here (``load_config`` seeds them, ``export_config`` writes them back). Market
+data is view-only and its lists stay fast on millions of rows: no full-count query, only
+choice-based filters (no DISTINCT scan), the natural-key index as ordering. Sessions and positions
+are the ledger's records: read-only except a session's status and capital weight.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from trading.models import Asset, Candle, FundingRate, OpenInterest, Position, TradingSession
+
+
+def utc_from_ms(time_ms: int | None) -> str:
+    if time_ms is None:
+        return "-"
+    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def pretty_json(value: Any) -> str:
+    """A JSON value as an indented ``<pre>`` block (read-only display)."""
+    return format_html(
+        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
+        json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True),
+    )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """View and delete only: rows written by the feed or the ledger, never by hand."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    list_display = (
+        "symbol",
+        "exchange",
+        "enabled",
+        "correlation_group",
+        "price_tick",
+        "qty_step",
+        "min_qty",
+        "min_notional_usdt",
+        "max_leverage",
+    )
+    list_filter = ("enabled", "exchange", "correlation_group")
+    search_fields = ("symbol", "base")
+    fieldsets = (
+        (None, {"fields": ("exchange", "symbol", "base", "quote", "enabled")}),
+        (
+            "Exchange rules",
+            {"fields": ("price_tick", "qty_step", "min_qty", "min_notional_usdt", "max_leverage")},
+        ),
+        ("Risk", {"fields": ("correlation_group",)}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # Market data and positions refer to an asset by exchange + symbol: renaming orphans them.
+        return ("exchange", "symbol") if obj is not None else ()
+
+
+@admin.register(Candle)
+class CandleAdmin(ReadOnlyAdmin):
+    list_display = (
+        "symbol",
+        "timeframe",
+        "open_time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "exchange",
+    )
+    list_filter = ("timeframe",)
+    search_fields = ("=symbol",)
+    list_per_page = 100
+
+    @admin.display(description="open time (UTC)", ordering="open_time_ms")
+    def open_time(self, obj: Candle) -> str:
+        return utc_from_ms(obj.open_time_ms)
+
+
+@admin.register(FundingRate)
+class FundingRateAdmin(ReadOnlyAdmin):
+    list_display = ("symbol", "funding_time", "rate", "rate_pct", "mark_price", "exchange")
+    search_fields = ("=symbol",)
+
+    @admin.display(description="funding time (UTC)", ordering="funding_time_ms")
+    def funding_time(self, obj: FundingRate) -> str:
+        return utc_from_ms(obj.funding_time_ms)
+
+    @admin.display(description="rate (%)")
+    def rate_pct(self, obj: FundingRate) -> str:
+        return f"{obj.rate * 100:+.4f} %"
+
+
+@admin.register(OpenInterest)
+class OpenInterestAdmin(ReadOnlyAdmin):
+    list_display = ("symbol", "time", "open_interest", "open_interest_usdt", "exchange")
+    search_fields = ("=symbol",)
+
+    @admin.display(description="time (UTC)", ordering="time_ms")
+    def time(self, obj: OpenInterest) -> str:
+        return utc_from_ms(obj.time_ms)
+
+
+@admin.register(TradingSession)
+class TradingSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "mode",
+        "status",
+        "started_at",
+        "initial_capital_usdt",
+        "realised_net_pnl",
+        "fees_usdt",
+        "fees_share_of_gross",
+        "trades_count",
+        "win_rate_pct",
+        "kill_switch_tripped",
+    )
+    list_filter = ("mode", "status", "kill_switch_tripped")
+    search_fields = ("strategy_name",)
+    show_full_result_count = False
+    exclude = ("ledger_state",)
+    readonly_fields = (
+        "strategy_name",
+        "mode",
+        "started_at",
+        "ended_at",
+        "initial_capital_usdt",
+        "realised_gross_pnl",
+        "realised_net_pnl",
+        "fees_usdt",
+        "funding_usdt",
+        "slippage_usdt",
+        "trades_count",
+        "wins_count",
+        "peak_equity_usdt",
+        "kill_switch_tripped",
+        "kill_switch_reason",
+        "kill_switch_tripped_at",
+        "ledger_snapshot",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # the runtime opens sessions
+
+    @admin.display(description="win rate")
+    def win_rate_pct(self, obj: TradingSession) -> str:
+        return "-" if obj.win_rate is None else f"{obj.win_rate * 100:.1f} %"
+
+    @admin.display(description="fees / gross P&L")
+    def fees_share_of_gross(self, obj: TradingSession) -> str:
+        gross = obj.realised_gross_pnl
+        return "-" if gross <= 0 else f"{obj.fees_usdt / gross * 100:.0f} %"
+
+    @admin.display(description="ledger state")
+    def ledger_snapshot(self, obj: TradingSession) -> str:
+        return pretty_json(obj.ledger_state)
+
+
+@admin.register(Position)
+class PositionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "strategy_name",
+        "symbol",
+        "side",
+        "status",
+        "shadow",
+        "qty",
+        "leverage",
+        "entry_price",
+        "exit_price",
+        "net_pnl",
+        "fees",
+        "exit_reason",
+        "entry_time",
+    )
+    list_filter = ("status", "side", "shadow", "exit_reason", "margin_mode")
+    search_fields = ("strategy_name", "=symbol", "=ledger_id")
+    list_select_related = ("session",)
+    raw_id_fields = ("session",)
+
+    @admin.display(description="entry (UTC)", ordering="entry_time_ms")
+    def entry_time(self, obj: Position) -> str:
+        return utc_from_ms(obj.entry_time_ms)
+
+    @admin.display(description="fees (USDT)")
+    def fees(self, obj: Position) -> str:
+        return f"{obj.fees_usdt:.4f}"

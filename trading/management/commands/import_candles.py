@@ -1,0 +1,197 @@
+"""``import_candles PATH [PATH ...]``: load OHLCV CSV files (plain or gzip) into Candle.
+
+Exchange, symbol and timeframe come from the flags or, when a flag is absent, from the file
+name (``binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz`` -> ``binance``, ``BTC/USDT:USDT``,
+``1m``). ``--exchange bitget`` replays another venue's history as the radar's exchange.
+Bad rows are reported with their line number and skipped; the good rows are imported. The
+command fails (non-zero exit) only when a file cannot be read or has the wrong header.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import batched
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from trading.core.candles import TIMEFRAME_MS
+from trading.core.csvdata import (
+    CandleCsvReader,
+    CsvDataError,
+    DataFileName,
+    open_data_file,
+    parse_data_file_name,
+)
+from trading.services import UpsertResult, candles_upsert
+
+# Bad rows printed per file; all of them are counted in the summary line.
+MAX_BAD_ROWS_SHOWN = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ImportTarget:
+    """One file and the series its rows go to."""
+
+    path: Path
+    exchange: str
+    symbol: str
+    timeframe: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.symbol} {self.timeframe}" if self.timeframe else f"{self.symbol} funding"
+
+
+class MarketDataImportCommand(BaseCommand):
+    """Shared flow of the import commands: resolve every file's target first (so a naming
+    mistake stops the run before anything is written), then stream each file in batches."""
+
+    kind = "candles"
+    uses_timeframe = True
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=".csv or .csv.gz")
+        parser.add_argument("--exchange", help="ccxt exchange id (default: from the file name)")
+        parser.add_argument(
+            "--symbol", help="ccxt unified symbol, e.g. BTC/USDT:USDT (default: from the name)"
+        )
+        if self.uses_timeframe:
+            parser.add_argument(
+                "--timeframe",
+                choices=list(TIMEFRAME_MS),
+                help="candle timeframe (default: from the file name)",
+            )
+        parser.add_argument("--batch-size", type=int, default=20_000, help="rows per upsert")
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
+        symbol = options["symbol"]
+        if symbol is not None and "/" not in symbol:
+            raise CommandError(
+                f"--symbol {symbol!r} is not a ccxt unified symbol: write it like BTC/USDT:USDT "
+                "(perpetual) or BTC/USDT (spot)"
+            )
+        targets = [
+            self.resolve_target(
+                path,
+                exchange=options["exchange"],
+                symbol=symbol,
+                timeframe=options.get("timeframe"),
+            )
+            for path in options["paths"]
+        ]
+        failed = [
+            target
+            for target in targets
+            if not self.import_file(
+                target, batch_size=options["batch_size"], quiet=options["quiet"]
+            )
+        ]
+        if failed:
+            raise CommandError(
+                f"{len(failed)} of {len(targets)} file(s) could not be imported: "
+                + ", ".join(str(target.path) for target in failed)
+            )
+
+    def resolve_target(
+        self, path: Path, *, exchange: str | None, symbol: str | None, timeframe: str | None
+    ) -> ImportTarget:
+        parsed: DataFileName | None = parse_data_file_name(path.name)
+        exchange = exchange or (parsed.exchange if parsed else None)
+        symbol = symbol or (parsed.symbol if parsed else None)
+        if self.uses_timeframe:
+            timeframe = timeframe or (parsed.timeframe if parsed else None)
+        missing = [
+            flag
+            for flag, value in (
+                ("--exchange", exchange),
+                ("--symbol", symbol),
+                *((("--timeframe", timeframe),) if self.uses_timeframe else ()),
+            )
+            if not value
+        ]
+        if missing:
+            if parsed is None:
+                why = (
+                    "its name does not follow <venue>_<BASE>-<QUOTE>_<kind>_<first>-<last>.csv[.gz]"
+                    " (e.g. binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz)"
+                )
+            else:
+                why = (
+                    f"its name gives venue {parsed.venue!r} and kind {parsed.kind!r}, which do "
+                    "not say it"
+                )
+            names = " and ".join(flag.removeprefix("--") for flag in missing)
+            flags = " ".join(f"{flag} ..." for flag in missing)
+            raise CommandError(f"{path}: cannot tell the {names} of this file: {why}; pass {flags}")
+        return ImportTarget(
+            path=path, exchange=str(exchange), symbol=str(symbol), timeframe=timeframe
+        )
+
+    def import_file(self, target: ImportTarget, *, batch_size: int, quiet: bool) -> bool:
+        """Import one file; False when it could not be read (already reported)."""
+        if not quiet:
+            self.stdout.write(f"{target.path.name} -> {target.exchange} {target.label}")
+        result = UpsertResult()
+        try:
+            with open_data_file(target.path) as stream:
+                reader = self.open_reader(stream, target)
+                with tqdm(
+                    unit=" rows",
+                    desc=target.label,
+                    file=sys.stderr,
+                    disable=quiet or not sys.stderr.isatty(),
+                    leave=False,
+                ) as progress:
+                    for batch in batched(reader, batch_size):
+                        result += self.upsert(target, batch)
+                        progress.update(len(batch))
+        except CsvDataError as error:
+            self.stderr.write(self.style.ERROR(str(error)))
+            if result.written:
+                self.stderr.write(
+                    f"{target.label}: {result.inserted} inserted and {result.updated} updated "
+                    "before the error (kept; a re-import after the fix is safe)"
+                )
+            return False
+        for bad_row in reader.bad_rows[:MAX_BAD_ROWS_SHOWN]:
+            self.stderr.write(self.style.WARNING(str(bad_row)))
+        hidden = len(reader.bad_rows) - MAX_BAD_ROWS_SHOWN
+        if hidden > 0:
+            self.stderr.write(self.style.WARNING(f"... and {hidden} more bad rows"))
+        self.stdout.write(self.summary(target, reader.rows_read, result, len(reader.bad_rows)))
+        return True
+
+    @staticmethod
+    def summary(target: ImportTarget, rows_read: int, result: UpsertResult, bad: int) -> str:
+        """``BTC/USDT:USDT 1m: 10080 rows read, 10080 inserted, 0 updated, 0 unchanged, ...``"""
+        line = (
+            f"{target.label}: {rows_read} rows read, {result.inserted} inserted, "
+            f"{result.updated} updated, {result.unchanged} unchanged, {bad} bad rows"
+        )
+        return f"{line} (see above)" if bad else line
+
+    def open_reader(self, stream: Any, target: ImportTarget) -> Iterable[tuple[Any, ...]]:
+        return CandleCsvReader(stream, timeframe=str(target.timeframe), source=str(target.path))
+
+    def upsert(self, target: ImportTarget, rows: tuple[Any, ...]) -> UpsertResult:
+        return candles_upsert(
+            rows=rows,
+            exchange=target.exchange,
+            symbol=target.symbol,
+            timeframe=str(target.timeframe),
+        )
+
+
+class Command(MarketDataImportCommand):
+    help = (
+        "Import OHLCV candles from CSV or CSV.gz files with header "
+        "timestamp_ms,open,high,low,close,volume (upsert: a re-import changes nothing)."
+    )
