@@ -161,15 +161,23 @@ def open_position_row(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _progress(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A backtest's progress bar from ``backtest.progress`` / ``backtest.done`` payloads
+    (``progress_pct`` 0..100 or ``progress`` 0..1; ``error`` means it failed)."""
     run_id = data.get("run_id") or data.get("id")
-    progress = float(data.get("progress") or 0.0)
-    status = str(data.get("status") or ("done" if progress >= 1 else "running"))
+    if data.get("progress_pct") is not None:
+        pct = float(data["progress_pct"])
+    else:
+        pct = float(data.get("progress") or 0.0) * 100.0
+    error = str(data.get("error") or "")
+    status = str(data.get("status") or ("failed" if error else "running"))
+    if status == "done":
+        pct = 100.0
     return {
         "progress_id": dom_id("backtest-progress", run_id),
         "run_id": run_id,
-        "progress_pct": round(min(max(progress, 0.0), 1.0) * 100, 1),
+        "progress_pct": round(min(max(pct, 0.0), 100.0), 1),
         "status": status,
-        "message": str(data.get("message") or data.get("error") or ""),
+        "message": error,
     }
 
 
@@ -193,7 +201,7 @@ def _feed(region: str) -> str:
 
 def _signal_cell(p: Mapping[str, Any]) -> dict[str, Any]:
     item = signal_item(p)
-    return {"cell": {"dom_id": item["heat_id"], **item}}
+    return {"cell": {**item, "dom_id": item["heat_id"]}}
 
 
 def _price(p: Mapping[str, Any]) -> dict[str, Any]:

@@ -37,20 +37,26 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
+def env_str(name: str, default: str) -> str:
+    """A string variable; an empty value (``NAME=`` in .env) counts as unset."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-SCALPRADAR_ENV = os.environ.get("SCALPRADAR_ENV", "embedded").strip().lower()
+SCALPRADAR_ENV = env_str("SCALPRADAR_ENV", "embedded").lower()
 if SCALPRADAR_ENV not in {"embedded", "production"}:
     raise ImproperlyConfigured(
         f"SCALPRADAR_ENV={SCALPRADAR_ENV!r} is not valid (use embedded or production)"
     )
 PRODUCTION = SCALPRADAR_ENV == "production"
 
-DATA_DIR = Path(os.environ.get("SCALPRADAR_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR = Path(env_str("SCALPRADAR_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
-CONFIG_DIR = Path(os.environ.get("SCALPRADAR_CONFIG_DIR", BASE_DIR / "config")).resolve()
+CONFIG_DIR = Path(env_str("SCALPRADAR_CONFIG_DIR", str(BASE_DIR / "config"))).resolve()
 SAMPLE_DATA_DIR = BASE_DIR / "data" / "sample"
 
 
@@ -157,7 +163,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve static files straight from static/ (no collectstatic needed in the embedded mode).
 WHITENOISE_USE_FINDERS = True
@@ -211,7 +217,7 @@ BITGET_API_KEY = os.environ.get("BITGET_API_KEY", "")
 BITGET_API_SECRET = os.environ.get("BITGET_API_SECRET", "")
 BITGET_API_PASSWORD = os.environ.get("BITGET_API_PASSWORD", "")
 
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOG_DIR = DATA_DIR / "logs"
 LOG_DIR.mkdir(parents=True, exist_ok=True)
 LOGGING = {

@@ -11,5 +11,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="auth/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health/", views.health, name="health"),
+    path("backtests/", include("backtests.urls")),
     path("", include("trading.urls")),
+    path("", include("strategies.urls")),
 ]

@@ -138,7 +138,7 @@ class StrategyConfigAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "kind")
     search_fields = ("name", "kind", "description")
     actions = ("enable", "disable")
-    formfield_overrides = {  # noqa: RUF012  (Django's documented class attribute)
+    formfield_overrides = {
         models.JSONField: {"form_class": PrettyJSONField, "widget": JSON_WIDGET},
     }
 

@@ -20,7 +20,7 @@ from dotenv import dotenv_values
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = {"migrate", "web", "worker-feed", "worker-strategies", "worker-backtests", "beat"}
 SETTINGS_VARIABLE = re.compile(
-    r"""(?:os\.environ\.get|env_bool|env_list)\(\s*["']([A-Z0-9_]+)["']"""
+    r"""(?:os\.environ\.get|env_bool|env_list|env_str)\(\s*["']([A-Z0-9_]+)["']"""
 )
 
 

@@ -46,6 +46,9 @@ class UpsertResult:
         return self.inserted + self.updated
 
 
+_Row = tuple[int | float, ...]  # (time_ms, *values): a CandleRow or a FundingRow
+
+
 @dataclass(frozen=True, slots=True)
 class _Series:
     """One upsert's target: the model's table, the fixed part of the key, the row columns."""
@@ -85,7 +88,7 @@ def funding_upsert(*, rows: Sequence[FundingRow], exchange: str, symbol: str) ->
     return _upsert(series, rows)
 
 
-def _upsert(series: _Series, rows: Sequence[tuple[int, ...]]) -> UpsertResult:
+def _upsert(series: _Series, rows: Sequence[_Row]) -> UpsertResult:
     if not rows:
         return UpsertResult()
     # ON CONFLICT DO UPDATE may not touch one row twice in a statement: keep the last row per key.
@@ -112,7 +115,7 @@ def _names(series: _Series) -> tuple[str, list[str], list[str], list[str]]:
     return table, fixed, row_columns, values
 
 
-def _upsert_postgresql(series: _Series, rows: list[tuple[int, ...]]) -> tuple[int, int]:
+def _upsert_postgresql(series: _Series, rows: list[_Row]) -> tuple[int, int]:
     table, fixed, row_columns, values = _names(series)
     time_column = row_columns[0]
     buffer = connection.ops.quote_name(f"import_{series.model._meta.db_table}")
@@ -122,10 +125,9 @@ def _upsert_postgresql(series: _Series, rows: list[tuple[int, ...]]) -> tuple[in
     )
     differs = " OR ".join(f"t.{c} IS DISTINCT FROM b.{c}" for c in values)
     insert_columns = ", ".join([*fixed, *row_columns])
-    select_incoming = (  # noqa: S608 - identifiers are quoted model names
-        f"SELECT {', '.join(['%s'] * len(fixed))}, {', '.join(f'b.{c}' for c in row_columns)} "
-        f"FROM {buffer} b"
-    )
+    placeholders = ", ".join(["%s"] * len(fixed))
+    incoming_columns = ", ".join(f"b.{c}" for c in row_columns)
+    select_incoming = f"SELECT {placeholders}, {incoming_columns} FROM {buffer} b"  # noqa: S608
     with connection.cursor() as cursor:
         # A session temp table emptied at every commit; TRUNCATE also empties it inside an
         # enclosing transaction that has not committed yet (tests, nested imports).
@@ -180,7 +182,7 @@ def _upsert_postgresql(series: _Series, rows: list[tuple[int, ...]]) -> tuple[in
     return int(inserted), updated + int(updated_on_retry)
 
 
-def _upsert_sqlite(series: _Series, rows: list[tuple[int, ...]]) -> tuple[int, int]:
+def _upsert_sqlite(series: _Series, rows: list[_Row]) -> tuple[int, int]:
     table, fixed, row_columns, values = _names(series)
     time_column = row_columns[0]
     fixed_params = list(series.fixed_key.values())

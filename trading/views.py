@@ -1,15 +1,283 @@
+"""Pages about money: open positions, trade history (+ CSV), risk calculator, alerts.
+
+Every view returns the full page, or its named partial when htmx asks (``request.htmx``).
+"""
+
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any
 
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from scalpradar.consumers import IDS
 from trading import selectors
+from trading.core.fees import BITGET_VIP0, Liquidity, fee_for_fill
+from trading.core.liquidation import choose_leverage
+from trading.core.pnl import fees_share_of_gross, gross_pnl, net_pnl
+from trading.core.sizing import market_rules_for, size_position
+from trading.core.types import Side, TradingCoreError
+from trading.models import Position
+
+TRADES_PER_PAGE = 50
+
+
+def ws_url(groups: Iterable[str]) -> str:
+    """The websocket address a page connects to for its live groups."""
+    return "/ws/live/?groups=" + ",".join(groups)
+
+
+def render_page(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    partial: str,
+    groups: Iterable[str] = (),
+) -> HttpResponse:
+    """The full page, or only ``template#partial`` for an htmx request."""
+    context = {**context, "ids": IDS, "ws_url": ws_url(groups) if groups else ""}
+    if getattr(request, "htmx", False):
+        return render(request, f"{template}#{partial}", context)
+    return render(request, template, context)
 
 
 @login_required
 @require_GET
-def dashboard(request: HttpRequest) -> HttpResponse:
-    context = {"markets": selectors.market_overview()}
-    return render(request, "trading/dashboard.html", context)
+def positions(request: HttpRequest) -> HttpResponse:
+    rows = selectors.open_positions()
+    return render_page(
+        request,
+        "trading/positions.html",
+        {"positions": rows, "page": "positions"},
+        partial="open_positions",
+        groups=("positions",),
+    )
+
+
+class TradeFilterForm(forms.Form):
+    strategy = forms.CharField(required=False, max_length=64)
+    symbol = forms.CharField(required=False, max_length=40)
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    result = forms.ChoiceField(
+        required=False, choices=[("", "all"), ("win", "wins"), ("loss", "losses")]
+    )
+
+    def filters(self) -> selectors.TradeFilters:
+        data = self.cleaned_data if self.is_valid() else {}
+        return selectors.TradeFilters(
+            strategy=data.get("strategy", ""),
+            symbol=data.get("symbol", ""),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            result=data.get("result", ""),
+        )
+
+
+@login_required
+@require_GET
+def trades(request: HttpRequest) -> HttpResponse:
+    form = TradeFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else selectors.TradeFilters()
+    qs = selectors.closed_trades(filters)
+    page = Paginator(qs, TRADES_PER_PAGE).get_page(request.GET.get("page"))
+    strategies = (
+        Position.objects.filter(status=Position.Status.CLOSED)
+        .order_by("strategy_name")
+        .values_list("strategy_name", flat=True)
+        .distinct()
+    )
+    context = {
+        "form": form,
+        "page_obj": page,
+        "rows": [_trade_row(p) for p in page.object_list],
+        "totals": selectors.trades_totals(qs),
+        "query": filters.as_query(),
+        "strategies": list(strategies),
+        "symbols": selectors.trade_symbols(),
+        "page": "trades",
+    }
+    return render_page(request, "trading/trades.html", context, partial="trade_table")
+
+
+def _trade_row(p: Position) -> dict[str, Any]:
+    fees = p.fees_usdt
+    share = fees_share_of_gross(fees, p.gross_pnl or 0.0)
+    return {
+        "strategy": p.strategy_name,
+        "symbol": p.symbol,
+        "side": p.side,
+        "qty": p.qty,
+        "leverage": p.leverage,
+        "entry_time": selectors.fmt_time_ms(p.entry_time_ms),
+        "exit_time": selectors.fmt_time_ms(p.exit_time_ms),
+        "entry_price": p.entry_price,
+        "exit_price": p.exit_price,
+        "gross": p.gross_pnl,
+        "fees": fees,
+        "fees_share_pct": share * 100 if share is not None else None,
+        "funding": p.funding_usdt,
+        "slippage": p.slippage_usdt,
+        "net": p.net_pnl,
+        "exit_reason": p.exit_reason,
+    }
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+@require_GET
+def trades_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The trade history as CSV, with the same filters as the page (all rows, no pagination)."""
+    form = TradeFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else selectors.TradeFilters()
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(selectors.TRADE_CSV_COLUMNS)
+        for row in selectors.trade_csv_rows(selectors.closed_trades(filters)):
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="trades-{date.today():%Y%m%d}.csv"'
+    return response
+
+
+class RiskForm(forms.Form):
+    symbol = forms.ChoiceField(choices=[])
+    side = forms.ChoiceField(choices=[(s.value, s.value) for s in Side])
+    entry = forms.FloatField(min_value=0, label="Entry price (USDT)")
+    stop = forms.FloatField(min_value=0, label="Stop (USDT)")
+    target = forms.FloatField(min_value=0, label="Target (USDT)")
+    capital = forms.FloatField(min_value=0, initial=10_000, label="Capital (USDT)")
+    risk_pct = forms.FloatField(min_value=0, max_value=100, initial=0.5, label="Risk per trade %")
+    max_leverage = forms.IntegerField(min_value=1, max_value=125, initial=20)
+    entry_liquidity = forms.ChoiceField(
+        choices=[("taker", "market (taker)"), ("maker", "limit (maker)")], initial="taker"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        symbols = selectors.trade_symbols() or ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
+        self.fields["symbol"].choices = [(s, s) for s in symbols]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        side, entry, stop, target = (data.get(k) for k in ("side", "entry", "stop", "target"))
+        if None in (side, entry, stop, target):
+            return data
+        sign = Side(side).sign
+        if sign * (entry - stop) <= 0:
+            self.add_error(
+                "stop", f"a {side} stop must be {'below' if sign > 0 else 'above'} the entry"
+            )
+        if sign * (target - entry) <= 0:
+            self.add_error(
+                "target", f"a {side} target must be {'above' if sign > 0 else 'below'} the entry"
+            )
+        return data
+
+
+def risk_outcome(data: dict[str, Any]) -> dict[str, Any]:
+    """Size, leverage, liquidation, fees and net results at stop and target (core functions).
+
+    Size from the stop cost (distance + taker exit fee + entry fee + slippage); leverage the
+    lowest whose liquidation lies beyond the stop; the stop exits as taker, the target as maker
+    (a resting take-profit limit). Net = gross − entry fee − exit fee (no funding).
+    """
+    side = Side(data["side"])
+    liquidity = Liquidity(data["entry_liquidity"])
+    sized = size_position(
+        side=side,
+        entry_price=data["entry"],
+        stop_price=data["stop"],
+        capital_usdt=data["capital"],
+        max_risk_pct=data["risk_pct"],
+        entry_liquidity=liquidity,
+        rules=market_rules_for(data["symbol"]),
+    )
+    lev = choose_leverage(
+        symbol=data["symbol"],
+        side=side,
+        entry_price=sized.entry_price,
+        stop_price=data["stop"],
+        qty=sized.qty,
+        capital_usdt=data["capital"],
+        max_leverage=data["max_leverage"],
+        taker_rate=BITGET_VIP0.taker_rate,
+    )
+    entry_fee = fee_for_fill(sized.qty, data["entry"], liquidity)
+    outcomes = {}
+    for name, price, exit_liq in (
+        ("stop", data["stop"], Liquidity.TAKER),
+        ("target", data["target"], Liquidity.MAKER),
+    ):
+        gross = gross_pnl(side, sized.qty, data["entry"], price)
+        exit_fee = fee_for_fill(sized.qty, price, exit_liq)
+        net = net_pnl(gross, entry_fee, exit_fee, 0.0)
+        share = fees_share_of_gross(entry_fee + exit_fee, gross)
+        outcomes[name] = {
+            "price": price,
+            "gross": gross,
+            "entry_fee": entry_fee,
+            "exit_fee": exit_fee,
+            "fees": entry_fee + exit_fee,
+            "fees_share_pct": share * 100 if share is not None else None,
+            "net": net,
+            "net_pct_of_capital": net / data["capital"] * 100,
+        }
+    return {
+        "qty": sized.qty,
+        "notional": sized.notional_usdt,
+        "risk_usdt": sized.risk_usdt,
+        "max_risk_usdt": sized.max_risk_usdt,
+        "stop_distance_pct": sized.stop_distance_pct,
+        "cost_per_unit": sized.cost_per_unit,
+        "leverage": lev.leverage,
+        "margin": lev.margin_usdt,
+        "liquidation_price": lev.liquidation_price,
+        "liquidation_distance_pct": lev.liquidation_distance_pct,
+        "stop": outcomes["stop"],
+        "target": outcomes["target"],
+        "reward_risk": outcomes["target"]["net"] / -outcomes["stop"]["net"]
+        if outcomes["stop"]["net"] < 0
+        else None,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def risk(request: HttpRequest) -> HttpResponse:
+    """Risk calculator: GET shows the form, POST computes (the form carries a CSRF token)."""
+    form = RiskForm(request.POST or None)
+    result = None
+    if form.is_bound and form.is_valid():
+        try:
+            result = risk_outcome(form.cleaned_data)
+        except TradingCoreError as exc:
+            form.add_error(None, str(exc))
+    context = {"form": form, "result": result, "page": "risk"}
+    return render_page(request, "trading/risk.html", context, partial="risk_result")
+
+
+@login_required
+@require_GET
+def alerts(request: HttpRequest) -> HttpResponse:
+    return render_page(
+        request,
+        "trading/alerts.html",
+        {"page": "alerts"},
+        partial="alert_feed",
+        groups=("alerts",),
+    )

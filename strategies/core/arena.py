@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +96,8 @@ def rank(results: Sequence[StrategyResults], min_trades: int = 10) -> list[Ranki
         (row for row in rows if row.trades >= min_trades), key=lambda x: -x.net_return_pct
     )
     unranked = sorted((row for row in rows if row.trades < min_trades), key=lambda x: x.name)
-    out = [Ranking(**{**_as_dict(row), "rank": i + 1}) for i, row in enumerate(ranked)]
+    out = [replace(row, rank=i + 1) for i, row in enumerate(ranked)]
     return out + unranked
-
-
-def _as_dict(row: Ranking) -> dict[str, object]:
-    return {f: getattr(row, f) for f in Ranking.__dataclass_fields__}
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ from strategies.core.base import (
     MarketSnapshot,
     OrderBook,
     PositionView,
+    Role,
     Signal,
     Strategy,
     StrategyError,
@@ -308,7 +309,9 @@ class _SymbolState:
 
 def _entry_timeframe(strategy: Strategy) -> str:
     value = getattr(strategy.params, "timeframe", None)
-    return str(value) if value else strategy.inputs.timeframes[0]
+    if value:
+        return str(value)
+    return strategy.inputs.timeframes[0] if strategy.inputs.timeframes else "1m"
 
 
 class StrategyKernel:
@@ -765,6 +768,11 @@ class StrategyKernel:
     ) -> None:
         strategy = st.strategy
         missing = strategy.missing_inputs(market)
+        if strategy.role is Role.CONFIRMATION:
+            missing = (
+                f"{strategy.kind} is a confirmation filter: it adjusts the scores of other "
+                "strategies' signals and never opens a position by itself"
+            )
         if missing is not None:
             if st.skipped_reason != missing:
                 st.skipped_reason = missing

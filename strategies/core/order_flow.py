@@ -136,7 +136,7 @@ def _average_window_volume(trades: np.ndarray, now_ms: int, window_ms: int) -> f
 class OrderFlow(Strategy):
     kind = "order_flow"
     Params = OrderFlowParams
-    inputs = Inputs(timeframes=("1m",), order_book=True, trades=True)
+    inputs = Inputs(timeframes=(), order_book=True, trades=True)
     role = Role.CONFIRMATION
     description = (
         "Confirmation filter: order-book imbalance, large resting orders, taker volume delta and "
@@ -145,7 +145,8 @@ class OrderFlow(Strategy):
     params: OrderFlowParams
 
     def warmup_candles(self) -> dict[str, int]:
-        return {"1m": 0}
+        """No candles: it reads the book and the trades only."""
+        return {}
 
     def decide(self, market: MarketSnapshot) -> Signal | None:
         """A confirmation filter never opens a position."""

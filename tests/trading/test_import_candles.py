@@ -216,7 +216,7 @@ def test_unknown_file_name_without_flags_is_a_clear_error(tmp_path: Path) -> Non
     with pytest.raises(CommandError) as error:
         run("import_candles", path)
     message = str(error.value)
-    assert "cannot tell the exchange and symbol and timeframe of this file" in message
+    assert "cannot tell the exchange, symbol and timeframe of this file" in message
     assert "<venue>_<BASE>-<QUOTE>_<kind>_<first>-<last>.csv[.gz]" in message
     assert "pass --exchange ... --symbol ... --timeframe ..." in message
     assert Candle.objects.count() == 0

@@ -61,7 +61,7 @@ _FILE_NAME_RE: Final = re.compile(
     r"^(?P<venue>[a-z0-9]+(?:-[a-z0-9]+)*)"
     r"_(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)"
     r"_(?P<kind>[a-z0-9-]+)"
-    r"(?:_(?P<first_day>\d{8})(?:-(?P<last_day>\d{8}))?)?"
+    r"(?:_(?P<dates>[^.]*))?"  # usually <first-day>-<last-day>; not interpreted
     r"\.csv(?:\.gz)?$"
 )
 _GZIP_MAGIC: Final = b"\x1f\x8b"
@@ -145,7 +145,7 @@ def open_data_file(path: str | Path) -> TextIO:
     try:
         compressed = raw.peek(2)[:2] == _GZIP_MAGIC
         binary = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-        return io.TextIOWrapper(binary, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        return io.TextIOWrapper(binary, encoding="utf-8", newline="")
     except OSError as error:
         raw.close()
         raise CsvDataError(f"{file_path}: cannot read ({error})") from error
@@ -185,7 +185,7 @@ def _parse_number(name: str, text: str) -> float:
     return value
 
 
-class _CsvReader:
+class CsvReader[RowT: tuple[int | float, ...]]:
     """Iterates the good rows of one CSV stream; bad rows are collected in ``bad_rows``.
 
     ``rows_read`` counts data rows seen (good and bad; blank lines are skipped and not counted).
@@ -215,11 +215,11 @@ class _CsvReader:
     def header(self) -> str:
         return ",".join(self.fields)
 
-    def __iter__(self) -> Iterator[tuple[int, ...]]:
+    def __iter__(self) -> Iterator[RowT]:
         reader = self._reader
         parse = self._parse
         bad_rows = self.bad_rows
-        last_time_ms = -1
+        last_time_ms: float = -1
         last_line = 0
         rows_read = 0
         try:
@@ -245,7 +245,7 @@ class _CsvReader:
         finally:
             self.rows_read = rows_read
 
-    def _parse(self, fields: list[str]) -> tuple[int, ...]:
+    def _parse(self, fields: list[str]) -> RowT:
         raise NotImplementedError
 
     def _check_count(self, fields: list[str]) -> None:
@@ -260,7 +260,7 @@ class _CsvReader:
                 raise _BadValue(f"missing {name}")
 
 
-def _raise_out_of_order(time_ms: int, last_time_ms: int, last_line: int) -> None:
+def _raise_out_of_order(time_ms: float, last_time_ms: float, last_line: int) -> None:
     if time_ms == last_time_ms:
         raise _BadValue(f"timestamp_ms {time_ms} duplicates line {last_line}")
     raise _BadValue(
@@ -269,7 +269,7 @@ def _raise_out_of_order(time_ms: int, last_time_ms: int, last_line: int) -> None
     )
 
 
-class CandleCsvReader(_CsvReader):
+class CandleCsvReader(CsvReader[CandleRow]):
     """Good candle rows of a ``timestamp_ms,open,high,low,close,volume`` stream.
 
     A row is bad when a value is missing or not a finite number, a price is not positive,
@@ -288,9 +288,6 @@ class CandleCsvReader(_CsvReader):
         self.timeframe = timeframe
         self._step_ms = TIMEFRAME_MS[timeframe]
         super().__init__(stream, source=source)
-
-    def __iter__(self) -> Iterator[CandleRow]:  # type: ignore[override]
-        return super().__iter__()  # type: ignore[return-value]
 
     def _parse(self, fields: list[str]) -> CandleRow:
         try:
@@ -350,14 +347,11 @@ class CandleCsvReader(_CsvReader):
         return (open_time_ms, open_, high, low, close, volume)
 
 
-class FundingCsvReader(_CsvReader):
+class FundingCsvReader(CsvReader[FundingRow]):
     """Good funding rows of a ``timestamp_ms,rate`` stream: a finite rate (any sign) and a
     settlement time after the previous good row's."""
 
     fields = FUNDING_FIELDS
-
-    def __iter__(self) -> Iterator[FundingRow]:  # type: ignore[override]
-        return super().__iter__()  # type: ignore[return-value]
 
     def _parse(self, fields: list[str]) -> FundingRow:
         self._check_count(fields)

@@ -77,6 +77,13 @@ def test_it_is_a_confirmation_filter_that_never_trades_alone() -> None:
     assert strategy.decide(market(book([6, 1, 1], [1, 1, 1]), None)) is None
 
 
+def test_it_reports_a_missing_book_or_missing_trades() -> None:
+    strategy = order_flow()
+    assert strategy.missing_inputs(market(None, trades([(100.0, 1.0)]))) == "no order book"
+    assert strategy.missing_inputs(market(book([1], [1]), None)) == "no trades"
+    assert strategy.missing_inputs(market(book([1], [1]), trades([(100.0, 1.0)]))) is None
+
+
 def test_loaders_read_the_real_book_and_trades_files() -> None:
     """345 one-second snapshots of 20 levels; 21,313 trades, the first a taker BUY of 0.006 BTC
     at 61,800.3 (signed +0.006)."""

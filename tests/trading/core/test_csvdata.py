@@ -65,6 +65,7 @@ def read_candles(text: str, timeframe: str = "1m") -> tuple[list[tuple], CandleC
             None,
         ),
         ("bitget_BTC-USDT_15m.csv", "bitget", None, "15m", "15m"),
+        ("binance-usdm_BTC-USDT_1m_june-week.csv", "binance", "BTC/USDT:USDT", "1m", "1m"),
     ],
 )
 def test_file_name_gives_exchange_unified_symbol_and_kind(

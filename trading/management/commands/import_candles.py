@@ -10,11 +10,10 @@ command fails (non-zero exit) only when a file cannot be read or has the wrong h
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import batched
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
@@ -23,6 +22,7 @@ from trading.core.candles import TIMEFRAME_MS
 from trading.core.csvdata import (
     CandleCsvReader,
     CsvDataError,
+    CsvReader,
     DataFileName,
     open_data_file,
     parse_data_file_name,
@@ -128,7 +128,8 @@ class MarketDataImportCommand(BaseCommand):
                     f"its name gives venue {parsed.venue!r} and kind {parsed.kind!r}, which do "
                     "not say it"
                 )
-            names = " and ".join(flag.removeprefix("--") for flag in missing)
+            names = ", ".join(flag.removeprefix("--") for flag in missing)
+            names = " and ".join(names.rsplit(", ", 1))
             flags = " ".join(f"{flag} ..." for flag in missing)
             raise CommandError(f"{path}: cannot tell the {names} of this file: {why}; pass {flags}")
         return ImportTarget(
@@ -178,7 +179,7 @@ class MarketDataImportCommand(BaseCommand):
         )
         return f"{line} (see above)" if bad else line
 
-    def open_reader(self, stream: Any, target: ImportTarget) -> Iterable[tuple[Any, ...]]:
+    def open_reader(self, stream: TextIO, target: ImportTarget) -> CsvReader[Any]:
         return CandleCsvReader(stream, timeframe=str(target.timeframe), source=str(target.path))
 
     def upsert(self, target: ImportTarget, rows: tuple[Any, ...]) -> UpsertResult:

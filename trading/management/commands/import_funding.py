@@ -8,7 +8,7 @@ Bad rows are reported with their line number and skipped, as in ``import_candles
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TextIO
 
 from trading.core.csvdata import FundingCsvReader
 from trading.management.commands.import_candles import ImportTarget, MarketDataImportCommand
@@ -23,7 +23,7 @@ class Command(MarketDataImportCommand):
     kind = "funding"
     uses_timeframe = False
 
-    def open_reader(self, stream: Any, target: ImportTarget) -> FundingCsvReader:
+    def open_reader(self, stream: TextIO, target: ImportTarget) -> FundingCsvReader:
         return FundingCsvReader(stream, source=str(target.path))
 
     def upsert(self, target: ImportTarget, rows: tuple[Any, ...]) -> UpsertResult:

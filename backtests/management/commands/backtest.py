@@ -1,0 +1,192 @@
+"""``manage.py backtest``: one strategy over history, fees on and off side by side.
+
+    manage.py backtest --strategy NAME --symbol SYMBOL [--timeframe TF]
+        [--start DATE --end DATE | --days N] [--data PATH ...] [--param KEY=VALUE ...]
+        [--capital USDT] [--no-fees] [--json] [--save]
+
+NAME is a strategy kind or a configured name (config/strategies.yaml, its symbol override
+applied). ``--timeframe`` sets the strategy's entry timeframe parameter; the data is always 1m.
+``--data`` reads shared-data CSV/CSV.gz files directly (``*_funding_*`` files are funding);
+without it the stored candles are used. Bad arguments exit with code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from backtests import services
+from backtests.core.engine import BacktestDataError, run_backtest
+from trading.core.candles import MINUTE_MS
+
+
+def parse_date_ms(text: str) -> int:
+    """``2025-06-17`` or ``2025-06-17T12:00`` (UTC) → epoch ms."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(
+            f"bad date {text!r}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)", returncode=2
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+class Command(BaseCommand):
+    help = "Backtest one strategy on one symbol; prints fees on and off side by side."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--strategy", required=True)
+        parser.add_argument("--symbol", required=True)
+        parser.add_argument("--timeframe", help="entry timeframe of the strategy (1m/5m/15m/1h)")
+        parser.add_argument("--start", help="first day (UTC), YYYY-MM-DD")
+        parser.add_argument("--end", help="end (UTC, exclusive), YYYY-MM-DD")
+        parser.add_argument("--days", type=int, help="the last N days of the data")
+        parser.add_argument("--data", nargs="+", default=[], help="CSV/CSV.gz files")
+        parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+        parser.add_argument("--capital", type=float, default=10_000.0, help="USDT")
+        parser.add_argument("--no-fees", action="store_true", help="headline run without fees")
+        parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+        parser.add_argument("--save", action="store_true", help="store a BacktestRun")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        try:
+            self._run(opts)
+        except (services.BacktestInputError, BacktestDataError) as exc:
+            raise CommandError(str(exc), returncode=2) from None
+
+    def _run(self, opts: dict[str, Any]) -> None:
+        symbol: str = opts["symbol"]
+        if opts["capital"] <= 0:
+            raise services.BacktestInputError(f"--capital must be positive, got {opts['capital']}")
+        if opts["days"] is not None and (opts["start"] or opts["end"]):
+            raise services.BacktestInputError("use --start/--end or --days, not both")
+        if opts["days"] is not None and opts["days"] < 1:
+            raise services.BacktestInputError("--days must be at least 1")
+        config = services.load_radar_config()
+        first = services.resolve_strategy(opts["strategy"], symbol, None, config)
+        overrides = services.parse_param_values(first.kind, opts["param"])
+        if opts["timeframe"]:
+            overrides["timeframe"] = opts["timeframe"]
+        resolved = services.resolve_strategy(opts["strategy"], symbol, overrides, config)
+
+        start_ms = parse_date_ms(opts["start"]) if opts["start"] else None
+        end_ms = parse_date_ms(opts["end"]) if opts["end"] else None
+        if opts["data"]:
+            data = services.read_data_files(opts["data"], symbol)
+        else:
+            data = services.load_db_data(symbol, start_ms, end_ms)
+        if opts["days"] is not None and len(data.candles):
+            end = int(data.candles[-1, 0]) + MINUTE_MS
+            start_ms = end - int(timedelta(days=opts["days"]).total_seconds() * 1000)
+        data = services.cut(data, start_ms, end_ms)
+        if len(data.candles) == 0:
+            raise services.BacktestInputError(
+                f"no 1m candles for {symbol} in the requested range ({data.source})"
+            )
+
+        kernel_config = services.kernel_config_from(
+            config, capital_usdt=opts["capital"], fees_enabled=not opts["no_fees"],
+            seed=opts["seed"],
+        )  # fmt: skip
+        kwargs: dict[str, Any] = {
+            "funding": data.funding,
+            "open_interest": data.open_interest,
+            "name": resolved.name,
+        }
+        progress = self._progress_bar(len(data.candles), quiet=opts["json"])
+        try:
+            headline = run_backtest(
+                resolved.kind, resolved.params, symbol, data.candles,
+                config=kernel_config, progress=progress, **kwargs,
+            )  # fmt: skip
+        finally:
+            if progress is not None:
+                progress(1.0)
+        other = run_backtest(
+            resolved.kind, resolved.params, symbol, data.candles,
+            config=kernel_config.with_fees(False), **kwargs,
+        )  # fmt: skip
+        summary = services.summarise(headline, other)
+        summary["fees_enabled"] = not opts["no_fees"]
+        summary["strategy_kind"] = resolved.kind
+        summary["params"] = resolved.params
+        summary["data_source"] = data.source
+        if opts["save"]:
+            run = services.backtest_run_save(
+                headline, summary, name=resolved.name, kind=resolved.kind,
+                params=resolved.params, fees_enabled=not opts["no_fees"],
+                data_source=data.source, exchange=data.exchange,
+            )  # fmt: skip
+            summary["run_id"] = run.pk
+        if opts["json"]:
+            self.stdout.write(json.dumps(summary, sort_keys=True))
+            return
+        self._table(summary)
+
+    def _progress_bar(self, total: int, *, quiet: bool) -> Any:
+        if total < 50_000 or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        bar = tqdm(total=100, file=sys.stderr, unit="%", leave=False)
+        state = {"done": 0}
+
+        def update(fraction: float) -> None:
+            pct = int(fraction * 100)
+            if pct > state["done"]:
+                bar.update(pct - state["done"])
+                state["done"] = pct
+            if fraction >= 1.0:
+                bar.close()
+
+        return update
+
+    def _table(self, s: dict[str, Any]) -> None:
+        off = s.get("without_fees", {})
+        out = self.stdout
+        out.write(
+            f"{s['strategy']} ({s['strategy_kind']}) on {s['symbol']}: {s['candles']:,} 1m "
+            f"candles, {s['signals']} signals ({s['signals_accepted']} accepted), "
+            f"{s['elapsed_s']:.2f} s"
+        )
+        if s.get("skipped_reason"):
+            out.write(f"SKIPPED: {s['skipped_reason']} — the strategy could not run on this data")
+        rows = [
+            ("trades", "trades", 0),
+            ("win rate %", "win_rate", 1),
+            ("gross P&L USDT", "gross_pnl", 2),
+            ("fees USDT", "fees", 2),
+            ("fees % of gross", "fees_pct_of_gross", 1),
+            ("funding USDT", "funding", 2),
+            ("slippage USDT (in prices)", "slippage", 2),
+            ("net P&L USDT", "net_pnl", 2),
+            ("profit factor gross", "profit_factor_gross", 2),
+            ("profit factor net", "profit_factor_net", 2),
+            ("expectancy USDT/trade", "expectancy", 2),
+            ("max drawdown %", "max_drawdown_pct", 2),
+            ("Sharpe (daily, √365)", "sharpe", 2),
+            ("Sortino (daily, √365)", "sortino", 2),
+            ("exposure %", "exposure_pct", 1),
+        ]
+        out.write(f"{'':28}{'fees on':>16}{'fees off':>16}")
+        for label, key, digits in rows:
+            out.write(f"{label:28}{_fmt(s.get(key), digits):>16}{_fmt(off.get(key), digits):>16}")
+        if s.get("kill_switch_tripped"):
+            out.write(f"kill switch tripped; {s['shadow_trades']} later trades ran in shadow mode")
+        if "run_id" in s:
+            out.write(f"saved as backtest run #{s['run_id']}")

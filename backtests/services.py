@@ -1,0 +1,495 @@
+"""Backtest writes: create a run, execute it (claimed once), and the helpers the commands share.
+
+Loading rows, resolving a strategy name and turning ``config/risk.yaml`` into a
+:class:`KernelConfig` live here; the loop itself is ``backtests.core.engine`` (pure).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from backtests.core.engine import BacktestDataError, BacktestResult, run_backtest
+from backtests.core.metrics import compute_metrics
+from backtests.models import BacktestRun
+from scalpradar.config import RadarConfig, get_config
+from scalpradar.events import backtest_group, publish_on_commit
+from strategies.core.base import REGISTRY, StrategyError, build_params, strategy_class
+from strategies.kernel_config import kernel_config_from
+from trading.core.candles import MINUTE_MS
+from trading.core.csvdata import (
+    CandleCsvReader,
+    FundingCsvReader,
+    open_data_file,
+    parse_data_file_name,
+)
+from trading.core.types import normalise_symbol
+
+log = logging.getLogger(__name__)
+
+MAX_EQUITY_POINTS = 2_000
+EXECUTE_TIME_LIMIT_S = 3_600
+
+
+class BacktestInputError(ValueError):
+    """A bad request (unknown strategy, bad parameter, no data): the message says which."""
+
+
+# -- strategy and config ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedStrategy:
+    name: str
+    kind: str
+    params: dict[str, Any]  # validated, per-symbol override applied, JSON-safe
+
+
+def resolve_strategy(
+    name: str,
+    symbol: str,
+    overrides: Mapping[str, Any] | None = None,
+    config: RadarConfig | None = None,
+) -> ResolvedStrategy:
+    """A configured strategy name (strategies.yaml, symbol override applied) or a bare kind
+    with its defaults; ``overrides`` (e.g. ``--param``) go on top and are validated."""
+    from strategies.core import catalog  # noqa: F401  (registers the built-in kinds)
+
+    base: dict[str, Any] = {}
+    kind = name
+    entry = None
+    if config is not None:
+        try:
+            entry = config.strategy(name)
+        except KeyError:
+            entry = None
+    if entry is not None:
+        kind = entry.kind
+        base = dict(entry.params)
+        for key, override in entry.symbol_overrides.items():
+            if normalise_symbol(key) == normalise_symbol(symbol):
+                base.update(override)
+    elif name not in REGISTRY:
+        configured = [] if config is None else [s.name for s in config.strategies.strategies]
+        known = sorted({*REGISTRY, *configured})
+        raise BacktestInputError(f"unknown strategy {name!r} (known: {', '.join(known)})")
+    try:
+        params = build_params(kind, base, dict(overrides or {}))
+    except (StrategyError, ValueError) as exc:
+        raise BacktestInputError(str(exc)) from None
+    return ResolvedStrategy(name=name, kind=kind, params=params.model_dump(mode="json"))
+
+
+def parse_param_values(kind: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """``["rsi_period=10", "leverages=10,20"]`` → typed values; unknown keys are refused."""
+    fields = strategy_class(kind).Params.model_fields
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BacktestInputError(f"--param expects KEY=VALUE, got {pair!r}")
+        if key not in fields:
+            raise BacktestInputError(
+                f"unknown parameter {key!r} for {kind} (known: {', '.join(sorted(fields))})"
+            )
+        out[key] = parse_value(raw.strip(), fields[key].annotation)
+    return out
+
+
+def parse_value(raw: str, annotation: Any) -> Any:
+    """A command-line value: tuples from commas, booleans from true/false, else the text
+    (pydantic converts numbers and validates everything)."""
+    text = str(annotation)
+    if "tuple" in text:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if raw.lower() in {"true", "false"}:
+        return raw.lower() == "true"
+    return raw
+
+
+def load_radar_config() -> RadarConfig | None:
+    """The validated config, or ``None`` when the config directory cannot be read."""
+    try:
+        return get_config()
+    except Exception as exc:  # the command still runs on kinds and defaults
+        log.warning("config not loaded, using the core defaults: %s", exc)
+        return None
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class MarketData:
+    candles: np.ndarray
+    funding: np.ndarray | None = None
+    open_interest: np.ndarray | None = None
+    source: str = "db"
+    exchange: str = "bitget"
+
+
+def read_data_files(paths: Sequence[str | Path], symbol: str) -> MarketData:
+    """Candles and funding of ``symbol`` from shared-data CSV/CSV.gz files.
+
+    Files named ``*_funding_*`` are funding series; other files are candles. A file whose name
+    names another symbol is refused (a mix-up would otherwise backtest the wrong market).
+    """
+    candles: list[tuple[int, ...]] = []
+    funding: list[tuple[int, ...]] = []
+    exchange = "file"
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise BacktestInputError(f"data file not found: {path}")
+        meta = parse_data_file_name(path.name)
+        if meta is not None and meta.symbol is not None:
+            if normalise_symbol(meta.symbol) != normalise_symbol(symbol):
+                raise BacktestInputError(f"{path.name} holds {meta.symbol}, not {symbol}")
+            exchange = meta.exchange
+        is_funding = "_funding_" in path.name or (meta is not None and meta.kind == "funding")
+        with open_data_file(path) as stream:
+            if is_funding:
+                funding.extend(FundingCsvReader(stream, source=path.name))
+            else:
+                timeframe = meta.timeframe if meta is not None and meta.timeframe else "1m"
+                candles.extend(CandleCsvReader(stream, timeframe=timeframe, source=path.name))
+    if not candles:
+        raise BacktestInputError("no candle file among --data")
+    candle_array = np.unique(np.array(candles, dtype=np.float64), axis=0)
+    funding_array = np.unique(np.array(funding, dtype=np.float64), axis=0) if funding else None
+    source = "files: " + ", ".join(map(str, paths))
+    return MarketData(candle_array, funding_array, None, source, exchange)
+
+
+def load_db_data(
+    symbol: str, start_ms: int | None, end_ms: int | None, exchange: str | None = None
+) -> MarketData:
+    """Stored 1m candles, funding and open interest of ``symbol`` in ``[start, end)``."""
+    from trading.models import Candle, FundingRate, OpenInterest
+
+    candles = Candle.objects.filter(symbol=symbol, timeframe="1m")
+    if exchange:
+        candles = candles.filter(exchange=exchange)
+    if start_ms is not None:
+        candles = candles.filter(open_time_ms__gte=start_ms)
+    if end_ms is not None:
+        candles = candles.filter(open_time_ms__lt=end_ms)
+    rows = list(
+        candles.order_by("open_time_ms").values_list(
+            "open_time_ms", "open", "high", "low", "close", "volume"
+        )
+    )
+    array = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    lo = int(array[0, 0]) if len(array) else 0
+    hi = int(array[-1, 0]) + MINUTE_MS if len(array) else 0
+    funding = np.array(
+        list(
+            FundingRate.objects.filter(symbol=symbol, funding_time_ms__gt=lo - 86_400_000)
+            .filter(funding_time_ms__lte=hi)
+            .order_by("funding_time_ms")
+            .values_list("funding_time_ms", "rate")
+        ),
+        dtype=np.float64,
+    ).reshape(-1, 2)
+    oi = np.array(
+        list(
+            OpenInterest.objects.filter(symbol=symbol, time_ms__lte=hi)
+            .order_by("time_ms")
+            .values_list("time_ms", "open_interest")
+        ),
+        dtype=np.float64,
+    ).reshape(-1, 2)
+    return MarketData(
+        array,
+        funding if len(funding) else None,
+        oi if len(oi) else None,
+        "db",
+        exchange or "bitget",
+    )
+
+
+def cut(data: MarketData, start_ms: int | None, end_ms: int | None) -> MarketData:
+    """``data`` with candles restricted to open times in ``[start, end)``."""
+    candles = data.candles
+    if start_ms is not None:
+        candles = candles[candles[:, 0] >= start_ms]
+    if end_ms is not None:
+        candles = candles[candles[:, 0] < end_ms]
+    return MarketData(candles, data.funding, data.open_interest, data.source, data.exchange)
+
+
+# -- summary ----------------------------------------------------------------------------------
+
+
+def summarise(result: BacktestResult, without_fees: BacktestResult | None = None) -> dict[str, Any]:
+    """The JSON summary of a run (the command's ``--json`` object and ``BacktestRun.results``)."""
+    m = compute_metrics(
+        result.trades,
+        result.times_ms,
+        result.equity,
+        start_equity=result.config.capital_usdt,
+        in_position=result.in_position,
+        regimes=result.trade_regimes,
+    )
+    signals = result.signals
+    out: dict[str, Any] = {
+        "strategy": result.strategy,
+        "symbol": result.symbol,
+        "candles": result.candles,
+        "start_ms": int(result.times_ms[0]) - MINUTE_MS if result.candles else None,
+        "end_ms": int(result.times_ms[-1]) if result.candles else None,
+        "signals": len(signals),
+        "signals_accepted": sum(1 for s in signals if s.accepted),
+        "shadow_trades": len(result.shadow_trades),
+        "kill_switch_tripped": bool(result.final_state.get("kill_switch", {}).get("tripped")),
+        **{k: v for k, v in m.to_dict().items()},
+        "elapsed_s": result.elapsed_s,
+    }
+    if result.skipped_reason:
+        out["skipped_reason"] = result.skipped_reason
+    if without_fees is not None:
+        off = compute_metrics(
+            without_fees.trades,
+            without_fees.times_ms,
+            without_fees.equity,
+            start_equity=without_fees.config.capital_usdt,
+        )
+        out["net_pnl_without_fees"] = off.net_pnl
+        out["trades_without_fees"] = off.trades
+        out["without_fees"] = {
+            k: v for k, v in off.to_dict().items() if k not in ("by_regime", "by_exit_reason")
+        }
+        out["elapsed_s"] = result.elapsed_s + without_fees.elapsed_s
+    return _finite(out)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: they become ``None``."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def downsample_equity(times_ms: np.ndarray, equity: np.ndarray, limit: int = MAX_EQUITY_POINTS):
+    """At most ``limit`` ``[time_ms, equity]`` points: evenly spaced, the last one kept, and the
+    lowest point kept so the drawdown stays visible."""
+    n = len(equity)
+    if n <= limit:
+        index = np.arange(n)
+    else:
+        index = np.unique(
+            np.r_[np.linspace(0, n - 1, limit - 1).astype(np.int64), int(np.argmin(equity))]
+        )
+    return [[int(times_ms[i]), round(float(equity[i]), 4)] for i in index]
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+def backtest_run_create(
+    *,
+    strategy: str,
+    symbol: str,
+    params: Mapping[str, Any] | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    capital_usdt: float = 10_000.0,
+    fees_enabled: bool = True,
+    data_source: str = "db",
+    exchange: str = "bitget",
+    created_by: Any = None,
+) -> BacktestRun:
+    """A pending run; ``strategy`` is a configured name or a kind (validated now)."""
+    resolved = resolve_strategy(strategy, symbol, params, load_radar_config())
+    with transaction.atomic():
+        return BacktestRun.objects.create(
+            strategy_name=resolved.name,
+            strategy_kind=resolved.kind,
+            exchange=exchange,
+            symbol=symbol,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            params=resolved.params,
+            capital_usdt=capital_usdt,
+            fees_enabled=fees_enabled,
+            data_source=data_source,
+            created_by=created_by,
+        )
+
+
+def backtest_run_claim(run_id: int) -> bool:
+    """pending → running with one conditional UPDATE: True for the one caller that wins."""
+    claimed = BacktestRun.objects.filter(pk=run_id, status=BacktestRun.Status.PENDING).update(
+        status=BacktestRun.Status.RUNNING, started_at=timezone.now(), progress=0.0
+    )
+    return claimed == 1
+
+
+def _progress_publisher(run_id: int) -> Callable[[float], None]:
+    last = {"pct": -1}
+
+    def report(fraction: float) -> None:
+        pct = int(fraction * 100)
+        if pct <= last["pct"]:
+            return  # at most one update per percent
+        last["pct"] = pct
+        BacktestRun.objects.filter(pk=run_id).update(progress=min(1.0, pct / 100))
+        publish_on_commit(
+            backtest_group(run_id), "backtest.progress", {"run_id": run_id, "progress_pct": pct}
+        )
+
+    return report
+
+
+def backtest_run_execute(run_id: int, *, data: MarketData | None = None) -> bool:
+    """Run a pending backtest once; a second delivery of the same id does nothing (False).
+
+    Data: ``data`` when given (files), else the stored 1m candles of the run's range.
+    """
+    if not backtest_run_claim(run_id):
+        return False
+    run = BacktestRun.objects.get(pk=run_id)
+    started = time.perf_counter()
+    try:
+        market = data or load_db_data(run.symbol, run.start_ms, run.end_ms)
+        market = cut(market, run.start_ms, run.end_ms)
+        if len(market.candles) == 0:
+            raise BacktestInputError(f"no stored 1m candles for {run.symbol} in the range")
+        config = kernel_config_from(
+            load_radar_config(), capital_usdt=run.capital_usdt, fees_enabled=run.fees_enabled
+        )
+        kwargs: dict[str, Any] = {
+            "funding": market.funding,
+            "open_interest": market.open_interest,
+            "name": run.strategy_name,
+        }
+        result = run_backtest(
+            run.strategy_kind,
+            run.params,
+            run.symbol,
+            market.candles,
+            config=config,
+            progress=_progress_publisher(run_id),
+            **kwargs,
+        )
+        without = run_backtest(
+            run.strategy_kind,
+            run.params,
+            run.symbol,
+            market.candles,
+            config=config.with_fees(False),
+            **kwargs,
+        )
+    except (BacktestInputError, BacktestDataError, ValueError) as exc:
+        with transaction.atomic():
+            BacktestRun.objects.filter(pk=run_id).update(
+                status=BacktestRun.Status.FAILED, error=str(exc), finished_at=timezone.now()
+            )
+            publish_on_commit(
+                backtest_group(run_id), "backtest.done", {"run_id": run_id, "error": str(exc)}
+            )
+        return True
+    summary = summarise(result, without)
+    summary["elapsed_s"] = time.perf_counter() - started
+    with transaction.atomic():
+        BacktestRun.objects.filter(pk=run_id).update(
+            status=BacktestRun.Status.DONE,
+            progress=1.0,
+            finished_at=timezone.now(),
+            results=summary,
+            equity_curve=downsample_equity(result.times_ms, result.equity),
+            trades=[t.to_dict() for t in result.trades],
+        )
+        publish_on_commit(
+            backtest_group(run_id),
+            "backtest.done",
+            {"run_id": run_id, "status": "done", "results": summary},
+        )
+    return True
+
+
+def backtest_run_save(
+    result: BacktestResult,
+    summary: Mapping[str, Any],
+    *,
+    name: str,
+    kind: str,
+    params: Mapping[str, Any],
+    fees_enabled: bool,
+    data_source: str,
+    exchange: str,
+) -> BacktestRun:
+    """Store a finished run computed outside the task (``backtest --save``)."""
+    with transaction.atomic():
+        return BacktestRun.objects.create(
+            strategy_name=name,
+            strategy_kind=kind,
+            exchange=exchange,
+            symbol=result.symbol,
+            start_ms=summary.get("start_ms"),
+            end_ms=summary.get("end_ms"),
+            params=dict(params),
+            capital_usdt=result.config.capital_usdt,
+            fees_enabled=fees_enabled,
+            data_source=data_source[:255],
+            status=BacktestRun.Status.DONE,
+            progress=1.0,
+            started_at=timezone.now(),
+            finished_at=timezone.now(),
+            results=dict(summary),
+            equity_curve=downsample_equity(result.times_ms, result.equity),
+            trades=[t.to_dict() for t in result.trades],
+        )
+
+
+# -- sweeps -----------------------------------------------------------------------------------
+
+
+def optimize_job_run(job: Mapping[str, Any]) -> dict[str, Any]:
+    """One sweep job (JSON in, JSON out): a parameter set over one range, fees on.
+
+    ``job``: ``kind``, ``name``, ``symbol``, ``params`` (full, validated), ``data`` (file paths
+    or empty for the database), ``start_ms``/``end_ms`` (``None`` = all), ``capital``, ``seed``,
+    plus free labels (``window``, ``sample``) copied to the result.
+    """
+    paths = job.get("data") or []
+    symbol = job["symbol"]
+    data = (
+        read_data_files(paths, symbol)
+        if paths
+        else load_db_data(symbol, job.get("start_ms"), job.get("end_ms"))
+    )
+    data = cut(data, job.get("start_ms"), job.get("end_ms"))
+    if len(data.candles) == 0:
+        raise BacktestInputError(f"no 1m candles for {symbol} in the sweep window")
+    config = kernel_config_from(
+        load_radar_config(), capital_usdt=float(job.get("capital", 10_000.0)),
+        seed=int(job.get("seed", 0)),
+    )  # fmt: skip
+    result = run_backtest(
+        job["kind"], job["params"], symbol, data.candles, config=config,
+        funding=data.funding, open_interest=data.open_interest, name=job.get("name"),
+    )  # fmt: skip
+    summary = summarise(result)
+    keep = ("trades", "win_rate", "net_pnl", "gross_pnl", "fees", "profit_factor_net",
+            "max_drawdown_pct", "sharpe", "candles", "skipped_reason")  # fmt: skip
+    return {
+        **{k: summary.get(k) for k in keep},
+        "grid": job.get("grid", {}),
+        "window": job.get("window"),
+        "sample": job.get("sample", "all"),
+    }

@@ -1,0 +1,229 @@
+"""Backtest pages: list and start runs, a run's live progress and results, compare runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_GET, require_http_methods
+
+from backtests import services
+from backtests.models import BacktestRun
+from scalpradar.consumers import dom_id
+from strategies.models import StrategyConfig
+from trading.models import Asset, Candle
+from trading.views import render_page
+
+DAY_MS = 86_400_000
+RESULT_FIELDS = (
+    ("return_pct", "Net return %"),
+    ("trades", "Trades"),
+    ("win_rate", "Win rate %"),
+    ("gross_pnl", "Gross P&L"),
+    ("fees", "Fees"),
+    ("fees_pct_of_gross", "Fees % of gross"),
+    ("funding", "Funding"),
+    ("slippage", "Slippage"),
+    ("net_pnl", "Net P&L"),
+    ("profit_factor_net", "Profit factor (net)"),
+    ("expectancy", "Expectancy"),
+    ("max_drawdown_pct", "Max drawdown %"),
+    ("sharpe", "Sharpe"),
+    ("sortino", "Sortino"),
+    ("exposure_pct", "Exposure %"),
+    ("final_equity", "Final equity"),
+)
+
+
+class BacktestForm(forms.Form):
+    strategy = forms.ChoiceField(choices=[])
+    symbol = forms.ChoiceField(choices=[])
+    days = forms.IntegerField(min_value=1, max_value=365, initial=7)
+    params = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"rsi_period": 10}'}),
+        help_text="JSON object of parameter overrides (empty = configured values)",
+    )
+    fees_enabled = forms.BooleanField(required=False, initial=True, label="Fees on")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = list(StrategyConfig.objects.values_list("name", flat=True))
+        self.fields["strategy"].choices = [(n, n) for n in names]
+        symbols = list(Asset.objects.values_list("symbol", flat=True))
+        self.fields["symbol"].choices = [(s, s) for s in symbols]
+
+    def clean_params(self) -> dict[str, Any]:
+        raw = (self.cleaned_data.get("params") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError('must be a JSON object: {"name": value}')
+        return value
+
+
+def _window(symbol: str, days: int) -> tuple[int | None, int | None]:
+    """The last ``days`` of stored 1m candles of ``symbol`` (``None`` ends when none stored)."""
+    last = (
+        Candle.objects.filter(symbol=symbol, timeframe="1m")
+        .order_by("-open_time_ms")
+        .values_list("open_time_ms", flat=True)
+        .first()
+    )
+    if last is None:
+        return None, None
+    end = last + 60_000
+    return end - days * DAY_MS, end
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def backtest_list(request: HttpRequest) -> HttpResponse:
+    form = BacktestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        start_ms, end_ms = _window(data["symbol"], data["days"])
+        try:
+            run = services.backtest_run_create(
+                strategy=data["strategy"],
+                symbol=data["symbol"],
+                params=data["params"],
+                start_ms=start_ms,
+                end_ms=end_ms,
+                fees_enabled=data["fees_enabled"],
+                created_by=request.user,
+            )
+        except (services.BacktestInputError, ValueError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            _enqueue(run.pk)
+            return redirect("backtest_detail", run_id=run.pk)
+    runs = list(BacktestRun.objects.defer("equity_curve", "trades")[:100])
+    context = {"form": form, "runs": runs, "page": "backtests"}
+    return render_page(request, "backtests/list.html", context, partial="run_table")
+
+
+def _enqueue(run_id: int) -> None:
+    from backtests.tasks import backtest_run_task
+
+    backtest_run_task.delay_on_commit(run_id)
+
+
+def _curves(run: BacktestRun) -> dict[str, Any]:
+    equity = [{"time": int(t) // 1000, "value": v} for t, v in run.equity_curve or []]
+    drawdown = []
+    peak = None
+    for point in equity:
+        peak = point["value"] if peak is None else max(peak, point["value"])
+        drawdown.append(
+            {"time": point["time"], "value": -(peak - point["value"]) / peak * 100 if peak else 0}
+        )
+    markers = []
+    for t in (run.trades or [])[:500]:
+        side = t.get("side")
+        markers.append(
+            {
+                "time": int(t.get("entry_time_ms", 0)) // 1000,
+                "position": "belowBar" if side == "long" else "aboveBar",
+                "color": "#2ebd85" if side == "long" else "#f0616d",
+                "shape": "arrowUp" if side == "long" else "arrowDown",
+                "text": side or "",
+            }
+        )
+        if t.get("exit_time_ms"):
+            net = t.get("net_pnl")
+            markers.append(
+                {
+                    "time": int(t["exit_time_ms"]) // 1000,
+                    "position": "aboveBar" if side == "long" else "belowBar",
+                    "color": "#d7dde5",
+                    "shape": "square",
+                    "text": f"{net:+.2f}" if isinstance(net, int | float) else "exit",
+                }
+            )
+    markers.sort(key=lambda m: m["time"])
+    return {"equity": equity, "drawdown": drawdown, "markers": markers}
+
+
+def _candles_for(run: BacktestRun) -> list[dict[str, Any]]:
+    if run.start_ms is None or run.end_ms is None:
+        return []
+    from strategies.selectors import chart_data  # the same chart rows as the Chart page
+
+    days = max(1, (run.end_ms - run.start_ms) // DAY_MS)
+    timeframe = "5m" if days <= 3 else ("15m" if days <= 10 else "1h")
+    return chart_data(run.symbol, timeframe, bars=1000)["candles"]
+
+
+@login_required
+@require_GET
+def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(BacktestRun, pk=run_id)
+    results = run.results or {}
+    without = results.get("without_fees") or {}
+    metrics = [
+        {"label": label, "value": results.get(key), "without": without.get(key)}
+        for key, label in RESULT_FIELDS
+        if key in results
+    ]
+    progress = {
+        "progress_id": dom_id("backtest-progress", run.pk),
+        "run_id": run.pk,
+        "progress_pct": round(run.progress * 100, 1),
+        "status": run.status,
+        "message": run.error,
+    }
+    chart = {**_curves(run), "candles": _candles_for(run) if run.status == "done" else []}
+    context = {
+        "run": progress,
+        "obj": run,
+        "metrics": metrics,
+        "has_without": bool(without),
+        "chart_json": json.dumps(chart).replace("</", "<\\/"),
+        "page": "backtests",
+    }
+    return render_page(
+        request,
+        "backtests/run.html",
+        context,
+        partial="results",
+        groups=(f"backtest.{run.pk}",),
+    )
+
+
+@login_required
+@require_GET
+def backtest_compare(request: HttpRequest) -> HttpResponse:
+    ids = [int(x) for x in request.GET.getlist("run") if x.isdigit()][:8]
+    runs = list(BacktestRun.objects.filter(pk__in=ids).order_by("-created_at"))
+    table = [
+        {
+            "label": label,
+            "values": [(r.results or {}).get(key) for r in runs],
+        }
+        for key, label in RESULT_FIELDS
+    ]
+    curves = [
+        {
+            "name": f"#{r.pk} {r.strategy_name} {r.symbol}",
+            "points": [{"time": int(t) // 1000, "value": v} for t, v in r.equity_curve or []],
+        }
+        for r in runs
+    ]
+    context = {
+        "runs": runs,
+        "table": table,
+        "curves_json": json.dumps(curves).replace("</", "<\\/"),
+        "all_runs": list(BacktestRun.objects.only("id", "strategy_name", "symbol", "status")[:100]),
+        "selected": ids,
+        "page": "backtests",
+    }
+    return render_page(request, "backtests/compare.html", context, partial="compare_table")

@@ -1,0 +1,105 @@
+"""``manage.py radar``: the main job in one process on the embedded default.
+
+Applies migrations, loads ``config/*.yaml`` when the database has no strategies, creates an
+admin account if none exists (the password is printed ONCE), then runs the feed and the
+runtime in-process with Daphne serving the dashboard on the same event loop.
+
+Source: live Bitget public data by default (no API keys needed for paper trading); when the
+exchange cannot be reached it says so in one line and replays the bundled real sample instead
+(``--replay`` asks for a replay explicitly, of the bundled sample or of the given CSV files).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from strategies import radar
+from strategies.models import StrategyConfig
+
+
+def _speed(value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise CommandError(f"--speed must be a number or 'max', got {value!r}") from None
+    if speed <= 0:
+        raise CommandError("--speed must be positive")
+    return speed
+
+
+class Command(BaseCommand):
+    help = "Run the radar: feed, strategies, paper arena and the live dashboard."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--replay",
+            nargs="*",
+            metavar="PATH",
+            default=None,
+            help="replay recorded 1m candles (default: the bundled sample) instead of live data",
+        )
+        parser.add_argument(
+            "--speed",
+            default="60",
+            help="replay speed: multiple of real time (60 = one minute per second) or 'max'",
+        )
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--headless",
+            action="store_true",
+            help="no web server; with a replay, exit at its end and print a summary",
+        )
+        parser.add_argument(
+            "--no-fallback",
+            action="store_true",
+            help="fail instead of replaying the sample when the exchange is unreachable",
+        )
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        speed = _speed(opts["speed"])
+        call_command("migrate", interactive=False, verbosity=0)
+        if not StrategyConfig.objects.exists():
+            self.stdout.write("First run: loading config/*.yaml into the database")
+            call_command("load_config", stdout=self.stdout)
+        self._ensure_admin()
+        replay_paths = None
+        if opts["replay"] is not None:
+            replay_paths = [Path(p) for p in opts["replay"]] or radar.sample_candle_files()
+        try:
+            radar.run(
+                replay_paths=replay_paths,
+                speed=speed,
+                host=opts["host"],
+                port=opts["port"],
+                headless=opts["headless"],
+                fallback_to_replay=not opts["no_fallback"],
+                out=self.stdout,
+            )
+        except radar.RadarError as exc:
+            raise CommandError(str(exc)) from None
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped.")
+
+    def _ensure_admin(self) -> None:
+        user_model = get_user_model()
+        if user_model.objects.filter(is_superuser=True).exists():
+            return
+        password = secrets.token_urlsafe(12)
+        user_model.objects.create_superuser("admin", "", password)
+        self.stdout.write(
+            self.style.WARNING(
+                "Created the admin account — shown once, keep it:\n"
+                f"    username: admin\n    password: {password}\n"
+                f"(data folder: {settings.DATA_DIR})"
+            )
+        )

@@ -1,0 +1,227 @@
+"""Assembles the radar: config -> exchange (live or replay) -> feed -> runtime -> web server.
+
+Kept apart from the management command so tests can drive it. One process, one event loop:
+Daphne (Twisted on asyncio) serves the dashboard and the websockets while the feed and the
+runtime run as tasks on the same loop — the in-memory channel layer works because publisher
+and consumers share that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from scalpradar.config import get_config
+from strategies.kernel_config import kernel_config_from
+from strategies.models import StrategyConfig
+from strategies.runtime import RadarRuntime, build_arena, last_candle_ms
+from trading.core.candles import read_candles_csv
+from trading.core.csvdata import parse_data_file_name
+from trading.feed.feed import MarketFeed
+from trading.feed.live import ExchangeUnreachable, create_exchange, probe
+from trading.feed.simulated import SimulatedExchange
+from trading.ratelimit import get_rate_limiter
+
+log = logging.getLogger(__name__)
+
+
+class RadarError(Exception):
+    """A start-up problem worth one clear line (no traceback)."""
+
+
+def sample_candle_files() -> list[Path]:
+    files = sorted(Path(settings.SAMPLE_DATA_DIR).glob("*_1m_*.csv*"))
+    if not files:
+        raise RadarError(f"no bundled sample candles in {settings.SAMPLE_DATA_DIR}")
+    return files
+
+
+def _symbol_of(path: Path) -> str:
+    parsed = parse_data_file_name(path.name)
+    if parsed is None or parsed.symbol is None:
+        raise RadarError(
+            f"{path.name}: cannot tell the symbol from the name "
+            "(expected e.g. binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz)"
+        )
+    return parsed.symbol
+
+
+def load_replay(
+    paths: Sequence[Path], symbols: Sequence[str]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Candles and funding per configured symbol from replay files (funding found by name)."""
+    candles: dict[str, np.ndarray] = {}
+    funding: dict[str, np.ndarray] = {}
+    for path in paths:
+        if not path.exists():
+            raise RadarError(f"replay file not found: {path}")
+        symbol = _symbol_of(path)
+        if symbol not in symbols:
+            log.info("replay: %s is not an enabled asset, skipped", symbol)
+            continue
+        candles[symbol] = read_candles_csv(path)
+        funding_files = sorted(path.parent.glob(f"*_{symbol.split('/')[0]}-*_funding_*.csv*"))
+        if funding_files:
+            funding[symbol] = _read_funding(funding_files[0])
+    if not candles:
+        raise RadarError(f"no replay candles for the enabled assets {', '.join(symbols)}")
+    return candles, funding
+
+
+def _read_funding(path: Path) -> np.ndarray:
+    import gzip
+
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as stream:
+        header = stream.readline().strip()
+        if header != "timestamp_ms,rate":
+            raise RadarError(f"{path.name}: funding header is {header!r}")
+        return np.loadtxt(stream, delimiter=",", dtype=np.float64, ndmin=2)
+
+
+async def build(
+    *,
+    replay_paths: Sequence[Path] | None,
+    speed: float | None,
+    fallback_to_replay: bool,
+    out: TextIO,
+) -> tuple[Any, MarketFeed, RadarRuntime]:
+    config = get_config()
+    symbols = config.enabled_symbols
+    exchange_name = next(iter(config.exchanges.exchanges))
+    exchange: Any = None
+    funding: dict[str, np.ndarray] = {}
+    if replay_paths is None:
+        live = create_exchange(
+            exchange_name,
+            api_key=settings.BITGET_API_KEY,
+            secret=settings.BITGET_API_SECRET,
+            password=settings.BITGET_API_PASSWORD,
+            sandbox=settings.EXCHANGE_SANDBOX,
+        )
+        try:
+            await probe(live, symbols)
+            exchange = live
+            out.write(f"Live feed: {exchange_name} public data for {', '.join(symbols)}\n")
+        except ExchangeUnreachable as exc:
+            await live.close()
+            if not fallback_to_replay:
+                raise RadarError(f"{exc}. Use --replay to run on recorded data instead.") from None
+            out.write(
+                f"{exc} — replaying the bundled real sample instead "
+                "(manage.py radar --replay [PATH ...] --speed X|max to choose).\n"
+            )
+            replay_paths = sample_candle_files()
+    if exchange is None:
+        if replay_paths is None:
+            raise RadarError("no exchange and no replay files")
+        candles, funding = load_replay(replay_paths, symbols)
+        symbols = [s for s in symbols if s in candles]
+        exchange = SimulatedExchange(candles, speed=speed, funding=funding)
+        out.write(
+            f"Replay: {', '.join(symbols)} from {len(replay_paths)} file(s), "
+            f"speed {'max' if speed is None else f'{speed:g}×'}\n"
+        )
+    kernel_config = kernel_config_from(config)  # capital comes from each strategy's session
+    configs = await sync_to_async(list)(StrategyConfig.objects.filter(enabled=True))
+    arena = await sync_to_async(build_arena)(configs, symbols, kernel_config)
+    runtime = RadarRuntime(arena, exchange=exchange_name)
+    for symbol, series in funding.items():
+        runtime.set_funding(symbol, series)
+    last_closed = {}
+    for symbol in symbols:
+        done = [last_candle_ms(e.kernel, symbol) for e in arena]
+        known = [d for d in done if d is not None]
+        if known and len(known) == len(done):
+            last_closed[symbol] = min(known)
+    if last_closed and isinstance(exchange, SimulatedExchange):
+        exchange.start_ms = max(exchange.start_ms, min(last_closed.values()) + 60_000)
+        out.write("Resuming after the last processed candle.\n")
+    feed = MarketFeed(exchange, symbols, runtime, get_rate_limiter(), last_closed_ms=last_closed)
+    return exchange, feed, runtime
+
+
+def print_summary(runtime: RadarRuntime, out: TextIO) -> None:
+    out.write(f"\nReplay finished: {runtime.summary.candles} candles processed\n")
+    out.write(f"{'strategy':<20}{'signals':>9}{'trades':>8}{'gross':>12}{'fees':>10}{'net':>12}\n")
+    for entry in runtime.arena:
+        s = entry.session
+        out.write(
+            f"{entry.config.name:<20}{entry.signal_count:>9}{s.trades_count:>8}"
+            f"{s.realised_gross_pnl:>12.2f}{s.fees_usdt:>10.2f}{s.realised_net_pnl:>12.2f}\n"
+        )
+
+
+async def run_headless(**kwargs: Any) -> RadarRuntime:
+    out: TextIO = kwargs["out"]
+    exchange, feed, runtime = await build(**kwargs)
+    try:
+        await feed.run()
+    finally:
+        await exchange.close()
+    print_summary(runtime, out)
+    return runtime
+
+
+def run(
+    *,
+    replay_paths: Sequence[Path] | None,
+    speed: float | None,
+    host: str,
+    port: int,
+    headless: bool,
+    fallback_to_replay: bool,
+    out: TextIO,
+) -> None:
+    kwargs = {
+        "replay_paths": replay_paths,
+        "speed": speed,
+        "fallback_to_replay": fallback_to_replay,
+        "out": out,
+    }
+    if headless:
+        asyncio.run(run_headless(**kwargs))
+        return
+    serve(host=host, port=port, **kwargs)
+
+
+def serve(*, host: str, port: int, **kwargs: Any) -> None:
+    """Daphne on the twisted asyncio loop, with the feed and runtime as tasks on that loop."""
+    from daphne.endpoints import build_endpoint_description_strings
+    from daphne.server import Server, twisted_loop
+    from twisted.internet import reactor
+
+    from scalpradar.asgi import application
+
+    out: TextIO = kwargs["out"]
+
+    async def main() -> None:
+        try:
+            exchange, feed, _runtime = await build(**kwargs)
+        except RadarError as exc:
+            out.write(f"error: {exc}\n")
+            reactor.stop()  # type: ignore[attr-defined]
+            return
+        try:
+            await feed.run()
+            out.write("Replay finished; the dashboard stays up (Ctrl+C to stop).\n")
+        finally:
+            await exchange.close()
+
+    reactor.callWhenRunning(  # type: ignore[attr-defined]
+        lambda: twisted_loop.create_task(main())
+    )
+    out.write(f"Dashboard: http://{host}:{port}/  (Ctrl+C to stop)\n")
+    server = Server(
+        application=application,
+        endpoints=build_endpoint_description_strings(host=host, port=port),
+        signal_handlers=True,
+    )
+    server.run()

@@ -1,0 +1,468 @@
+"""Reads for the dashboard pages: radar, arena, session, signals, chart.
+
+Each function returns JSON-safe dicts shaped like the live payloads the consumer renders
+(``scalpradar.consumers``), so a page and its websocket updates show the same partial.
+Aggregations run in the database; per-trade series are loaded as bare value tuples.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from django.db.models import Count, Max, Q, Sum
+
+from scalpradar.consumers import arena_live, dom_id, fmt_time_ms, market_slug, signal_item
+from strategies.core.indicators import ema, vwap_session
+from strategies.core.regime import Regime, classify_regime
+from strategies.models import ControlAction, Signal, StrategyConfig
+from trading.core.candles import aggregate_candles, timeframe_ms
+from trading.models import Asset, Candle, FundingRate, OpenInterest, Position, TradingSession
+
+log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
+CHART_TIMEFRAMES = ("1m", "5m", "15m", "1h")
+REGIME_LABELS = {
+    Regime.UNKNOWN: "unknown",
+    Regime.RANGING: "ranging",
+    Regime.TRENDING_UP: "trending up",
+    Regime.TRENDING_DOWN: "trending down",
+}
+
+
+def kill_switch_limits() -> tuple[float, float]:
+    """``(per-strategy, account)`` session loss limits in percent, from risk.yaml."""
+    try:
+        from scalpradar.config import get_config
+
+        ks = get_config().risk.kill_switch
+    except Exception:  # a broken config must not take the dashboard down: show the defaults
+        log.exception("risk.yaml could not be read; kill-switch gauges use 5 %")
+        return 5.0, 5.0
+    return ks.max_session_loss_pct, ks.account_max_session_loss_pct
+
+
+def _candles(symbol: str, timeframe: str, since_ms: int | None, limit: int) -> np.ndarray:
+    """Last ``limit`` closed 1m candles (or stored ``timeframe`` candles) as an (N, 6) array."""
+    qs = Candle.objects.filter(symbol=symbol, timeframe=timeframe)
+    if since_ms is not None:
+        qs = qs.filter(open_time_ms__gte=since_ms)
+    rows = list(
+        qs.order_by("-open_time_ms").values_list(
+            "open_time_ms", "open", "high", "low", "close", "volume"
+        )[:limit]
+    )
+    rows.reverse()
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+
+
+# --- radar ---------------------------------------------------------------------------------------
+
+
+def market_rows() -> list[dict[str, Any]]:
+    """Per asset: live price, 24h change, regime (5m), last funding rate, 24h OI change."""
+    rows = []
+    for asset in Asset.objects.filter(enabled=True):
+        slug = market_slug(asset.symbol)
+        candles = _candles(asset.symbol, "1m", None, 1441)
+        price = change = None
+        time_ms = None
+        regime = "no data"
+        if len(candles):
+            price = float(candles[-1, 4])
+            time_ms = int(candles[-1, 0])
+            day_ago = candles[candles[:, 0] <= candles[-1, 0] - DAY_MS + 60_000]
+            base = float(day_ago[-1, 4]) if len(day_ago) else float(candles[0, 1])
+            change = (price - base) / base * 100.0
+            bars = aggregate_candles(candles, "5m")
+            if len(bars) > 40:
+                regime = REGIME_LABELS[Regime(int(classify_regime(bars).regime[-1]))]
+            else:
+                regime = "warming up"
+        funding = (
+            FundingRate.objects.filter(symbol=asset.symbol)
+            .order_by("-funding_time_ms")
+            .values_list("rate", flat=True)
+            .first()
+        )
+        oi = list(
+            OpenInterest.objects.filter(symbol=asset.symbol)
+            .order_by("-time_ms")
+            .values_list("time_ms", "open_interest")[:1]
+        )
+        oi_change = None
+        if oi:
+            then = (
+                OpenInterest.objects.filter(symbol=asset.symbol, time_ms__lte=oi[0][0] - DAY_MS)
+                .order_by("-time_ms")
+                .values_list("open_interest", flat=True)
+                .first()
+            )
+            if then:
+                oi_change = (oi[0][1] - then) / then * 100.0
+        rows.append(
+            {
+                "row_id": dom_id("market", slug),
+                "price_id": dom_id("price", slug),
+                "candle_id": dom_id("candle", slug),
+                "symbol": asset.symbol,
+                "slug": slug,
+                "price": price,
+                "time": fmt_time_ms(time_ms),
+                "change_24h_pct": change,
+                "regime": regime,
+                "funding_rate_pct": funding * 100.0 if funding is not None else None,
+                "oi_change_24h_pct": oi_change,
+            }
+        )
+    return rows
+
+
+def heatmap() -> dict[str, Any]:
+    """Assets × strategies: score and verdict of each strategy's latest signal per asset."""
+    strategies = list(StrategyConfig.objects.order_by("name").values_list("name", flat=True))
+    symbols = list(Asset.objects.filter(enabled=True).values_list("symbol", flat=True))
+    latest = (
+        Signal.objects.values("strategy_id", "symbol")
+        .annotate(last=Max("candle_open_time_ms"))
+        .values_list("strategy_id", "symbol", "last")
+    )
+    cond = Q(pk__in=[])
+    for strategy_id, symbol, last in latest:
+        cond |= Q(strategy_id=strategy_id, symbol=symbol, candle_open_time_ms=last)
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for sig in Signal.objects.filter(cond).select_related("strategy"):
+        item = signal_item(_signal_dict(sig))
+        cells[(item["strategy"], sig.symbol)] = item
+    grid = []
+    for name in strategies:
+        row = []
+        for symbol in symbols:
+            cell = cells.get((name, symbol))
+            if cell is None:
+                cell = {"dom_id": dom_id("heat", f"{name}-{market_slug(symbol)}"), "score": None}
+            else:
+                cell = {**cell, "dom_id": cell["heat_id"]}
+            row.append(cell)
+        grid.append({"strategy": name, "cells": row})
+    return {"symbols": [market_slug(s) for s in symbols], "rows": grid}
+
+
+# --- signals -------------------------------------------------------------------------------------
+
+
+def _signal_dict(sig: Signal) -> dict[str, Any]:
+    return {
+        "strategy": sig.strategy.name,
+        "symbol": sig.symbol,
+        "timeframe": sig.timeframe,
+        "candle_open_time_ms": sig.candle_open_time_ms,
+        "side": sig.side,
+        "score": sig.score,
+        "reasons": sig.reasons,
+        "status": sig.status,
+        "refusal_reason": sig.refusal_reason,
+        "shadow": sig.shadow,
+        "entry_price": sig.entry_price,
+        "stop_loss": sig.stop_loss,
+        "take_profit": sig.take_profit,
+    }
+
+
+def recent_signals(*, strategy: str = "", symbol: str = "", limit: int = 100) -> list[dict]:
+    qs = Signal.objects.select_related("strategy").order_by("-candle_open_time_ms", "-id")
+    if strategy:
+        qs = qs.filter(strategy__name=strategy)
+    if symbol:
+        qs = qs.filter(symbol=symbol)
+    return [signal_item(_signal_dict(sig)) for sig in qs[:limit]]
+
+
+# --- arena ---------------------------------------------------------------------------------------
+
+
+def _running_sessions() -> dict[str, TradingSession]:
+    sessions: dict[str, TradingSession] = {}
+    for s in TradingSession.objects.exclude(status=TradingSession.Status.ENDED).order_by(
+        "mode", "-started_at"
+    ):
+        sessions.setdefault(s.strategy_name, s)  # paper before live, newest first
+    return sessions
+
+
+def _sparkline(equity: list[float], width: int = 160, height: int = 32) -> str:
+    """SVG polyline points of an equity curve, downsampled to at most ``width`` points."""
+    if len(equity) < 2:
+        return ""
+    step = max(1, len(equity) // width)
+    ys = equity[::step] + ([equity[-1]] if (len(equity) - 1) % step else [])
+    lo, hi = min(ys), max(ys)
+    span = hi - lo or 1.0
+    dx = width / (len(ys) - 1)
+    return " ".join(
+        f"{i * dx:.1f},{height - (y - lo) / span * height:.1f}" for i, y in enumerate(ys)
+    )
+
+
+def _series_metrics(
+    exits_ms: list[int], nets: list[float], capital: float
+) -> tuple[float | None, float | None, list[float]]:
+    """``(max drawdown %, annualised Sharpe of daily net returns, equity curve)``.
+
+    Equity = capital + cumulative net P&L, trade by trade; drawdown = (peak − equity) / peak.
+    Sharpe = mean(daily return) / std(daily return) × √365 (population std, ≥ 2 days).
+    """
+    if not nets:
+        return None, None, []
+    equity = capital + np.cumsum(np.asarray(nets, dtype=np.float64))
+    peaks = np.maximum.accumulate(np.r_[capital, equity])[1:]
+    max_dd = float(np.max((peaks - equity) / peaks) * 100.0)
+    days = np.asarray(exits_ms, dtype=np.int64) // DAY_MS
+    by_day: dict[int, float] = defaultdict(float)
+    for day, net in zip(days.tolist(), nets, strict=True):
+        by_day[day] += net
+    sharpe = None
+    if len(by_day) >= 2:
+        returns = np.asarray(list(by_day.values())) / capital
+        std = float(returns.std())
+        if std > 0:
+            sharpe = float(returns.mean() / std * math.sqrt(365))
+    return max_dd, sharpe, [capital, *equity.tolist()]
+
+
+def arena_rows() -> list[dict[str, Any]]:
+    """One row per strategy, ranked by net return (strategies without a session last)."""
+    sessions = _running_sessions()
+    configs = {c.name: c for c in StrategyConfig.objects.all()}
+    names = sorted(set(configs) | {n for n in sessions if n})
+    stats = {
+        row["strategy_name"]: row
+        for row in Position.objects.filter(status=Position.Status.CLOSED, shadow=False)
+        .values("strategy_name")
+        .annotate(
+            n=Count("id"),
+            wins=Count("id", filter=Q(net_pnl__gt=0)),
+            gross=Sum("gross_pnl"),
+            fees=Sum("entry_fee") + Sum("exit_fee"),
+            net=Sum("net_pnl"),
+            profit=Sum("net_pnl", filter=Q(net_pnl__gt=0)),
+            loss=Sum("net_pnl", filter=Q(net_pnl__lte=0)),
+        )
+    }
+    series: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+    for name, exit_ms, net in (
+        Position.objects.filter(status=Position.Status.CLOSED, shadow=False)
+        .order_by("strategy_name", "exit_time_ms", "id")
+        .values_list("strategy_name", "exit_time_ms", "net_pnl")
+    ):
+        series[name][0].append(exit_ms)
+        series[name][1].append(net)
+    rows = []
+    for name in names:
+        session = sessions.get(name)
+        config = configs.get(name)
+        capital = (
+            session.initial_capital_usdt
+            if session
+            else (config.virtual_capital_usdt if config else 10_000.0)
+        )
+        st = stats.get(name, {})
+        gross = st.get("gross") or 0.0
+        net = st.get("net") or 0.0
+        fees = st.get("fees") or 0.0
+        loss = st.get("loss") or 0.0
+        profit = st.get("profit") or 0.0
+        max_dd, sharpe, equity = _series_metrics(*series.get(name, ([], [])), capital)
+        status = (
+            session.status if session else ("disabled" if config and not config.enabled else "idle")
+        )
+        live = arena_live(
+            {
+                "strategy": name,
+                "status": status,
+                "equity_usdt": capital + net,
+                "net_return_pct": net / capital * 100.0,
+                "realised_gross_pnl": gross,
+                "realised_net_pnl": net,
+                "fees_usdt": fees,
+                "fees_share_of_gross_pct": fees / gross * 100.0 if gross > 0 else None,
+                "trades": st.get("n", 0),
+                "wins": st.get("wins", 0),
+                "capital_weight": session.capital_weight if session else 1.0,
+                "kill_switch_tripped": session.kill_switch_tripped if session else False,
+            }
+        )
+        rows.append(
+            {
+                **live,
+                "row_id": dom_id("arena-row", name),
+                "config_id": config.pk if config else None,
+                "has_session": session is not None,
+                "profit_factor": profit / -loss if loss < 0 else None,
+                "max_drawdown_pct": max_dd,
+                "sharpe": sharpe,
+                "sparkline": _sparkline(equity),
+                "spark_up": bool(equity) and equity[-1] >= equity[0],
+            }
+        )
+    rows.sort(key=lambda r: (not r["has_session"], -r["net_return_pct"]))
+    return rows
+
+
+# --- session -------------------------------------------------------------------------------------
+
+
+def session_summary() -> dict[str, Any]:
+    """Session P&L, trades, win rate, and kill-switch gauges (loss % of capital vs limit).
+
+    Loss % = max(0, −realised net P&L) / initial capital × 100 (unrealised P&L is counted by
+    the runtime's kill switch; the page shows the realised part it can read from the rows).
+    """
+    limit, account_limit = kill_switch_limits()
+    sessions = _running_sessions()
+    gauges = []
+    total_capital = total_gross = total_net = total_fees = 0.0
+    total_trades = total_wins = 0
+    for name, s in sorted(sessions.items()):
+        if not name:
+            continue
+        loss_pct = max(0.0, -s.realised_net_pnl) / s.initial_capital_usdt * 100.0
+        gauges.append(
+            {
+                "strategy": name,
+                "status": s.status,
+                "loss_pct": loss_pct,
+                "limit_pct": limit,
+                "fill_pct": min(100.0, loss_pct / limit * 100.0) if limit else 0.0,
+                "tripped": s.kill_switch_tripped,
+                "reason": s.kill_switch_reason,
+                "tripped_at": s.kill_switch_tripped_at.isoformat(timespec="seconds")
+                if s.kill_switch_tripped_at
+                else "",
+                "gross": s.realised_gross_pnl,
+                "net": s.realised_net_pnl,
+                "trades": s.trades_count,
+                "win_rate_pct": s.wins_count / s.trades_count * 100 if s.trades_count else None,
+            }
+        )
+        total_capital += s.initial_capital_usdt
+        total_gross += s.realised_gross_pnl
+        total_net += s.realised_net_pnl
+        total_fees += s.fees_usdt
+        total_trades += s.trades_count
+        total_wins += s.wins_count
+    account = sessions.get("")
+    account_loss = max(0.0, -total_net) / total_capital * 100.0 if total_capital else 0.0
+    return {
+        "has_sessions": bool(gauges),
+        "gauges": gauges,
+        "account": {
+            "gross": total_gross,
+            "net": total_net,
+            "fees": total_fees,
+            "fees_share_pct": total_fees / total_gross * 100 if total_gross > 0 else None,
+            "trades": total_trades,
+            "win_rate_pct": total_wins / total_trades * 100 if total_trades else None,
+            "loss_pct": account_loss,
+            "limit_pct": account_limit,
+            "fill_pct": min(100.0, account_loss / account_limit * 100.0) if account_limit else 0,
+            "tripped": bool(account and account.kill_switch_tripped),
+            "status": account.status if account else "",
+        },
+    }
+
+
+def recent_control_actions(limit: int = 20) -> list[ControlAction]:
+    return list(ControlAction.objects.select_related("user")[:limit])
+
+
+# --- chart ---------------------------------------------------------------------------------------
+
+
+def chart_data(symbol: str, timeframe: str, bars: int = 500) -> dict[str, Any]:
+    """Candles (stored, or aggregated on the fly from 1m), EMA 20/50, session VWAP, and markers
+    for signals and trades in the window. Times in SECONDS for lightweight-charts."""
+    stored = _candles(symbol, timeframe, None, bars) if timeframe != "1m" else np.empty((0, 6))
+    if timeframe == "1m":
+        candles = _candles(symbol, "1m", None, bars)
+    elif len(stored):
+        candles = stored
+    else:
+        per = timeframe_ms(timeframe) // 60_000
+        candles = aggregate_candles(_candles(symbol, "1m", None, bars * per + per), timeframe)
+        candles = candles[-bars:]
+    if not len(candles):
+        return {"candles": [], "ema20": [], "ema50": [], "vwap": [], "markers": []}
+    t = (candles[:, 0] // 1000).astype(np.int64).tolist()
+
+    def line(values: np.ndarray) -> list[dict[str, float]]:
+        return [
+            {"time": ts, "value": round(float(v), 8)}
+            for ts, v in zip(t, values.tolist(), strict=True)
+            if not math.isnan(v)
+        ]
+
+    close = candles[:, 4]
+    start_ms, end_ms = int(candles[0, 0]), int(candles[-1, 0]) + timeframe_ms(timeframe)
+    step = timeframe_ms(timeframe)
+    markers = []
+    for side, status, time_ms, strat, score in (
+        Signal.objects.filter(
+            symbol=symbol, candle_open_time_ms__gte=start_ms, candle_open_time_ms__lt=end_ms
+        )
+        .order_by("candle_open_time_ms")
+        .values_list("side", "status", "candle_open_time_ms", "strategy__name", "score")[:300]
+    ):
+        markers.append(
+            {
+                "time": int(time_ms - time_ms % step) // 1000,
+                "position": "belowBar" if side == "long" else "aboveBar",
+                "color": "#4c9aff" if status == "accepted" else "#8b95a3",
+                "shape": "circle",
+                "text": f"{strat} {score:.2f}",
+            }
+        )
+    for side, entry_ms, exit_ms, net in (
+        Position.objects.filter(
+            symbol=symbol, entry_time_ms__gte=start_ms, entry_time_ms__lt=end_ms
+        )
+        .order_by("entry_time_ms")
+        .values_list("side", "entry_time_ms", "exit_time_ms", "net_pnl")[:300]
+    ):
+        markers.append(
+            {
+                "time": int(entry_ms - entry_ms % step) // 1000,
+                "position": "belowBar" if side == "long" else "aboveBar",
+                "color": "#2ebd85" if side == "long" else "#f0616d",
+                "shape": "arrowUp" if side == "long" else "arrowDown",
+                "text": side,
+            }
+        )
+        if exit_ms is not None and exit_ms < end_ms:
+            markers.append(
+                {
+                    "time": int(exit_ms - exit_ms % step) // 1000,
+                    "position": "aboveBar" if side == "long" else "belowBar",
+                    "color": "#d7dde5",
+                    "shape": "square",
+                    "text": f"exit {net:+.2f}" if net is not None else "exit",
+                }
+            )
+    markers.sort(key=lambda m: m["time"])
+    return {
+        "candles": [
+            {"time": ts, "open": o, "high": h, "low": lo, "close": c}
+            for ts, o, h, lo, c in zip(
+                t, *(candles[:, i].tolist() for i in (1, 2, 3, 4)), strict=True
+            )
+        ],
+        "ema20": line(ema(close, 20)),
+        "ema50": line(ema(close, 50)),
+        "vwap": line(
+            vwap_session(candles[:, 0], candles[:, 2], candles[:, 3], close, candles[:, 5])
+        ),
+        "markers": markers,
+    }

@@ -1,0 +1,149 @@
+"""Pages about strategies: radar, arena, session, signals, chart; pause/resume/reset controls."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from scalpradar.consumers import market_slug
+from strategies import selectors, services
+from strategies.models import StrategyConfig
+from trading.models import Asset
+from trading.views import render_page
+
+
+def _market_groups() -> list[str]:
+    return [
+        "market." + market_slug(s)
+        for s in Asset.objects.filter(enabled=True).values_list("symbol", flat=True)
+    ]
+
+
+@login_required
+@require_GET
+def radar(request: HttpRequest) -> HttpResponse:
+    context = {
+        "markets": selectors.market_rows(),
+        "heatmap": selectors.heatmap(),
+        "page": "radar",
+    }
+    return render_page(
+        request,
+        "strategies/radar.html",
+        context,
+        partial="markets",
+        groups=("signals", *_market_groups()),
+    )
+
+
+@login_required
+@require_GET
+def arena(request: HttpRequest) -> HttpResponse:
+    context = {
+        "rows": selectors.arena_rows(),
+        "actions": selectors.recent_control_actions(),
+        "page": "arena",
+    }
+    return render_page(
+        request, "strategies/arena.html", context, partial="ranking", groups=("arena",)
+    )
+
+
+@login_required
+@require_GET
+def session(request: HttpRequest) -> HttpResponse:
+    context = {
+        **selectors.session_summary(),
+        "actions": selectors.recent_control_actions(),
+        "page": "session",
+    }
+    return render_page(
+        request, "strategies/session.html", context, partial="summary", groups=("session",)
+    )
+
+
+@login_required
+@require_GET
+def signals(request: HttpRequest) -> HttpResponse:
+    strategy = request.GET.get("strategy", "")[:64]
+    symbol = request.GET.get("symbol", "")[:40]
+    context = {
+        "signals": selectors.recent_signals(strategy=strategy, symbol=symbol),
+        "strategies": list(StrategyConfig.objects.values_list("name", flat=True)),
+        "symbols": list(Asset.objects.values_list("symbol", flat=True)),
+        "strategy": strategy,
+        "symbol": symbol,
+        "page": "signals",
+    }
+    return render_page(
+        request, "strategies/signals.html", context, partial="signal_feed", groups=("signals",)
+    )
+
+
+@login_required
+@require_GET
+def chart(request: HttpRequest) -> HttpResponse:
+    symbols = list(Asset.objects.values_list("symbol", flat=True))
+    symbol = request.GET.get("symbol") or (symbols[0] if symbols else "BTC/USDT:USDT")
+    timeframe = request.GET.get("tf", "5m")
+    if timeframe not in selectors.CHART_TIMEFRAMES:
+        timeframe = "5m"
+    data = selectors.chart_data(symbol, timeframe)
+    context = {
+        "symbols": symbols,
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "timeframes": selectors.CHART_TIMEFRAMES,
+        "chart": data,
+        "candle_id": "live-candle-" + market_slug(symbol),
+        "page": "chart",
+    }
+    return render_page(
+        request,
+        "strategies/chart.html",
+        context,
+        partial="chart_panel",
+        groups=("market." + market_slug(symbol),),
+    )
+
+
+class ControlForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[("pause", "pause"), ("resume", "resume"), ("reset", "reset")]
+    )
+    name = forms.CharField(required=False, max_length=64)
+    reason = forms.CharField(required=False, max_length=500)
+    confirm = forms.BooleanField(required=True, error_messages={"required": "tick confirm"})
+
+
+@login_required
+@require_POST
+def control(request: HttpRequest) -> HttpResponse:
+    """Pause, resume or reset the kill switch of a strategy; recorded with who and why."""
+    form = ControlForm(request.POST)
+    if not form.is_valid():
+        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        messages.error(request, f"Not done — {errors}")
+    else:
+        data = form.cleaned_data
+        service = {
+            "pause": services.strategy_pause,
+            "resume": services.strategy_resume,
+            "reset": services.kill_switch_reset,
+        }[data["action"]]
+        try:
+            service(name=data["name"], user=request.user, reason=data["reason"])
+        except services.ControlError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{data['action']} {data['name'] or 'account'}: done")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("arena")
+    return redirect(back)

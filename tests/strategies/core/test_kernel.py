@@ -1,0 +1,208 @@
+"""The strategy kernel on crafted candles: every number below is worked by hand.
+
+Common set-up: capital 10,000 USDT, risk 1 % per trade, Bitget fees (maker 0.02 %, taker
+0.06 %), slippage 0.05 %. A scripted strategy signals LONG BTC at the close of candle 0:
+entry reference 100,000, stop 99,000, target 102,000, MARKET entry.
+
+Sizing (taker entry): cost per BTC = distance 1,000 + exit fee 99,000 × 0.0006 = 59.4
++ entry fee 100,000 × 0.0006 = 60 + slippage 99,000 × 0.0005 + 100,000 × 0.0005 = 99.5
+→ 1,218.9 USDT; qty = 100 / 1,218.9 = 0.08204 → 0.082 BTC (step 0.001).
+Entry: candle 1 OPENS at 100,000 → fill 100,000 × 1.0005 = 100,050, entry fee
+0.082 × 100,050 × 0.0006 = 4.92246 USDT.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from strategies.core.base import (
+    EntryType,
+    Inputs,
+    MarketSnapshot,
+    Signal,
+    Strategy,
+    StrategyParams,
+    build_strategy,
+)
+from strategies.core.kernel import (
+    FundingApplied,
+    KernelConfig,
+    Mode,
+    PositionClosed,
+    PositionOpened,
+    SignalEvent,
+    StrategyKernel,
+)
+from trading.core.candles import CandleNotClosed, read_candles_csv
+from trading.core.risk import RiskLimits
+from trading.core.types import ExitReason, Side
+
+SYMBOL = "BTC/USDT:USDT"
+T0 = 1_750_146_000_000 + 57 * 60_000  # 2025-06-17 07:57 UTC
+ENTRY_FEE = 0.082 * 100_050 * 0.0006
+
+
+class ScriptParams(StrategyParams):
+    timeframe: str = "1m"
+    max_hold_minutes: int = 10_000
+
+
+class Scripted(Strategy):
+    """Returns the scripted signal at the given decision times, nothing otherwise."""
+
+    kind: ClassVar[str] = "test_scripted"
+    Params = ScriptParams
+    inputs = Inputs(timeframes=("1m",))
+
+    def __init__(self, script: dict[int, Signal]) -> None:
+        super().__init__()
+        self.script = script
+
+    def warmup_candles(self) -> dict[str, int]:
+        return {"1m": 1}
+
+    def decide(self, market: MarketSnapshot) -> Signal | None:
+        return self.script.get(market.now_ms)
+
+
+LONG = Signal(Side.LONG, EntryType.MARKET, 100_000.0, 99_000.0, 102_000.0, 0.7, ("scripted",))
+
+
+def config(**changes: object) -> KernelConfig:
+    base: dict[str, object] = {"risk_limits": RiskLimits(max_risk_per_trade_pct=1.0)}
+    base.update(changes)
+    return KernelConfig(**base)  # type: ignore[arg-type]
+
+
+def row(i: int, o: float, h: float, lo: float, c: float) -> np.ndarray:
+    return np.array([T0 + i * 60_000, o, h, lo, c, 10.0])
+
+
+def run(candles: list[np.ndarray], kernel: StrategyKernel | None = None, **inputs: object):
+    kernel = kernel or StrategyKernel("test", {SYMBOL: Scripted({T0 + 60_000: LONG})}, config())
+    if inputs:
+        kernel.set_inputs(SYMBOL, **inputs)  # type: ignore[arg-type]
+    events = []
+    for candle in candles:
+        events += kernel.on_candle(SYMBOL, candle, int(candle[0]) + 60_000)
+    return kernel, events
+
+
+def closed(events: list) -> list:
+    return [e.trade for e in events if isinstance(e, PositionClosed)]
+
+
+CANDLE_0 = row(0, 100_000, 100_100, 99_900, 100_000)
+CANDLE_1 = row(1, 100_000, 100_200, 99_900, 100_100)
+
+
+def test_the_market_entry_fills_at_the_open_of_the_candle_after_the_decision() -> None:
+    _, events = run([CANDLE_0, CANDLE_1])
+    signal = next(e for e in events if isinstance(e, SignalEvent))
+    opened = next(e for e in events if isinstance(e, PositionOpened))
+    assert signal.accepted and signal.time_ms == T0 + 60_000
+    assert opened.position.entry_time_ms == T0 + 60_000  # candle 1's open, not candle 0's
+    assert opened.position.entry_price == pytest.approx(100_050.0)
+    assert opened.position.qty == pytest.approx(0.082)
+    assert opened.position.entry_fee == pytest.approx(ENTRY_FEE)
+
+
+def test_a_stopped_trade_loses_the_risk_budget_with_fees_and_slippage() -> None:
+    """Candle 2 O 99,500 H 99,600 L 98,800 C 99,000 (red: O→H→L) reaches the 99,000 stop:
+    fill 99,000 × 0.9995 = 98,950.5; gross 0.082 × (98,950.5 − 100,050) = −90.159; exit fee
+    0.082 × 98,950.5 × 0.0006 = 4.8683646; net −90.159 − 4.92246 − 4.8683646 = −99.9498246."""
+    _, events = run([CANDLE_0, CANDLE_1, row(2, 99_500, 99_600, 98_800, 99_000)])
+    (trade,) = closed(events)
+    assert trade.exit_reason is ExitReason.STOP_LOSS
+    assert trade.exit_price == pytest.approx(98_950.5)
+    assert trade.gross_pnl == pytest.approx(-90.159)
+    assert trade.net_pnl == pytest.approx(-99.9498246)
+
+
+def test_a_take_profit_trade_exits_at_the_target_as_maker() -> None:
+    """Candle 2 O 100,500 H 102,100 L 100,400 C 101,900 trades through 102,000: gross
+    0.082 × 1,950 = 159.9, maker exit fee 0.082 × 102,000 × 0.0002 = 1.6728,
+    net 159.9 − 4.92246 − 1.6728 = 153.30474."""
+    _, events = run([CANDLE_0, CANDLE_1, row(2, 100_500, 102_100, 100_400, 101_900)])
+    (trade,) = closed(events)
+    assert trade.exit_reason is ExitReason.TAKE_PROFIT
+    assert trade.net_pnl == pytest.approx(153.30474)
+
+
+def test_a_gap_through_the_liquidation_price_loses_the_whole_margin() -> None:
+    """Notional 0.082 × 100,050 = 8,204.1; margin budget 3,333.33 / 1.012 = 3,293.87 →
+    the gate's lowest workable leverage is 3× (margin 2,734.70). Isolated liquidation
+    (100,050 − 100,050 / 3) / (1 − 0.004 − 0.0006) = 67,008.24. Candle 2 opens at 60,000, below
+    it: liquidated, gross − exit fee = −margin → net = −2,734.70 − 4.92246 = −2,739.62."""
+    _, events = run([CANDLE_0, CANDLE_1, row(2, 60_000, 60_500, 59_000, 60_000)])
+    opened = next(e for e in events if isinstance(e, PositionOpened)).position
+    (trade,) = closed(events)
+    assert opened.leverage == 3
+    assert opened.liquidation_price == pytest.approx(67_008.24, abs=0.01)
+    assert trade.exit_reason is ExitReason.LIQUIDATION
+    assert trade.net_pnl == pytest.approx(-8_204.1 / 3 - ENTRY_FEE)
+
+
+def test_funding_is_paid_at_the_settlement_the_position_holds() -> None:
+    """Candle 2 (07:59–08:00) closes at 100,100 on the 08:00 settlement, rate +0.01 %: the
+    long pays 0.082 × 100,100 × 0.0001 = 0.820820 USDT. Candle 3 hits the target: net
+    153.30474 − 0.82082 = 152.48392."""
+    funding = np.array([[T0 + 3 * 60_000, 0.0001]])
+    candles = [CANDLE_0, CANDLE_1, row(2, 100_100, 100_200, 100_000, 100_100)]
+    candles.append(row(3, 100_500, 102_100, 100_400, 101_900))
+    _, events = run(candles, funding=funding)
+    (paid,) = [e for e in events if isinstance(e, FundingApplied)]
+    (trade,) = closed(events)
+    assert paid.time_ms == T0 + 3 * 60_000
+    assert paid.amount == pytest.approx(-0.82082)
+    assert trade.funding == pytest.approx(0.82082)
+    assert trade.net_pnl == pytest.approx(152.48392)
+
+
+def test_a_forming_candle_never_reaches_the_kernel() -> None:
+    kernel = StrategyKernel("test", {SYMBOL: Scripted({})}, config())
+    with pytest.raises(CandleNotClosed, match="forming candle"):
+        kernel.on_candle(SYMBOL, CANDLE_0, int(CANDLE_0[0]) + 30_000)
+
+
+def test_a_paused_strategy_trades_in_the_shadow_ledger() -> None:
+    kernel = StrategyKernel("test", {SYMBOL: Scripted({T0 + 60_000: LONG})}, config())
+    kernel.set_mode(Mode.PAUSED)
+    kernel, events = run([CANDLE_0, CANDLE_1], kernel)
+    opened = next(e for e in events if isinstance(e, PositionOpened))
+    assert opened.shadow
+    assert not kernel.ledger.positions
+    assert len(kernel.shadow_ledger.positions) == 1
+
+
+def test_restoring_the_state_mid_run_gives_the_same_trades_as_an_uninterrupted_run() -> None:
+    """Real BTC 1m candles (bundled sample), momentum breakout: cut after 4,000 candles, the
+    state goes through JSON, a new kernel resumes; every closed trade is identical."""
+    from tests.conftest import SAMPLE_DIR
+
+    candles = read_candles_csv(SAMPLE_DIR / "binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz")
+
+    def fresh(state: dict | None = None) -> StrategyKernel:
+        kernel = StrategyKernel(
+            "mb", {SYMBOL: build_strategy("momentum_breakout", {})}, config(seed=7), state=state
+        )
+        kernel.preload(SYMBOL, candles)
+        return kernel
+
+    def feed(kernel: StrategyKernel, rows: np.ndarray) -> list:
+        out = []
+        for r in rows:
+            out += kernel.on_candle(SYMBOL, r, int(r[0]) + 60_000)
+        return out
+
+    whole = closed(feed(fresh(), candles))
+    first = fresh()
+    part = closed(feed(first, candles[:4000]))
+    state = json.loads(json.dumps(first.state()))
+    part += closed(feed(fresh(state), candles[4000:]))
+    assert len(whole) >= 5
+    assert part == whole

@@ -1,0 +1,166 @@
+"""Fixtures for the dashboard: a user, and an arena with realistic rows (real candles)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from strategies.models import Signal, StrategyConfig
+from trading.core.candles import read_candles_csv
+from trading.models import Asset, Candle, FundingRate, Position, TradingSession
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+BTC = "BTC/USDT:USDT"
+ETH = "ETH/USDT:USDT"
+T0 = 1_750_118_400_000  # 2025-06-17 00:00 UTC, first candle of the bundled sample
+
+
+@pytest.fixture
+def user(db) -> User:
+    return User.objects.create_user("trader", password="s3cret-pass-123")
+
+
+@pytest.fixture
+def staff(db) -> User:
+    return User.objects.create_superuser("boss", password="s3cret-pass-123")
+
+
+@pytest.fixture
+def client_in(client, user):
+    client.force_login(user)
+    return client
+
+
+def load_candles(symbol: str, file: str, limit: int = 3000) -> list[Candle]:
+    array = read_candles_csv(SAMPLE / file)[:limit]
+    rows = [
+        Candle(
+            exchange="bitget",
+            symbol=symbol,
+            timeframe="1m",
+            open_time_ms=int(r[0]),
+            open=r[1],
+            high=r[2],
+            low=r[3],
+            close=r[4],
+            volume=r[5],
+        )
+        for r in array
+    ]
+    Candle.objects.bulk_create(rows, batch_size=1000)
+    return rows
+
+
+@pytest.fixture
+def arena(db) -> dict:
+    """Two assets with 3000 real 1m candles each, two strategies with sessions, positions
+    (open and closed), signals accepted and refused, and a funding rate."""
+    for symbol, base, tick, step in ((BTC, "BTC", 0.1, 0.001), (ETH, "ETH", 0.01, 0.01)):
+        Asset.objects.create(
+            symbol=symbol,
+            base=base,
+            price_tick=tick,
+            qty_step=step,
+            min_qty=step,
+            correlation_group="crypto_major",
+        )
+    btc = load_candles(BTC, "binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz")
+    load_candles(ETH, "binance-usdm_ETH-USDT_1m_20250617-20250623.csv.gz")
+    FundingRate.objects.create(exchange="bitget", symbol=BTC, funding_time_ms=T0, rate=0.0001)
+    vwap = StrategyConfig.objects.create(name="vwap_rsi", kind="vwap_rsi")
+    mom = StrategyConfig.objects.create(name="momentum_breakout", kind="momentum_breakout")
+    s1 = TradingSession.objects.create(
+        strategy_name="vwap_rsi",
+        realised_gross_pnl=120.0,
+        realised_net_pnl=80.0,
+        fees_usdt=40.0,
+        trades_count=3,
+        wins_count=2,
+    )
+    s2 = TradingSession.objects.create(
+        strategy_name="momentum_breakout",
+        status="killed",
+        realised_gross_pnl=-400.0,
+        realised_net_pnl=-520.0,
+        fees_usdt=120.0,
+        trades_count=2,
+        wins_count=0,
+        kill_switch_tripped=True,
+        kill_switch_reason="session loss 5.2 % ≥ 5 %",
+    )
+    TradingSession.objects.create(strategy_name="", realised_net_pnl=-440.0)
+    closed = []
+    for i, (session, name, side, entry, exit_, gross, fee) in enumerate(
+        [
+            (s1, "vwap_rsi", "long", 104_000.0, 104_600.0, 60.0, 12.5),
+            (s1, "vwap_rsi", "short", 105_000.0, 104_500.0, 50.0, 12.6),
+            (s1, "vwap_rsi", "long", 104_500.0, 104_400.0, 10.0, 14.9),
+            (s2, "momentum_breakout", "long", 106_000.0, 104_000.0, -200.0, 60.0),
+            (s2, "momentum_breakout", "short", 103_000.0, 105_000.0, -200.0, 60.0),
+        ]
+    ):
+        entry_ms = T0 + i * 3_600_000
+        closed.append(
+            Position.objects.create(
+                session=session,
+                strategy_name=name,
+                symbol=BTC,
+                side=side,
+                status="closed",
+                ledger_id=f"c{i}",
+                qty=0.1,
+                leverage=10,
+                entry_price=entry,
+                entry_time_ms=entry_ms,
+                entry_fee=fee / 2,
+                entry_liquidity="taker",
+                stop_loss=entry * 0.99,
+                take_profit=entry * 1.01,
+                liquidation_price=entry * 0.9,
+                exit_price=exit_,
+                exit_time_ms=entry_ms + 1_800_000,
+                exit_fee=fee / 2,
+                exit_liquidity="taker",
+                exit_reason="take_profit" if gross > 0 else "stop_loss",
+                funding_usdt=0.5,
+                gross_pnl=gross,
+                net_pnl=gross - fee - 0.5,
+            )
+        )
+    open_pos = Position.objects.create(
+        session=s1,
+        strategy_name="vwap_rsi",
+        symbol=BTC,
+        side="long",
+        ledger_id="o1",
+        qty=0.05,
+        leverage=20,
+        entry_price=btc[-10].close,
+        entry_time_ms=btc[-10].open_time_ms,
+        entry_fee=1.5,
+        entry_liquidity="maker",
+        stop_loss=btc[-10].close * 0.995,
+        take_profit=btc[-10].close * 1.01,
+        liquidation_price=btc[-10].close * 0.955,
+    )
+    for i, (cfg, status, score) in enumerate(
+        [(vwap, "accepted", 0.82), (mom, "refused", 0.55), (vwap, "refused", 0.31)]
+    ):
+        Signal.objects.create(
+            strategy=cfg,
+            symbol=BTC if i < 2 else ETH,
+            timeframe="5m",
+            candle_open_time_ms=T0 + i * 300_000,
+            side="long",
+            entry_type="limit",
+            entry_price=104_000,
+            stop_loss=103_500,
+            take_profit=105_000,
+            score=score,
+            reasons=["rsi 22 < 25", "below vwap"],
+            status=status,
+            refusal_reason="" if status == "accepted" else "kill switch tripped",
+        )
+    return {"sessions": (s1, s2), "closed": closed, "open": open_pos, "configs": (vwap, mom)}
