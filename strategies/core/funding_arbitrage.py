@@ -22,12 +22,10 @@ from strategies.core.base import (
     register,
 )
 from strategies.core.levels import (
-    atr_bracket,
+    bracket_signal,
     candles_of,
-    entry_type,
     just_closed,
     last_atr,
-    price,
 )
 from strategies.core.params import FundingArbitrageParams
 from strategies.core.scoring import ScoreParts, ramp
@@ -75,27 +73,14 @@ class FundingArbitrage(Strategy):
         if not atr_value > 0:
             return None
         close = float(candles[-1, C])
-        stop, target = atr_bracket(side, close, atr_value, p.stop_atr_mult, p.target_atr_mult)
         parts = ScoreParts(
             # Three times the extreme = full strength; a fresher rate scores higher.
             condition=ramp(abs(rate), p.extreme_rate, 3 * p.extreme_rate),
             trend=ramp(age_hours, p.max_rate_age_hours, 0.0),
         )
         crowded = "shorts pay longs" if side is Side.LONG else "longs pay shorts"
-        return Signal(
-            side=side,
-            entry_type=entry_type(p.entry_type),
-            entry_price=close,
-            stop_loss=stop,
-            take_profit=target,
-            score=parts.score(),
-            reasons=(
-                f"settled funding {rate * 100:+.4f} % ({crowded}) beyond ±"
-                f"{p.extreme_rate * 100:.4f} %",
-                f"settled {age_hours:.1f} h ago (≤ {p.max_rate_age_hours:g} h)",
-                f"stop {price(stop)} / target {price(target)} = {p.stop_atr_mult:g} / "
-                f"{p.target_atr_mult:g} ATR({p.atr_period}) {price(atr_value)}",
-                parts.describe(),
-            ),
-            timeframe=p.timeframe,
+        reasons = (
+            f"settled funding {rate * 100:+.4f} % ({crowded}) beyond ±{p.extreme_rate * 100:.4f} %",
+            f"settled {age_hours:.1f} h ago (≤ {p.max_rate_age_hours:g} h)",
         )
+        return bracket_signal(side, close, atr_value, p, p.timeframe, parts, reasons)

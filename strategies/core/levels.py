@@ -15,12 +15,14 @@ keeps them as they are (a market fill that opens beyond the stop is refused by t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from strategies.core import indicators
-from strategies.core.base import EntryType, StrategyError
+from strategies.core.base import EntryType, Signal, StrategyError
+from strategies.core.params import ExitParams
+from strategies.core.scoring import ScoreParts
 from trading.core.candles import C, H, L, T, V, timeframe_ms
 from trading.core.types import Side
 
@@ -34,6 +36,36 @@ def atr_bracket(
     """
     sign = side.sign
     return entry - sign * stop_atr_mult * atr_value, entry + sign * target_atr_mult * atr_value
+
+
+def bracket_signal(
+    side: Side,
+    close: float,
+    atr_value: float,
+    params: ExitParams,
+    timeframe: str,
+    parts: ScoreParts,
+    reasons: Sequence[str],
+) -> Signal:
+    """The signal of an ATR-bracket strategy: entry reference ``close``, stop and target from
+    :func:`atr_bracket` with the params' multiples, score from ``parts``; the strategy's own
+    ``reasons`` come first, then the bracket and the score breakdown."""
+    stop, target = atr_bracket(side, close, atr_value, params.stop_atr_mult, params.target_atr_mult)
+    return Signal(
+        side=side,
+        entry_type=entry_type(params.entry_type),
+        entry_price=close,
+        stop_loss=stop,
+        take_profit=target,
+        score=parts.score(),
+        reasons=(
+            *reasons,
+            f"stop {price(stop)} / target {price(target)} = {params.stop_atr_mult:g} / "
+            f"{params.target_atr_mult:g} ATR({params.atr_period}) {price(atr_value)}",
+            parts.describe(),
+        ),
+        timeframe=timeframe,
+    )
 
 
 def last_atr(candles: np.ndarray, period: int) -> float:

@@ -42,9 +42,8 @@ from strategies.core.base import (
     register,
 )
 from strategies.core.levels import (
-    atr_bracket,
+    bracket_signal,
     candles_of,
-    entry_type,
     just_closed,
     last_atr,
     price,
@@ -196,7 +195,6 @@ class LiquidationZones(Strategy):
             return None
         # Liquidated longs sell into the market: go short with them, and vice versa.
         side = target_zone.liquidated_side.opposite
-        stop, target = atr_bracket(side, close, atr_value, p.stop_atr_mult, p.target_atr_mult)
         ratio = volume_ratio(candles, min(20, len(candles) - 1))
         parts = ScoreParts(
             condition=ramp(target_zone.share, p.min_zone_share, 2 * p.min_zone_share),
@@ -205,23 +203,12 @@ class LiquidationZones(Strategy):
         )
         where = "below" if side is Side.SHORT else "above"
         moving = "falling" if side is Side.SHORT else "rising"
-        return Signal(
-            side=side,
-            entry_type=entry_type(p.entry_type),
-            entry_price=close,
-            stop_loss=stop,
-            take_profit=target,
-            score=parts.score(),
-            reasons=(
-                f"{target_zone.liquidated_side.value} liquidations estimated at "
-                f"{price(target_zone.low)}–{price(target_zone.high)} "
-                f"({target_zone.share * 100:.1f} % of the live map, needs ≥ "
-                f"{p.min_zone_share * 100:g} %)",
-                f"price {moving}: close {price(close)} (previous {price(previous)}), zone "
-                f"{distance_pct:.2f} % {where} (arms within {p.approach_pct:g} %)",
-                f"stop {price(stop)} / target {price(target)} = {p.stop_atr_mult:g} / "
-                f"{p.target_atr_mult:g} ATR({p.atr_period}) {price(atr_value)}",
-                parts.describe(),
-            ),
-            timeframe=p.timeframe,
+        reasons = (
+            f"{target_zone.liquidated_side.value} liquidations estimated at "
+            f"{price(target_zone.low)}–{price(target_zone.high)} "
+            f"({target_zone.share * 100:.1f} % of the live map, needs ≥ "
+            f"{p.min_zone_share * 100:g} %)",
+            f"price {moving}: close {price(close)} (previous {price(previous)}), zone "
+            f"{distance_pct:.2f} % {where} (arms within {p.approach_pct:g} %)",
         )
+        return bracket_signal(side, close, atr_value, p, p.timeframe, parts, reasons)

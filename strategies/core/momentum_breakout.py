@@ -24,9 +24,8 @@ import numpy as np
 from strategies.core import indicators
 from strategies.core.base import Inputs, MarketSnapshot, Signal, Strategy, register
 from strategies.core.levels import (
-    atr_bracket,
+    bracket_signal,
     candles_of,
-    entry_type,
     just_closed,
     last_atr,
     price,
@@ -115,7 +114,6 @@ class MomentumBreakout(Strategy):
                 f"{volatility.atr_percentile:.0f} "
                 f"of the last {VOLATILITY_WINDOW} candles"
             )
-        stop, target = atr_bracket(side, close, atr_value, p.stop_atr_mult, p.target_atr_mult)
         parts = ScoreParts(
             # A close one ATR beyond the range = full strength.
             condition=ramp(abs(close - broken) / atr_value, 0.0, 1.0),
@@ -123,18 +121,4 @@ class MomentumBreakout(Strategy):
             regime=1.0 if high_volatility else 0.5,
             trend=1.0,
         )
-        reasons.append(
-            f"stop {price(stop)} / target {price(target)} = {p.stop_atr_mult:g} / "
-            f"{p.target_atr_mult:g} ATR({p.atr_period}) {price(atr_value)}"
-        )
-        reasons.append(parts.describe())
-        return Signal(
-            side=side,
-            entry_type=entry_type(p.entry_type),
-            entry_price=close,
-            stop_loss=stop,
-            take_profit=target,
-            score=parts.score(),
-            reasons=tuple(reasons),
-            timeframe=p.timeframe,
-        )
+        return bracket_signal(side, close, atr_value, p, p.timeframe, parts, reasons)

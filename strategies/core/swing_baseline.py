@@ -21,9 +21,8 @@ from strategies.core.base import (
     register,
 )
 from strategies.core.levels import (
-    atr_bracket,
+    bracket_signal,
     candles_of,
-    entry_type,
     just_closed,
     last_atr,
     price,
@@ -74,29 +73,17 @@ class SwingBaseline(Strategy):
         if not atr_value > 0:
             return None
         close = float(candles[-1, C])
-        stop, target = atr_bracket(side, close, atr_value, p.stop_atr_mult, p.target_atr_mult)
         parts = ScoreParts(
             # EMA gap of a quarter ATR after the cross = full strength.
             condition=ramp(abs(fast - slow) / atr_value, 0.0, 0.25),
             trend=1.0 if (close - slow) * side.sign > 0 else 0.0,
         )
         word = "above" if side is Side.LONG else "below"
-        return Signal(
-            side=side,
-            entry_type=entry_type(p.entry_type),
-            entry_price=close,
-            stop_loss=stop,
-            take_profit=target,
-            score=parts.score(),
-            reasons=(
-                f"EMA({p.fast_ema}) {price(fast)} crossed {word} EMA({p.slow_ema}) {price(slow)} "
-                f"(was {price(fast_prev)} vs {price(slow_prev)})",
-                f"stop {price(stop)} / target {price(target)} = {p.stop_atr_mult:g} / "
-                f"{p.target_atr_mult:g} ATR({p.atr_period}) {price(atr_value)}",
-                parts.describe(),
-            ),
-            timeframe=p.timeframe,
+        reason = (
+            f"EMA({p.fast_ema}) {price(fast)} crossed {word} EMA({p.slow_ema}) {price(slow)} "
+            f"(was {price(fast_prev)} vs {price(slow_prev)})"
         )
+        return bracket_signal(side, close, atr_value, p, p.timeframe, parts, (reason,))
 
     def should_exit(self, position: PositionView, market: MarketSnapshot) -> ExitDecision | None:
         """Close when the EMAs stand crossed against the position (fast below slow for a long)."""

@@ -32,9 +32,8 @@ from strategies.core.base import (
     register,
 )
 from strategies.core.levels import (
-    atr_bracket,
+    bracket_signal,
     candles_of,
-    entry_type,
     just_closed,
     last_atr,
     price,
@@ -131,7 +130,6 @@ class VwapRsi(Strategy):
             )
         else:
             return None
-        stop, target = atr_bracket(side, r.close, r.atr, p.stop_atr_mult, p.target_atr_mult)
         trend_gap_pct = abs(r.trend_close - r.trend_ema) / r.trend_ema * 100.0
         parts = ScoreParts(
             # RSI 10 points past the threshold (15 for a long at the default 25) = full.
@@ -140,26 +138,15 @@ class VwapRsi(Strategy):
             regime=ramp(r.adx, p.adx_range_max, p.adx_range_max / 2),
             trend=0.5 + 0.5 * ramp(trend_gap_pct, 0.0, 0.5),
         )
-        return Signal(
-            side=side,
-            entry_type=entry_type(p.entry_type),
-            entry_price=r.close,
-            stop_loss=stop,
-            take_profit=target,
-            score=parts.score(),
-            reasons=(
-                rsi_reason,
-                vwap_reason,
-                f"volume {r.volume_ratio:.2f}× the {p.volume_window}-candle average "
-                f"(needs > {p.volume_spike_mult:g}×)",
-                f"ADX({p.adx_period}) {r.adx:.1f} < {p.adx_range_max:g}: ranging",
-                trend_reason,
-                f"stop {price(stop)} / target {price(target)} = {p.stop_atr_mult:g} / "
-                f"{p.target_atr_mult:g} ATR({p.atr_period}) {price(r.atr)}",
-                parts.describe(),
-            ),
-            timeframe=p.timeframe,
+        reasons = (
+            rsi_reason,
+            vwap_reason,
+            f"volume {r.volume_ratio:.2f}× the {p.volume_window}-candle average "
+            f"(needs > {p.volume_spike_mult:g}×)",
+            f"ADX({p.adx_period}) {r.adx:.1f} < {p.adx_range_max:g}: ranging",
+            trend_reason,
         )
+        return bracket_signal(side, r.close, r.atr, p, p.timeframe, parts, reasons)
 
     def should_exit(self, position: PositionView, market: MarketSnapshot) -> ExitDecision | None:
         """Leave when the regime turns trending: ADX ≥ ``adx_range_max`` on the entry timeframe."""
