@@ -224,6 +224,12 @@ class Strategy(ABC):
             return "no trades"
         return None
 
+    def require_inputs(self, market: MarketSnapshot) -> None:
+        """Raise :class:`StrategySkipped` when :meth:`missing_inputs` names a missing input."""
+        missing = self.missing_inputs(market)
+        if missing is not None:
+            raise StrategySkipped(self.kind, missing)
+
     def should_exit(self, position: PositionView, market: MarketSnapshot) -> ExitDecision | None:
         """Return an exit decision for an open position, or ``None`` to keep it."""
         return None

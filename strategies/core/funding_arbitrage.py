@@ -18,13 +18,11 @@ from strategies.core.base import (
     MarketSnapshot,
     Signal,
     Strategy,
-    StrategySkipped,
     register,
 )
 from strategies.core.levels import (
     bracket_signal,
-    candles_of,
-    just_closed,
+    decision_candles,
     last_atr,
 )
 from strategies.core.params import FundingArbitrageParams
@@ -50,14 +48,11 @@ class FundingArbitrage(Strategy):
 
     def decide(self, market: MarketSnapshot) -> Signal | None:
         p = self.params
-        missing = self.missing_inputs(market)
-        if missing is not None:
-            raise StrategySkipped(self.kind, missing)
-        assert market.funding is not None  # noqa: S101  (missing_inputs checked it)
-        candles = candles_of(market.candles, p.timeframe, self.kind)
-        if len(candles) < self.warmup_candles()[p.timeframe] or not just_closed(
-            candles, p.timeframe, market.now_ms
-        ):
+        self.require_inputs(market)
+        assert market.funding is not None  # noqa: S101  (require_inputs checked it)
+        warmup = self.warmup_candles()[p.timeframe]
+        candles = decision_candles(market.candles, p.timeframe, self.kind, warmup, market.now_ms)
+        if candles is None:
             return None
         settled_at, rate = int(market.funding[-1, 0]), float(market.funding[-1, 1])
         age_hours = (market.now_ms - settled_at) / HOUR_MS

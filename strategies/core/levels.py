@@ -96,6 +96,17 @@ def just_closed(candles: np.ndarray, timeframe: str, now_ms: int) -> bool:
     return len(candles) > 0 and int(candles[-1, T]) + timeframe_ms(timeframe) == now_ms
 
 
+def decision_candles(
+    market_candles: Mapping[str, np.ndarray], timeframe: str, kind: str, warmup: int, now_ms: int
+) -> np.ndarray | None:
+    """The ``timeframe`` candles when a decision is due now — at least ``warmup`` of them and
+    the last one closed exactly at ``now_ms`` (:func:`just_closed`) — else ``None``."""
+    candles = candles_of(market_candles, timeframe, kind)
+    if len(candles) < warmup or not just_closed(candles, timeframe, now_ms):
+        return None
+    return candles
+
+
 def entry_type(value: str) -> EntryType:
     return EntryType(value)
 

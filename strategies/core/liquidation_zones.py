@@ -38,13 +38,11 @@ from strategies.core.base import (
     MarketSnapshot,
     Signal,
     Strategy,
-    StrategySkipped,
     register,
 )
 from strategies.core.levels import (
     bracket_signal,
-    candles_of,
-    just_closed,
+    decision_candles,
     last_atr,
     price,
     volume_ratio,
@@ -165,13 +163,10 @@ class LiquidationZones(Strategy):
 
     def decide(self, market: MarketSnapshot) -> Signal | None:
         p = self.params
-        missing = self.missing_inputs(market)
-        if missing is not None:
-            raise StrategySkipped(self.kind, missing)
-        candles = candles_of(market.candles, p.timeframe, self.kind)
-        if len(candles) < self.warmup_candles()[p.timeframe] or not just_closed(
-            candles, p.timeframe, market.now_ms
-        ):
+        self.require_inputs(market)
+        warmup = self.warmup_candles()[p.timeframe]
+        candles = decision_candles(market.candles, p.timeframe, self.kind, warmup, market.now_ms)
+        if candles is None:
             return None
         close, previous = float(candles[-1, C]), float(candles[-2, C])
         target_zone: LiquidationZone | None = None

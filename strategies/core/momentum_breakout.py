@@ -26,7 +26,7 @@ from strategies.core.base import Inputs, MarketSnapshot, Signal, Strategy, regis
 from strategies.core.levels import (
     bracket_signal,
     candles_of,
-    just_closed,
+    decision_candles,
     last_atr,
     price,
     volume_ratio,
@@ -65,10 +65,10 @@ class MomentumBreakout(Strategy):
     def decide(self, market: MarketSnapshot) -> Signal | None:
         p = self.params
         warmup = self.warmup_candles()
-        candles = candles_of(market.candles, p.timeframe, self.kind)
-        if len(candles) < warmup[p.timeframe] or not just_closed(
-            candles, p.timeframe, market.now_ms
-        ):
+        candles = decision_candles(
+            market.candles, p.timeframe, self.kind, warmup[p.timeframe], market.now_ms
+        )
+        if candles is None:
             return None
         close = float(candles[-1, C])
         previous = candles[-p.range_lookback - 1 : -1]
