@@ -43,7 +43,8 @@ def setup(tmp: str) -> None:
 def seed(n_trades: int) -> None:
     from strategies.models import Signal, StrategyConfig
     from trading.core.candles import read_candles_csv
-    from trading.models import Asset, Candle, Position, TradingSession
+    from trading.models import Asset, Position, TradingSession
+    from trading.services import candles_upsert
 
     rng = random.Random(7)
     sample = ROOT / "data" / "sample"
@@ -53,22 +54,11 @@ def seed(n_trades: int) -> None:
         symbols.append(symbol)
         Asset.objects.create(symbol=symbol, base=base, price_tick=0.01, qty_step=step, min_qty=step)
         array = read_candles_csv(next(sample.glob(f"*_{base}-USDT_1m_*.csv.gz")))
-        Candle.objects.bulk_create(
-            [
-                Candle(
-                    exchange="bitget",
-                    symbol=symbol,
-                    timeframe="1m",
-                    open_time_ms=int(r[0]),
-                    open=r[1],
-                    high=r[2],
-                    low=r[3],
-                    close=r[4],
-                    volume=r[5],
-                )
-                for r in array
-            ],
-            batch_size=2000,
+        candles_upsert(
+            rows=[(int(r[0]), *map(float, r[1:])) for r in array],
+            exchange="bitget",
+            symbol=symbol,
+            timeframe="1m",
         )
     t0 = int(array[0, 0])
     names = [

@@ -45,7 +45,8 @@ from strategies.core.kernel import (
     StrategySkippedEvent,
 )
 from strategies.models import SelectorDecision, Signal, StrategyConfig
-from trading.models import Candle, Position, TradingMode, TradingSession
+from trading.models import Position, TradingMode, TradingSession
+from trading.services import candles_upsert
 
 log = logging.getLogger(__name__)
 trade_log = logging.getLogger("scalpradar.trades")
@@ -191,21 +192,12 @@ class RadarRuntime:
         open_ms = int(candle[0])
         now_ms = open_ms + MINUTE_MS
         with transaction.atomic():
-            Candle.objects.bulk_create(
-                [
-                    Candle(
-                        exchange=self.exchange,
-                        symbol=symbol,
-                        timeframe="1m",
-                        open_time_ms=open_ms,
-                        open=candle[1],
-                        high=candle[2],
-                        low=candle[3],
-                        close=candle[4],
-                        volume=candle[5],
-                    )
-                ],
-                ignore_conflicts=True,
+            # Upsert: a candle healed over REST with its final values replaces a stored copy.
+            candles_upsert(
+                rows=[(open_ms, *(float(x) for x in candle[1:]))],
+                exchange=self.exchange,
+                symbol=symbol,
+                timeframe="1m",
             )
             for entry in self.arena:
                 done_ms = last_candle_ms(entry.kernel, symbol)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 
 from strategies.models import Signal, StrategyConfig
 from trading.core.candles import read_candles_csv
-from trading.models import Asset, Candle, FundingRate, Position, TradingSession
+from trading.models import Asset, FundingRate, Position, TradingSession
+from trading.services import candles_upsert
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 BTC = "BTC/USDT:USDT"
@@ -33,24 +35,16 @@ def client_in(client, user):
     return client
 
 
-def load_candles(symbol: str, file: str, limit: int = 3000) -> list[Candle]:
+def load_candles(symbol: str, file: str, limit: int = 3000) -> np.ndarray:
+    """Store the first ``limit`` real 1m candles of a sample file; return them as an array."""
     array = read_candles_csv(SAMPLE / file)[:limit]
-    rows = [
-        Candle(
-            exchange="bitget",
-            symbol=symbol,
-            timeframe="1m",
-            open_time_ms=int(r[0]),
-            open=r[1],
-            high=r[2],
-            low=r[3],
-            close=r[4],
-            volume=r[5],
-        )
-        for r in array
-    ]
-    Candle.objects.bulk_create(rows, batch_size=1000)
-    return rows
+    candles_upsert(
+        rows=[(int(r[0]), *map(float, r[1:])) for r in array],
+        exchange="bitget",
+        symbol=symbol,
+        timeframe="1m",
+    )
+    return array
 
 
 @pytest.fixture
@@ -137,13 +131,13 @@ def arena(db) -> dict:
         ledger_id="o1",
         qty=0.05,
         leverage=20,
-        entry_price=btc[-10].close,
-        entry_time_ms=btc[-10].open_time_ms,
+        entry_price=float(btc[-10, 4]),
+        entry_time_ms=int(btc[-10, 0]),
         entry_fee=1.5,
         entry_liquidity="maker",
-        stop_loss=btc[-10].close * 0.995,
-        take_profit=btc[-10].close * 1.01,
-        liquidation_price=btc[-10].close * 0.955,
+        stop_loss=float(btc[-10, 4]) * 0.995,
+        take_profit=float(btc[-10, 4]) * 1.01,
+        liquidation_price=float(btc[-10, 4]) * 0.955,
     )
     for i, (cfg, status, score) in enumerate(
         [(vwap, "accepted", 0.82), (mom, "refused", 0.55), (vwap, "refused", 0.31)]
