@@ -23,7 +23,12 @@ from strategies.kernel_config import kernel_config_from
 from strategies.models import StrategyConfig
 from strategies.runtime import RadarRuntime, build_arena, last_candle_ms
 from trading.core.candles import read_candles_csv
-from trading.core.csvdata import parse_data_file_name
+from trading.core.csvdata import (
+    CsvDataError,
+    FundingCsvReader,
+    open_data_file,
+    parse_data_file_name,
+)
 from trading.feed.feed import MarketFeed
 from trading.feed.live import ExchangeUnreachable, create_exchange, probe
 from trading.feed.simulated import SimulatedExchange
@@ -76,14 +81,16 @@ def load_replay(
 
 
 def _read_funding(path: Path) -> np.ndarray:
-    import gzip
-
-    opener: Any = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as stream:
-        header = stream.readline().strip()
-        if header != "timestamp_ms,rate":
-            raise RadarError(f"{path.name}: funding header is {header!r}")
-        return np.loadtxt(stream, delimiter=",", dtype=np.float64, ndmin=2)
+    """``[time_ms, rate]`` rows of a funding CSV, read by the validating import reader."""
+    try:
+        with open_data_file(path) as stream:
+            reader = FundingCsvReader(stream, source=path.name)
+            rows = list(reader)
+    except CsvDataError as exc:
+        raise RadarError(str(exc)) from None
+    for bad in reader.bad_rows:
+        log.warning("%s: skipped line %d: %s", path.name, bad.line, bad.reason)
+    return np.array(rows, dtype=np.float64).reshape(-1, 2)
 
 
 async def build(

@@ -163,6 +163,11 @@ class SimulatedExchange:
         if symbol not in self.candles:
             raise ccxt.BadSymbol(f"replay has no data for {symbol}")
 
+    def _check_candles(self, symbol: str, timeframe: str) -> None:
+        self._check_symbol(symbol)
+        if timeframe != "1m":
+            raise ccxt.NotSupported("the replay has 1m candles only")
+
     async def watch_ohlcv(
         self,
         symbol: str,
@@ -171,9 +176,7 @@ class SimulatedExchange:
         limit: int | None = None,
         params: dict[str, Any] | None = None,
     ) -> list[list[float]]:
-        self._check_symbol(symbol)
-        if timeframe != "1m":
-            raise ccxt.NotSupported("the replay streams 1m candles only")
+        self._check_candles(symbol, timeframe)
         self._ensure_driver()
         update = await self._queues[symbol].get()
         if isinstance(update, BaseException):
@@ -189,9 +192,7 @@ class SimulatedExchange:
         params: dict[str, Any] | None = None,
     ) -> list[list[float]]:
         """Closed candles from ``since`` (or the latest ``limit``), never the forming one."""
-        self._check_symbol(symbol)
-        if timeframe != "1m":
-            raise ccxt.NotSupported("the replay serves 1m candles only")
+        self._check_candles(symbol, timeframe)
         arr = self.candles[symbol]
         closed_until = self._now_ms - MINUTE_MS  # open time of the newest closed candle
         hi = int(np.searchsorted(arr[:, 0], closed_until, side="right"))
