@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,17 @@ from backtests.core.metrics import compute_metrics
 from backtests.models import BacktestRun
 from scalpradar.config import RadarConfig, get_config
 from scalpradar.events import backtest_group, publish_on_commit
-from strategies.core.base import REGISTRY, StrategyError, build_params, strategy_class
+from strategies.core.base import (
+    REGISTRY,
+    OrderBook,
+    Strategy,
+    StrategyError,
+    build_params,
+    build_strategy,
+    strategy_class,
+)
+from strategies.core.kernel import KernelConfig
+from strategies.core.orderflow_data import read_order_books, read_trades
 from strategies.kernel_config import kernel_config_from
 from trading.core.candles import MINUTE_MS
 from trading.core.csvdata import (
@@ -136,16 +146,22 @@ class MarketData:
     open_interest: np.ndarray | None = None
     source: str = "db"
     exchange: str = "bitget"
+    books: list[OrderBook] = field(default_factory=list)  # L2 snapshots, time-sorted
+    trades: np.ndarray | None = None  # [time_ms, price, signed_qty]
 
 
 def read_data_files(paths: Sequence[str | Path], symbol: str) -> MarketData:
-    """Candles and funding of ``symbol`` from shared-data CSV/CSV.gz files.
+    """Candles, funding, order books and trades of ``symbol`` from shared-data CSV/CSV.gz files.
 
-    Files named ``*_funding_*`` are funding series; other files are candles. A file whose name
-    names another symbol is refused (a mix-up would otherwise backtest the wrong market).
+    By name: ``*_funding_*`` funding series, ``*_book20-1s_*`` (any ``*_book*``) L2 book
+    snapshots, ``*_trades_*`` taker trades, other files candles. A file whose name names
+    another symbol is refused (a mix-up would otherwise backtest the wrong market), and so is
+    a candle file coarser than 1m (see :func:`backtests.core.engine.check_base_candles`).
     """
     candles: list[tuple[int, ...]] = []
     funding: list[tuple[int, ...]] = []
+    books: list[OrderBook] = []
+    trades: list[np.ndarray] = []
     exchange = "file"
     for raw in paths:
         path = Path(raw)
@@ -156,19 +172,37 @@ def read_data_files(paths: Sequence[str | Path], symbol: str) -> MarketData:
             if normalise_symbol(meta.symbol) != normalise_symbol(symbol):
                 raise BacktestInputError(f"{path.name} holds {meta.symbol}, not {symbol}")
             exchange = meta.exchange
-        is_funding = "_funding_" in path.name or (meta is not None and meta.kind == "funding")
-        with open_data_file(path) as stream:
-            if is_funding:
+        kind = meta.kind if meta is not None else ""
+        if "_funding_" in path.name or kind == "funding":
+            with open_data_file(path) as stream:
                 funding.extend(FundingCsvReader(stream, source=path.name))
-            else:
-                timeframe = meta.timeframe if meta is not None and meta.timeframe else "1m"
+        elif kind.startswith("book") or "_book" in path.name:
+            books.extend(read_order_books(path))
+        elif kind == "trades" or "_trades_" in path.name:
+            trades.append(read_trades(path))
+        else:
+            timeframe = meta.timeframe if meta is not None and meta.timeframe else "1m"
+            if timeframe != "1m":
+                raise BacktestInputError(
+                    f"{path.name} holds {timeframe} candles: the engine replays 1m candles "
+                    "(stops, fills, funding and time stops are resolved per minute); give the "
+                    "1m file of the period"
+                )
+            with open_data_file(path) as stream:
                 candles.extend(CandleCsvReader(stream, timeframe=timeframe, source=path.name))
     if not candles:
         raise BacktestInputError("no candle file among --data")
     candle_array = np.unique(np.array(candles, dtype=np.float64), axis=0)
     funding_array = np.unique(np.array(funding, dtype=np.float64), axis=0) if funding else None
+    trade_array = None
+    if trades:
+        joined = np.concatenate(trades)
+        trade_array = joined[np.argsort(joined[:, 0], kind="stable")]
     source = "files: " + ", ".join(map(str, paths))
-    return MarketData(candle_array, funding_array, None, source, exchange)
+    return MarketData(
+        candle_array, funding_array, None, source, exchange,
+        books=sorted(books, key=lambda b: b.time_ms), trades=trade_array,
+    )  # fmt: skip
 
 
 def load_db_data(
@@ -225,7 +259,7 @@ def cut(data: MarketData, start_ms: int | None, end_ms: int | None) -> MarketDat
         candles = candles[candles[:, 0] >= start_ms]
     if end_ms is not None:
         candles = candles[candles[:, 0] < end_ms]
-    return MarketData(candles, data.funding, data.open_interest, data.source, data.exchange)
+    return replace(data, candles=candles)
 
 
 # -- summary ----------------------------------------------------------------------------------
@@ -297,6 +331,85 @@ def downsample_equity(times_ms: np.ndarray, equity: np.ndarray, limit: int = MAX
     return [[int(times_ms[i]), round(float(equity[i]), 4)] for i in index]
 
 
+# -- one computation, shared by the command and the task ---------------------------------------
+
+CONFIRMATION_UNAVAILABLE = (
+    "confirmation unavailable: no order-book or trades data (give *_book20-1s_* / *_trades_* "
+    "files with --data); signals are scored without the order-flow filter"
+)
+
+
+def order_flow_confirmers(
+    data: MarketData, symbol: str, config: RadarConfig | None = None
+) -> tuple[list[Strategy], str]:
+    """The order-flow confirmation filter when ``data`` has books or trades, with a note.
+
+    Its parameters are those of the configured ``order_flow`` strategy (symbol override
+    applied) or the defaults: the same filter the live arena applies to every signal.
+    """
+    if not data.books and (data.trades is None or len(data.trades) == 0):
+        return [], CONFIRMATION_UNAVAILABLE
+    params: dict[str, Any] = {}
+    override: dict[str, Any] | None = None
+    if config is not None:
+        for entry in config.strategies.strategies:
+            if entry.kind == "order_flow":
+                params = dict(entry.params)
+                for key, values in entry.symbol_overrides.items():
+                    if normalise_symbol(key) == normalise_symbol(symbol):
+                        override = dict(values)
+                break
+    trades = 0 if data.trades is None else len(data.trades)
+    note = (
+        f"order-flow confirmation applied: {len(data.books):,} book snapshots, {trades:,} trades "
+        "(a signal without a book or trades in the last window gets no adjustment)"
+    )
+    return [build_strategy("order_flow", params, override)], note
+
+
+@dataclass(slots=True)
+class Computed:
+    result: BacktestResult
+    without_fees: BacktestResult
+    summary: dict[str, Any]
+
+
+def backtest_compute(
+    *,
+    kind: str,
+    params: Mapping[str, Any],
+    symbol: str,
+    data: MarketData,
+    config: KernelConfig,
+    name: str,
+    radar_config: RadarConfig | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Computed:
+    """The run (``config``'s fees setting) and its fees-off twin, summarised: the ONE path of
+    ``manage.py backtest`` and of the browser's task (:func:`backtest_run_execute`)."""
+    confirmers, note = order_flow_confirmers(data, symbol, radar_config)
+    kwargs: dict[str, Any] = {
+        "funding": data.funding,
+        "open_interest": data.open_interest,
+        "books": data.books,
+        "trades": data.trades,
+        "confirmers": confirmers,
+        "name": name,
+    }
+    result = run_backtest(kind, params, symbol, data.candles, config=config, progress=progress,
+                          **kwargs)  # fmt: skip
+    without = run_backtest(kind, params, symbol, data.candles, config=config.with_fees(False),
+                           **kwargs)  # fmt: skip
+    summary = summarise(result, without)
+    summary["confirmation"] = note
+    summary["signals_adjusted"] = sum(1 for s in result.signals if s.signal.score != s.raw_score)
+    summary["fees_enabled"] = config.fees_enabled
+    summary["strategy_kind"] = kind
+    summary["params"] = dict(params)
+    summary["data_source"] = data.source
+    return Computed(result, without, _finite(summary))
+
+
 # -- runs -------------------------------------------------------------------------------------
 
 
@@ -355,10 +468,11 @@ def _progress_publisher(run_id: int) -> Callable[[float], None]:
     return report
 
 
-def backtest_run_execute(run_id: int, *, data: MarketData | None = None) -> bool:
+def backtest_run_execute(run_id: int, *, data: MarketData | None = None, seed: int = 0) -> bool:
     """Run a pending backtest once; a second delivery of the same id does nothing (False).
 
     Data: ``data`` when given (files), else the stored 1m candles of the run's range.
+    ``seed`` seeds the limit-fill draws (the browser uses 0).
     """
     if not backtest_run_claim(run_id):
         return False
@@ -369,31 +483,15 @@ def backtest_run_execute(run_id: int, *, data: MarketData | None = None) -> bool
         market = cut(market, run.start_ms, run.end_ms)
         if len(market.candles) == 0:
             raise BacktestInputError(f"no stored 1m candles for {run.symbol} in the range")
+        radar_config = load_radar_config()
         config = kernel_config_from(
-            load_radar_config(), capital_usdt=run.capital_usdt, fees_enabled=run.fees_enabled
+            radar_config, capital_usdt=run.capital_usdt, fees_enabled=run.fees_enabled, seed=seed
         )
-        kwargs: dict[str, Any] = {
-            "funding": market.funding,
-            "open_interest": market.open_interest,
-            "name": run.strategy_name,
-        }
-        result = run_backtest(
-            run.strategy_kind,
-            run.params,
-            run.symbol,
-            market.candles,
-            config=config,
+        computed = backtest_compute(
+            kind=run.strategy_kind, params=run.params, symbol=run.symbol, data=market,
+            config=config, name=run.strategy_name, radar_config=radar_config,
             progress=_progress_publisher(run_id),
-            **kwargs,
-        )
-        without = run_backtest(
-            run.strategy_kind,
-            run.params,
-            run.symbol,
-            market.candles,
-            config=config.with_fees(False),
-            **kwargs,
-        )
+        )  # fmt: skip
     except (BacktestInputError, BacktestDataError, ValueError) as exc:
         with transaction.atomic():
             BacktestRun.objects.filter(pk=run_id).update(
@@ -403,8 +501,9 @@ def backtest_run_execute(run_id: int, *, data: MarketData | None = None) -> bool
                 backtest_group(run_id), "backtest.done", {"run_id": run_id, "error": str(exc)}
             )
         return True
-    summary = summarise(result, without)
+    result, summary = computed.result, computed.summary
     summary["elapsed_s"] = time.perf_counter() - started
+    summary["run_id"] = run_id
     with transaction.atomic():
         BacktestRun.objects.filter(pk=run_id).update(
             status=BacktestRun.Status.DONE,
@@ -420,40 +519,6 @@ def backtest_run_execute(run_id: int, *, data: MarketData | None = None) -> bool
             {"run_id": run_id, "status": "done", "results": summary},
         )
     return True
-
-
-def backtest_run_save(
-    result: BacktestResult,
-    summary: Mapping[str, Any],
-    *,
-    name: str,
-    kind: str,
-    params: Mapping[str, Any],
-    fees_enabled: bool,
-    data_source: str,
-    exchange: str,
-) -> BacktestRun:
-    """Store a finished run computed outside the task (``backtest --save``)."""
-    with transaction.atomic():
-        return BacktestRun.objects.create(
-            strategy_name=name,
-            strategy_kind=kind,
-            exchange=exchange,
-            symbol=result.symbol,
-            start_ms=summary.get("start_ms"),
-            end_ms=summary.get("end_ms"),
-            params=dict(params),
-            capital_usdt=result.config.capital_usdt,
-            fees_enabled=fees_enabled,
-            data_source=data_source[:255],
-            status=BacktestRun.Status.DONE,
-            progress=1.0,
-            started_at=timezone.now(),
-            finished_at=timezone.now(),
-            results=dict(summary),
-            equity_curve=downsample_equity(result.times_ms, result.equity),
-            trades=[t.to_dict() for t in result.trades],
-        )
 
 
 # -- sweeps -----------------------------------------------------------------------------------
@@ -480,15 +545,21 @@ def optimize_job_run(job: Mapping[str, Any]) -> dict[str, Any]:
         load_radar_config(), capital_usdt=float(job.get("capital", 10_000.0)),
         seed=int(job.get("seed", 0)),
     )  # fmt: skip
+    confirmers, _ = order_flow_confirmers(data, symbol)
     result = run_backtest(
         job["kind"], job["params"], symbol, data.candles, config=config,
-        funding=data.funding, open_interest=data.open_interest, name=job.get("name"),
+        funding=data.funding, open_interest=data.open_interest, books=data.books,
+        trades=data.trades, confirmers=confirmers, name=job.get("name"),
     )  # fmt: skip
     summary = summarise(result)
+    nets = [t.net_pnl for t in result.trades]
     keep = ("trades", "win_rate", "net_pnl", "gross_pnl", "fees", "profit_factor_net",
             "max_drawdown_pct", "sharpe", "candles", "skipped_reason")  # fmt: skip
     return {
         **{k: summary.get(k) for k in keep},
+        # Sums of winning / losing net P&L (USDT, both ≥ 0): profit factors of pooled windows.
+        "net_gains": sum(x for x in nets if x > 0),
+        "net_losses": -sum(x for x in nets if x < 0),
         "grid": job.get("grid", {}),
         "window": job.get("window"),
         "sample": job.get("sample", "all"),

@@ -102,10 +102,13 @@ def run_backtest(
     confirmers: Sequence[Strategy] = (),
     progress: Callable[[float], None] | None = None,
     name: str | None = None,
+    skip_idle: bool = True,
 ) -> BacktestResult:
     """Run one strategy over ``candles_1m`` (sorted 1m rows ``[open_ms, o, h, l, c, v]``).
 
     ``progress(fraction)`` is called about every 1 % of the candles and once with 1.0.
+    ``skip_idle=False`` sends every candle through ``on_candle`` (the reference of
+    :meth:`StrategyKernel.replay`'s idle skipping; same result, slower).
     """
     started = time.perf_counter()
     candles = check_base_candles(candles_1m)
@@ -117,27 +120,9 @@ def run_backtest(
 
     n = len(candles)
     times = (candles[:, 0] + MINUTE_MS).astype(np.int64)
-    closes = candles[:, 4]
-    equity = np.empty(n, dtype=np.float64)
-    held = np.zeros(n, dtype=bool)
-    events: list[KernelEvent] = []
-    ledger = kernel.ledger
-    on_candle = kernel.on_candle
-    step = max(1, n // 100)
-    time_list = times.tolist()
-    for i in range(n):
-        now = time_list[i]
-        emitted = on_candle(symbol, candles[i], now)
-        if emitted:
-            events.extend(emitted)
-            ledger = kernel.ledger
-        if ledger.positions:
-            equity[i] = ledger.equity({symbol: float(closes[i])})
-            held[i] = True
-        else:
-            equity[i] = ledger.cash_usdt
-        if progress is not None and i % step == 0:
-            progress(i / n)
+    replay = kernel.replay(symbol, candles, skip_idle=skip_idle, progress=progress)
+    events: list[KernelEvent] = replay.events
+    equity, held = replay.equity, replay.in_position
     events.extend(kernel.flatten(symbol, int(times[-1]), ExitReason.END_OF_DATA))
     equity[-1] = kernel.ledger.cash_usdt
     if progress is not None:

@@ -13,6 +13,8 @@ and symbol. Entry ``entry_type`` at the candle's close, stop/target in 1h ATRs.
 
 from __future__ import annotations
 
+import numpy as np
+
 from strategies.core.base import (
     Inputs,
     MarketSnapshot,
@@ -27,6 +29,7 @@ from strategies.core.levels import (
 )
 from strategies.core.params import FundingArbitrageParams
 from strategies.core.scoring import ScoreParts, ramp
+from strategies.core.snapshot import History
 from trading.core.candles import C
 from trading.core.types import Side
 
@@ -45,6 +48,23 @@ class FundingArbitrage(Strategy):
 
     def warmup_candles(self) -> dict[str, int]:
         return {self.params.timeframe: self.params.atr_period + 1}
+
+    def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray:
+        """Necessary condition of a signal at each decision time: the last rate settled at or
+        before it is extreme (|rate| ≥ ``extreme_rate``) and at most ``max_rate_age_hours`` old.
+        Exact (one row of the funding series per time). Where no rate has settled yet the
+        decision is kept: the kernel reports the strategy as skipped there."""
+        p = self.params
+        times = np.asarray(decision_times_ms, dtype=np.int64)
+        funding = history.funding
+        if funding is None or len(funding) == 0:
+            return np.ones(len(times), dtype=bool)
+        last = np.searchsorted(funding[:, 0], times, side="right") - 1
+        row = np.maximum(last, 0)
+        rate = funding[row, 1]
+        age_hours = (times - funding[row, 0].astype(np.int64)) / HOUR_MS
+        extreme = (rate <= -p.extreme_rate) | (rate >= p.extreme_rate)
+        return (last < 0) | (extreme & (age_hours <= p.max_rate_age_hours))
 
     def decide(self, market: MarketSnapshot) -> Signal | None:
         p = self.params

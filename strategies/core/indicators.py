@@ -325,6 +325,34 @@ def rsi(close: ArrayLike, n: int = 14) -> FloatArray:
     return out
 
 
+def rsi_last(close: ArrayLike, n: int = 14) -> float:
+    """``rsi(close, n)[-1]`` bit for bit, without building the whole series (for a decision
+    that reads only the last closed candle): the same Wilder recursion, the same float
+    operations in the same order, no intermediate arrays. NaN while warming up."""
+    values = _as_float_array(close, "close")
+    n = _check_period(n, 2)
+    start = _first_valid(values)
+    if len(values) - start <= n:
+        return NAN
+    diffs = np.diff(values[start:])
+    gains = np.where(diffs > 0, diffs, 0.0).tolist()
+    losses = np.where(diffs < 0, -diffs, 0.0).tolist()
+    gain_total = 0.0
+    for value in gains[:n]:
+        gain_total += value
+    loss_total = 0.0
+    for value in losses[:n]:
+        loss_total += value
+    avg_gain = gain_total / n
+    avg_loss = loss_total / n
+    keep = n - 1
+    for gain, loss in zip(gains[n:], losses[n:], strict=True):
+        avg_gain = (avg_gain * keep + gain) / n
+        avg_loss = (avg_loss * keep + loss) / n
+    total = avg_gain + avg_loss
+    return 100.0 * (avg_gain / total) if total != 0.0 else 50.0
+
+
 def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> FloatArray:
     """Wilder's Average True Range, in price units (USDT).
 

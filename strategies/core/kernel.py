@@ -51,6 +51,16 @@ Fees on/off: ``fees_enabled=False`` books a zero fee schedule in the ledgers whi
 still sizes with the real one, so the same orders are placed and the comparison isolates the
 fees (kill-switch timing may still differ: less loss, later trip).
 
+Replay (backtests): :meth:`StrategyKernel.replay` feeds a PRELOADED array through
+:meth:`on_candle` and skips, without changing a single event or state field, the candles on
+which ``on_candle`` provably does nothing but move the clock: both ledgers flat, no pending
+entry, no skipped-input state and the kill switch already marked at the cash, and no decision
+due — either not an entry-timeframe close, or a close where the strategy's vectorised
+``signal_candidates`` (a NECESSARY condition of a signal, computed once over the whole history;
+:class:`CandidateFilter`) rules a signal out. The live runtime calls ``on_candle`` candle by
+candle; the tests run both ways over the bundled data and compare every event, the equity
+curve and the final state.
+
 Determinism: every random draw (limit fills) comes from one ``numpy`` generator seeded with
 ``seed``; its state is part of :meth:`StrategyKernel.state`. Same candles + same inputs + same
 seed give the same events, whether the run was interrupted and restored or not.
@@ -58,10 +68,10 @@ seed give the same events, whether the run was interrupted and restored or not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -78,7 +88,7 @@ from strategies.core.base import (
 )
 from strategies.core.regime import Regime, Volatility, classify_regime
 from strategies.core.scoring import apply_confirmation
-from strategies.core.snapshot import DEFAULT_MAX_CANDLES, SnapshotBuilder
+from strategies.core.snapshot import DEFAULT_MAX_CANDLES, History, SnapshotBuilder
 from trading.core.candles import CandleNotClosed, OutOfOrderCandle, timeframe_ms
 from trading.core.fees import BITGET_VIP0, FeeSchedule, Liquidity
 from trading.core.fills import LimitFillModel, market_fill
@@ -305,6 +315,32 @@ class _SymbolState:
     trades: np.ndarray | None = None
     order_book: OrderBook | None = None
     skipped_reason: str | None = None
+
+
+@runtime_checkable
+class CandidateFilter(Protocol):
+    """A strategy that can rule decisions out in bulk (optional; see :meth:`StrategyKernel.replay`).
+
+    ``signal_candidates(history, decision_times_ms)`` returns one bool per decision time
+    (entry-timeframe closes, ms): ``False`` ONLY where ``decide`` on the snapshot at that time
+    returns ``None`` and ``missing_inputs`` is ``None``, whatever the snapshot window. Only
+    exactly window-independent conditions qualify (a volume ratio over fixed rows, a range
+    max/min, a funding row); seed-dependent indicators (RSI, EMA, ADX) do not.
+    """
+
+    def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(slots=True)
+class Replay:
+    """What :meth:`StrategyKernel.replay` returns: the events in order, the real ledger's
+    equity (USDT, cash + open P&L at the close) and whether it held a position, per candle;
+    ``visited`` counts the candles that went through :meth:`StrategyKernel.on_candle`."""
+
+    events: list[KernelEvent]
+    equity: np.ndarray
+    in_position: np.ndarray
+    visited: int
 
 
 def _entry_timeframe(strategy: Strategy) -> str:
@@ -536,6 +572,101 @@ class StrategyKernel:
         st.last_row = [float(x) for x in row_1m]
         st.last_now_ms = now_ms
         return events
+
+    def decision_candidates(self, symbol: str, times_ms: np.ndarray) -> np.ndarray:
+        """Per 1m close time: True where a decision is due (an entry-timeframe close) and the
+        strategy's :class:`CandidateFilter` (when it has one) does not rule a signal out."""
+        st = self._sym(symbol)
+        times = np.asarray(times_ms, dtype=np.int64)
+        due = times % st.entry_step_ms == 0
+        if st.builder is None or not isinstance(st.strategy, CandidateFilter):
+            return due
+        mask = np.zeros(len(times), dtype=bool)
+        mask[due] = st.strategy.signal_candidates(st.builder.history(), times[due])
+        return mask
+
+    def replay(
+        self,
+        symbol: str,
+        candles_1m: np.ndarray,
+        *,
+        skip_idle: bool = True,
+        progress: Callable[[float], None] | None = None,
+    ) -> Replay:
+        """Feed ``candles_1m`` (closed 1m rows, already :meth:`preload`-ed) one by one through
+        :meth:`on_candle`, each at its close time, skipping idle candles (module docstring).
+
+        ``skip_idle=False`` visits every candle (the reference the tests compare with).
+        ``progress(fraction)`` is called about every 1 %.
+        """
+        st = self._sym(symbol)
+        rows = np.asarray(candles_1m, dtype=np.float64).reshape(-1, 6)
+        n = len(rows)
+        times = rows[:, 0].astype(np.int64) + MINUTE_MS
+        equity = np.empty(n, dtype=np.float64)
+        held = np.zeros(n, dtype=bool)
+        events: list[KernelEvent] = []
+        preloaded = st.builder is not None and n > 0 and int(rows[-1, 0]) <= st.preloaded_until_ms
+        ordered = n < 2 or bool(np.all(np.diff(times) > 0))
+        skip = skip_idle and preloaded and ordered
+        due = np.flatnonzero(times % st.entry_step_ms == 0) if skip else np.empty(0, np.int64)
+        candidates = np.flatnonzero(self.decision_candidates(symbol, times)) if skip else due
+        time_list = times.tolist()
+        step = max(1, n // 100)
+        next_report = 0
+        visited = 0
+        i = 0
+        while i < n:
+            if skip and self._idle():
+                stops = due if st.skipped_reason is not None else candidates
+                k = int(np.searchsorted(stops, i, side="left"))
+                j = int(stops[k]) if k < len(stops) else n
+                if j > i:
+                    equity[i:j] = self.ledger.cash_usdt
+                    self._skip_to(st, symbol, rows[j - 1], time_list[j - 1], several=j - 1 > i)
+                    i = j
+                    if progress is not None and i >= next_report:
+                        progress(i / n)
+                        next_report = i + step
+                    continue
+            emitted = self.on_candle(symbol, rows[i], time_list[i])
+            visited += 1
+            if emitted:
+                events.extend(emitted)
+            ledger = self.ledger
+            if ledger.positions:
+                equity[i] = ledger.equity(self._marks)
+                held[i] = True
+            else:
+                equity[i] = ledger.cash_usdt
+            i += 1
+            if progress is not None and i >= next_report:
+                progress(i / n)
+                next_report = i + step
+        return Replay(events, equity, held, visited)
+
+    def _idle(self) -> bool:
+        """True when ``on_candle`` would only move the clock (no decision due aside)."""
+        ks = self.kill_switch
+        return (
+            not self.pending
+            and not self.ledger.positions
+            and not self.shadow_ledger.positions
+            and (ks.tripped or ks.last_equity == self.ledger.cash_usdt)
+        )
+
+    def _skip_to(
+        self, st: _SymbolState, symbol: str, row: np.ndarray, now_ms: int, *, several: bool
+    ) -> None:
+        """The state ``on_candle`` leaves after idle candles ending with ``row``: the clock,
+        the mark and the funding cursor (advanced past ``now_ms`` as the funding step does
+        whenever a previous close is known)."""
+        if st.funding is not None and (st.last_now_ms is not None or several):
+            passed = int(np.searchsorted(st.funding[:, 0], now_ms, side="right"))
+            st.funding_cursor = max(st.funding_cursor, passed)
+        self._marks[symbol] = float(row[4])
+        st.last_row = [float(x) for x in row]
+        st.last_now_ms = now_ms
 
     def _evaluate_kill_switch(self, equity: float, now_ms: int, events: list[KernelEvent]) -> None:
         """Step 5; skipped by the caller when equity has not moved (same input, same state)."""

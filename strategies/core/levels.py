@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from strategies.core import indicators
 from strategies.core.base import EntryType, Signal, StrategyError
@@ -125,3 +126,102 @@ def candles_of(market_candles: Mapping[str, np.ndarray], timeframe: str, kind: s
 def price(value: float) -> str:
     """A price for a reason string: 104,230.5 → '104,230.50'."""
     return f"{value:,.2f}" if value >= 100 else f"{value:,.6g}"
+
+
+# -- vectorised necessary conditions (the kernel's decision pre-filter) ------------------------
+
+CANDIDATE_SLACK = 1e-9  # relative margin of a pre-filter threshold (see certainly_at_most)
+
+
+def decision_rows(candles: np.ndarray, timeframe: str, decision_times_ms: np.ndarray) -> np.ndarray:
+    """Index of the ``timeframe`` candle closing exactly at each decision time, −1 where none.
+
+    A decision at ``now`` sees that candle as its last one (:func:`just_closed`); without it
+    (a gap in the data) ``decide`` returns ``None``.
+    """
+    times = np.asarray(decision_times_ms, dtype=np.int64)
+    if len(candles) == 0:
+        return np.full(len(times), -1, dtype=np.int64)
+    opens = times - timeframe_ms(timeframe)
+    index = np.searchsorted(candles[:, T], opens, side="left")
+    clipped = np.minimum(index, len(candles) - 1)
+    found = (index < len(candles)) & (candles[clipped, T] == opens)
+    return np.where(found, clipped, -1).astype(np.int64)
+
+
+def volume_ratios(candles: np.ndarray, window: int) -> np.ndarray:
+    """:func:`volume_ratio` at every row (NaN for the first ``window`` rows or a zero mean).
+
+    Row k: ``volume[k] / mean(volume[k − window : k])``; the mean is a different float
+    reduction from ``np.mean`` of one slice, so compare it with :func:`certainly_at_most`.
+    """
+    volume = candles[:, V]
+    out = np.full(len(volume), np.nan)
+    if len(volume) > window:
+        means = sliding_window_view(volume[:-1], window).mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[window:] = np.where(means > 0, volume[window:] / means, np.nan)
+    return out
+
+
+def previous_extremes(candles: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    """Highest high and lowest low of the ``lookback`` candles BEFORE each row (NaN before)."""
+    highs = np.full(len(candles), np.nan)
+    lows = np.full(len(candles), np.nan)
+    if len(candles) > lookback:
+        highs[lookback:] = sliding_window_view(candles[:-1, H], lookback).max(axis=1)
+        lows[lookback:] = sliding_window_view(candles[:-1, L], lookback).min(axis=1)
+    return highs, lows
+
+
+def certainly_at_most(values: np.ndarray, threshold: float) -> np.ndarray:
+    """True where ``value ≤ threshold`` holds with a relative margin of ``CANDIDATE_SLACK``.
+
+    A pre-filter may only rule a decision out when the strategy's own (scalar) computation
+    would also fail the test: the two sums can differ in the last bits, so the margin keeps
+    the filter a NECESSARY condition. NaN is never "certainly" anything (kept).
+    """
+    return np.asarray(values) <= threshold - abs(threshold) * CANDIDATE_SLACK
+
+
+def rsi_bounds(
+    candles: np.ndarray, rows: np.ndarray, counts: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds ``(low, high)`` of ``indicators.rsi(close, n)[-1]`` over ANY snapshot whose last
+    candle is row ``rows[i]`` and which holds ``counts[i]`` candles; ``(0, 100)`` where the
+    snapshot is too short to bound.
+
+    With α = 1/n, Wilder's average after the last m = 8n gains g_k, g_k−1, ... is
+    ``G = (1−α)^m·G₀ + Σ_{j<m} α(1−α)^j·g_{k−j}`` where the earlier average G₀ is a convex
+    combination of the snapshot's gains, so 0 ≤ G₀ ≤ the largest gain up to row k; the same
+    for losses. RSI = 100·G/(G+L) rises with G and falls with L:
+    low = 100·A/(A + B + εL), high = 100·(A + εG)/(A + εG + B), A, B the suffix sums and
+    ε = (1−α)^m × that largest move. It holds when the recursion has run m steps past its
+    seed (counts − 1 ≥ n + m); the float recursion agrees with it to ~1e-11 RSI points.
+    """
+    low = np.zeros(len(rows))
+    high = np.full(len(rows), 100.0)
+    m = 8 * n
+    close = candles[:, C]
+    if len(close) <= m:
+        return low, high
+    diffs = np.diff(close)  # diffs[i] = close[i + 1] − close[i], the move INTO row i + 1
+    gains = np.where(diffs > 0, diffs, 0.0)
+    losses = np.where(diffs < 0, -diffs, 0.0)
+    alpha = 1.0 / n
+    weights = alpha * (1.0 - alpha) ** np.arange(m)[::-1]  # oldest first
+    suffix_gain = sliding_window_view(gains, m) @ weights  # index s covers diffs s..s+m−1
+    suffix_loss = sliding_window_view(losses, m) @ weights
+    decay = (1.0 - alpha) ** m
+    top_gain = np.maximum.accumulate(gains)
+    top_loss = np.maximum.accumulate(losses)
+    usable = (rows >= m) & (counts - 1 >= n + m)
+    k = np.where(usable, rows, m)
+    a, b = suffix_gain[k - m], suffix_loss[k - m]
+    eps_gain, eps_loss = decay * top_gain[k - 1], decay * top_loss[k - 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = 100.0 * a / (a + b + eps_loss)
+        hi = 100.0 * (a + eps_gain) / (a + eps_gain + b)
+    low = np.where(usable & np.isfinite(lo), lo, 0.0)
+    high = np.where(usable & np.isfinite(hi), hi, 100.0)
+    return low, high

@@ -26,14 +26,19 @@ from strategies.core.base import Inputs, MarketSnapshot, Signal, Strategy, regis
 from strategies.core.levels import (
     bracket_signal,
     candles_of,
+    certainly_at_most,
     decision_candles,
+    decision_rows,
     last_atr,
+    previous_extremes,
     price,
     volume_ratio,
+    volume_ratios,
 )
 from strategies.core.params import MomentumBreakoutParams
 from strategies.core.regime import RegimeThresholds, Volatility, classify_regime
 from strategies.core.scoring import ScoreParts, ramp
+from strategies.core.snapshot import History
 from trading.core.candles import C, H, L
 from trading.core.types import Side
 
@@ -61,6 +66,26 @@ class MomentumBreakout(Strategy):
         for tf in p.confirm_timeframes:
             counts[tf] = max(counts.get(tf, 0), p.confirm_ema_period)
         return counts
+
+    def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray:
+        """Necessary condition of a signal at each decision time, over the whole history.
+
+        Exact and window-independent: the entry candle closing then exists, closes beyond the
+        high/low of the ``range_lookback`` candles before it (max/min of fixed rows: exact) and
+        its volume exceeds ``volume_mult`` × the ``volume_window`` mean before it. The EMA
+        confirmations and the volatility regime depend on the snapshot window: not used.
+        """
+        p = self.params
+        candles = history.candles[p.timeframe]
+        rows = decision_rows(candles, p.timeframe, decision_times_ms)
+        if len(candles) == 0:
+            return rows >= 0  # all False: no candle, no decision
+        at = np.maximum(rows, 0)
+        highs, lows = previous_extremes(candles, p.range_lookback)
+        close = candles[at, C]
+        breakout = (close > highs[at]) | (close < lows[at])
+        ratios = volume_ratios(candles, p.volume_window)[at]
+        return (rows >= 0) & breakout & ~certainly_at_most(ratios, p.volume_mult)
 
     def decide(self, market: MarketSnapshot) -> Signal | None:
         p = self.params

@@ -25,6 +25,7 @@ Two ways to build one, with identical results (tested):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -127,6 +128,32 @@ def snapshot_at(
         order_book=_check_book(order_book, now_ms),
         trades=_upto(trades, now_ms),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The WHOLE preloaded history of one symbol, for vectorised necessary-condition filters.
+
+    ``candles[tf]`` holds every complete candle of ``tf`` aggregated from the preloaded 1m rows
+    (future rows included: a filter computed from it must be causal row by row, and the
+    kernel's tests compare its decisions with and without the filter); the other arrays are
+    the time-sorted inputs, or ``None``; ``max_candles`` is the snapshot window (periods).
+    """
+
+    candles: Mapping[str, np.ndarray]
+    funding: np.ndarray | None = None
+    open_interest: np.ndarray | None = None
+    trades: np.ndarray | None = None
+    max_candles: int = DEFAULT_MAX_CANDLES
+
+    def window_counts(self, timeframe: str, rows: np.ndarray, now_ms: np.ndarray) -> np.ndarray:
+        """Candles a snapshot at each ``now_ms`` holds for ``timeframe`` when its last one is
+        row ``rows[i]`` of ``candles[timeframe]`` (the window rule of :func:`window_start_ms`)."""
+        opens = self.candles[timeframe][:, 0]
+        step = timeframe_ms(timeframe)
+        starts = (np.asarray(now_ms, np.int64) // step) * step - self.max_candles * step
+        first = np.searchsorted(opens, starts, side="left")
+        return np.asarray(rows, np.int64) - first + 1
 
 
 class _GrowableRows:
@@ -259,6 +286,16 @@ class SnapshotBuilder:
             open_interest=_upto(self._open_interest, now_ms),
             order_book=_check_book(order_book, now_ms),
             trades=_upto(self._trades, now_ms),
+        )
+
+    def history(self) -> History:
+        """Every candle and input held now (read-only views): see :class:`History`."""
+        return History(
+            candles={tf: _readonly(rows.rows) for tf, rows in self._candles.items()},
+            funding=self._funding,
+            open_interest=self._open_interest,
+            trades=self._trades,
+            max_candles=self.max_candles,
         )
 
     def close_times_ms(self, timeframe: str = "1m") -> np.ndarray:

@@ -34,15 +34,22 @@ from strategies.core.base import (
 from strategies.core.levels import (
     bracket_signal,
     candles_of,
+    certainly_at_most,
+    decision_rows,
     just_closed,
     last_atr,
     price,
+    rsi_bounds,
     volume_ratio,
+    volume_ratios,
 )
 from strategies.core.params import VwapRsiParams
 from strategies.core.scoring import ScoreParts, ramp
+from strategies.core.snapshot import History
 from trading.core.candles import C, H, L, T, V
 from trading.core.types import ExitReason, Side
+
+RSI_BOUND_SLACK = 1e-6  # RSI points: far above the ~1e-11 float error of the bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +114,86 @@ class VwapRsi(Strategy):
             return None
         return reading
 
-    def decide(self, market: MarketSnapshot) -> Signal | None:
+    def _read_if_signal(self, market: MarketSnapshot) -> VwapRsiReading | None:
+        """:meth:`read` when its values make a signal (``decide``'s conditions), else ``None``.
+
+        The same values as :meth:`read`, computed cheapest-first and abandoned at the first
+        failed condition (volume, then RSI, then VWAP side, trend, ADX, ATR): ``decide`` returns
+        exactly what the read-everything version returns, at a fraction of the cost on the
+        ~95 % of closes that fail early.
+        """
         p = self.params
-        r = self.read(market)
-        if r is None or r.adx >= p.adx_range_max or r.volume_ratio <= p.volume_spike_mult:
+        warmup = self.warmup_candles()
+        candles = candles_of(market.candles, p.timeframe, self.kind)
+        trend = candles_of(market.candles, p.trend_timeframe, self.kind)
+        if len(candles) < warmup[p.timeframe] or len(trend) < warmup[p.trend_timeframe]:
             return None
+        if not just_closed(candles, p.timeframe, market.now_ms):
+            return None
+        ratio = volume_ratio(candles, p.volume_window)
+        if not math.isfinite(ratio) or ratio <= p.volume_spike_mult:
+            return None
+        h, lo, c, v = candles[:, H], candles[:, L], candles[:, C], candles[:, V]
+        rsi = indicators.rsi_last(c, p.rsi_period)
+        if not math.isfinite(rsi) or not (rsi < p.rsi_long_below or rsi > p.rsi_short_above):
+            return None
+        if p.vwap_window == 0:
+            vwap = float(indicators.vwap_session(candles[:, T], h, lo, c, v)[-1])
+        else:
+            vwap = float(indicators.vwap_rolling(h, lo, c, v, p.vwap_window)[-1])
+        close = float(c[-1])
+        long_side = close <= vwap and rsi < p.rsi_long_below
+        if not math.isfinite(vwap) or not (
+            long_side or (close >= vwap and rsi > p.rsi_short_above)
+        ):
+            return None
+        trend_close = float(trend[-1, C])
+        trend_ema = float(indicators.ema(trend[:, C], p.trend_ema_period)[-1])
+        if not math.isfinite(trend_ema):
+            return None
+        if (trend_close - trend_ema) * (1 if long_side else -1) < 0:
+            return None
+        adx = float(indicators.adx(h, lo, c, p.adx_period)[0][-1])
+        if not math.isfinite(adx) or adx >= p.adx_range_max:
+            return None
+        atr = last_atr(candles, p.atr_period)
+        if not math.isfinite(atr) or atr <= 0:
+            return None
+        return VwapRsiReading(close, vwap, rsi, adx, atr, ratio, trend_close, trend_ema)
+
+    def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray:
+        """Necessary condition of a signal at each decision time, over the whole history.
+
+        Exact and window-independent: the entry candle closing at that time exists and its
+        volume exceeds ``volume_spike_mult`` × the mean of the ``volume_window`` candles before
+        it (a mean of fixed rows, the same in any snapshot holding them). RSI depends on where
+        the snapshot window starts, so it enters only through BOUNDS valid for every window
+        (:func:`strategies.core.levels.rsi_bounds`): a long needs the lower bound below
+        ``rsi_long_below``, a short the upper bound above ``rsi_short_above``. ADX, EMA and
+        the session VWAP are not used.
+        """
+        p = self.params
+        candles = history.candles[p.timeframe]
+        rows = decision_rows(candles, p.timeframe, decision_times_ms)
+        if len(candles) == 0:
+            return rows >= 0  # all False: no candle, no decision
+        at = np.maximum(rows, 0)
+        ratios = volume_ratios(candles, p.volume_window)[at]
+        counts = history.window_counts(p.timeframe, at, decision_times_ms)
+        rsi_low, rsi_high = rsi_bounds(candles, at, counts, p.rsi_period)
+        long_possible = rsi_low < p.rsi_long_below + RSI_BOUND_SLACK
+        short_possible = rsi_high > p.rsi_short_above - RSI_BOUND_SLACK
+        return (
+            (rows >= 0)
+            & ~certainly_at_most(ratios, p.volume_spike_mult)
+            & (long_possible | short_possible)
+        )
+
+    def decide(self, market: MarketSnapshot) -> Signal | None:
+        r = self._read_if_signal(market)
+        if r is None:
+            return None
+        p = self.params
         if r.close <= r.vwap and r.rsi < p.rsi_long_below and r.trend_close >= r.trend_ema:
             side, rsi_depth = Side.LONG, p.rsi_long_below - r.rsi
             rsi_reason = f"RSI({p.rsi_period}) {r.rsi:.1f} < {p.rsi_long_below:g}"
@@ -120,7 +202,7 @@ class VwapRsi(Strategy):
                 f"{p.trend_timeframe} close {price(r.trend_close)} ≥ EMA({p.trend_ema_period}) "
                 f"{price(r.trend_ema)}: trend not bearish"
             )
-        elif r.close >= r.vwap and r.rsi > p.rsi_short_above and r.trend_close <= r.trend_ema:
+        else:
             side, rsi_depth = Side.SHORT, r.rsi - p.rsi_short_above
             rsi_reason = f"RSI({p.rsi_period}) {r.rsi:.1f} > {p.rsi_short_above:g}"
             vwap_reason = f"close {price(r.close)} ≥ VWAP {price(r.vwap)}"
@@ -128,8 +210,6 @@ class VwapRsi(Strategy):
                 f"{p.trend_timeframe} close {price(r.trend_close)} ≤ EMA({p.trend_ema_period}) "
                 f"{price(r.trend_ema)}: trend not bullish"
             )
-        else:
-            return None
         trend_gap_pct = abs(r.trend_close - r.trend_ema) / r.trend_ema * 100.0
         parts = ScoreParts(
             # RSI 10 points past the threshold (15 for a long at the default 25) = full.

@@ -82,3 +82,58 @@ def test_a_run_executed_twice_through_the_service_runs_once() -> None:
     assert first.status == again.status == BacktestRun.Status.DONE
     assert first.finished_at == again.finished_at
     assert again.results["trades"] > 0
+
+
+BTC_BOOK = str(SAMPLE_DIR / "binance-usdm_BTC-USDT_book20-1s_20240808.csv.gz")
+BTC_TRADES = str(SAMPLE_DIR / "binance-usdm_BTC-USDT_trades_20240808.csv.gz")
+
+
+@pytest.mark.django_db
+def test_without_book_or_trades_the_confirmation_is_reported_unavailable() -> None:
+    result = backtest("--strategy", "momentum_breakout", "--symbol", "BTC/USDT:USDT",
+                      "--days", "1", "--data", BTC_1M)  # fmt: skip
+    assert result["confirmation"].startswith("confirmation unavailable")
+    assert result["signals_adjusted"] == 0
+
+
+@pytest.mark.django_db
+def test_book_and_trades_files_switch_the_order_flow_confirmation_on() -> None:
+    """The bundled capture (2024-08-08) does not overlap the candles (2025-06): the filter
+    runs on every signal and, finding no recent book or trade, adjusts none — and says so."""
+    result = backtest("--strategy", "momentum_breakout", "--symbol", "BTC/USDT:USDT",
+                      "--days", "2", "--data", BTC_1M, BTC_BOOK, BTC_TRADES)  # fmt: skip
+    assert result["confirmation"].startswith("order-flow confirmation applied")
+    assert "4,315 trades" in result["confirmation"]
+    assert result["signals"] > 0 and result["signals_adjusted"] == 0
+
+
+@pytest.mark.django_db
+def test_five_minute_candles_are_refused_with_code_2(tmp_path) -> None:
+    """A 5m file would replay each bar as if it were one minute: refused, one line."""
+    from trading.core.candles import aggregate_candles, read_candles_csv
+
+    five = aggregate_candles(read_candles_csv(BTC_1M), "5m")
+    path = tmp_path / "binance-usdm_BTC-USDT_5m_20250617-20250623.csv"
+    lines = ["timestamp_ms,open,high,low,close,volume"]
+    lines += [",".join([str(int(r[0])), *map(str, r[1:])]) for r in five]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CommandError, match="holds 5m candles: the engine replays 1m") as caught:
+        call_command("backtest", "--strategy", "vwap_rsi", "--symbol", "BTC/USDT:USDT",
+                     "--data", str(path))  # fmt: skip
+    assert caught.value.returncode == 2
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_save_goes_through_the_browser_service_and_prints_the_same_numbers() -> None:
+    args = ("--strategy", "momentum_breakout", "--symbol", "BTC/USDT:USDT", "--days", "3",
+            "--data", BTC_1M, BTC_FUNDING)  # fmt: skip
+    plain = backtest(*args)
+    saved = backtest(*args, "--save")
+    run = BacktestRun.objects.get(pk=saved["run_id"])
+    assert run.status == BacktestRun.Status.DONE
+    assert run.results == saved
+    ignore = {"elapsed_s", "run_id"}
+    assert {k: v for k, v in saved.items() if k not in ignore} == {
+        k: v for k, v in plain.items() if k not in ignore
+    }

@@ -53,3 +53,16 @@ def test_an_unknown_grid_parameter_exits_with_code_2() -> None:
     with pytest.raises(CommandError, match="unknown parameter") as caught:
         optimize("--grid", "nope=1,2")
     assert caught.value.returncode == 2
+
+
+@pytest.mark.django_db
+def test_walk_forward_ranking_and_windows_show_profit_factors() -> None:
+    """Pooled out-of-sample PF = Σ winning net P&L / Σ |losing net P&L| of every window."""
+    report = optimize("--grid", "volume_mult=1.2,1.5", "--walk-forward", "3:2",
+                      "--min-trades", "1")  # fmt: skip
+    rows = report["ranking"]
+    assert any(row["profit_factor_net"] is not None for row in rows)
+    for row in rows:
+        if row["net_losses"] > 0:
+            assert row["profit_factor_net"] == pytest.approx(row["net_gains"] / row["net_losses"])
+    assert all("out_profit_factor_net" in w for w in report["walk_forward"])

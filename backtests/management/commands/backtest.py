@@ -6,8 +6,12 @@
 
 NAME is a strategy kind or a configured name (config/strategies.yaml, its symbol override
 applied). ``--timeframe`` sets the strategy's entry timeframe parameter; the data is always 1m.
-``--data`` reads shared-data CSV/CSV.gz files directly (``*_funding_*`` files are funding);
-without it the stored candles are used. Bad arguments exit with code 2 and one line on stderr.
+``--data`` reads shared-data CSV/CSV.gz files directly (``*_funding_*`` files are funding,
+``*_book20-1s_*`` / ``*_trades_*`` files feed the order-flow confirmation filter; without them
+the output says "confirmation unavailable"); a candle file coarser than 1m is refused (exit 2):
+the engine resolves stops, fills, funding and time stops per minute. Without ``--data`` the
+stored candles are used. ``--save`` creates a BacktestRun and executes it through the same
+service as the browser's task. Bad arguments exit with code 2 and one line on stderr.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backtests import services
-from backtests.core.engine import BacktestDataError, run_backtest
+from backtests.core.engine import BacktestDataError
 from trading.core.candles import MINUTE_MS
 
 
@@ -99,40 +103,33 @@ class Command(BaseCommand):
                 f"no 1m candles for {symbol} in the requested range ({data.source})"
             )
 
-        kernel_config = services.kernel_config_from(
-            config, capital_usdt=opts["capital"], fees_enabled=not opts["no_fees"],
-            seed=opts["seed"],
-        )  # fmt: skip
-        kwargs: dict[str, Any] = {
-            "funding": data.funding,
-            "open_interest": data.open_interest,
-            "name": resolved.name,
-        }
-        progress = self._progress_bar(len(data.candles), quiet=opts["json"])
-        try:
-            headline = run_backtest(
-                resolved.kind, resolved.params, symbol, data.candles,
-                config=kernel_config, progress=progress, **kwargs,
-            )  # fmt: skip
-        finally:
-            if progress is not None:
-                progress(1.0)
-        other = run_backtest(
-            resolved.kind, resolved.params, symbol, data.candles,
-            config=kernel_config.with_fees(False), **kwargs,
-        )  # fmt: skip
-        summary = services.summarise(headline, other)
-        summary["fees_enabled"] = not opts["no_fees"]
-        summary["strategy_kind"] = resolved.kind
-        summary["params"] = resolved.params
-        summary["data_source"] = data.source
         if opts["save"]:
-            run = services.backtest_run_save(
-                headline, summary, name=resolved.name, kind=resolved.kind,
-                params=resolved.params, fees_enabled=not opts["no_fees"],
-                data_source=data.source, exchange=data.exchange,
+            # The browser's path: a pending BacktestRun, then the task's service.
+            run = services.backtest_run_create(
+                strategy=opts["strategy"], symbol=symbol, params=overrides, start_ms=start_ms,
+                end_ms=end_ms, capital_usdt=opts["capital"], fees_enabled=not opts["no_fees"],
+                data_source=data.source[:255], exchange=data.exchange,
             )  # fmt: skip
-            summary["run_id"] = run.pk
+            services.backtest_run_execute(run.pk, data=data, seed=opts["seed"])
+            run.refresh_from_db()
+            if run.status != run.Status.DONE:
+                raise services.BacktestInputError(run.error or f"backtest run #{run.pk} failed")
+            summary = dict(run.results)
+        else:
+            kernel_config = services.kernel_config_from(
+                config, capital_usdt=opts["capital"], fees_enabled=not opts["no_fees"],
+                seed=opts["seed"],
+            )  # fmt: skip
+            progress = self._progress_bar(len(data.candles), quiet=opts["json"])
+            try:
+                summary = services.backtest_compute(
+                    kind=resolved.kind, params=resolved.params, symbol=symbol, data=data,
+                    config=kernel_config, name=resolved.name, radar_config=config,
+                    progress=progress,
+                ).summary  # fmt: skip
+            finally:
+                if progress is not None:
+                    progress(1.0)
         if opts["json"]:
             self.stdout.write(json.dumps(summary, sort_keys=True))
             return
@@ -164,6 +161,7 @@ class Command(BaseCommand):
             f"candles, {s['signals']} signals ({s['signals_accepted']} accepted), "
             f"{s['elapsed_s']:.2f} s"
         )
+        out.write(s.get("confirmation", services.CONFIRMATION_UNAVAILABLE))
         if s.get("skipped_reason"):
             out.write(f"SKIPPED: {s['skipped_reason']} — the strategy could not run on this data")
         rows = [

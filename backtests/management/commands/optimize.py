@@ -23,6 +23,11 @@ from backtests.tasks import optimize_job_task
 from trading.core.candles import MINUTE_MS
 
 
+def _pf(value: float | None) -> str:
+    """A profit factor for the table; "—" when undefined (no losing trade)."""
+    return "—" if value is None else f"{value:.2f}"
+
+
 class Command(BaseCommand):
     help = "Sweep a strategy's parameters (optionally walk-forward), ranked on net results."
 
@@ -100,13 +105,14 @@ class Command(BaseCommand):
         for row in report["ranking"]:
             self.stdout.write(
                 f"#{row['rank']:<3} {json.dumps(row['grid'])}: {row['trades']} trades, net "
-                f"{row['net_pnl']:,.2f} USDT, PF {row['profit_factor_net'] or '—'}"
+                f"{row['net_pnl']:,.2f} USDT, PF {_pf(row.get('profit_factor_net'))}"
                 + ("" if row["enough_trades"] else f" (fewer than {opts['min_trades']} trades)")
             )
         for w in report.get("walk_forward", []):
             self.stdout.write(
                 f"window {w['window']}: best in-sample {json.dumps(w['grid'])} → out-of-sample "
-                f"{w['out_trades']} trades, net {w['out_net_pnl']:,.2f} USDT"
+                f"{w['out_trades']} trades, net {w['out_net_pnl']:,.2f} USDT, "
+                f"PF {_pf(w['out_profit_factor_net'])}"
             )
 
     @staticmethod
@@ -128,7 +134,9 @@ class Command(BaseCommand):
                     "window": w, "in_start_ms": window.in_start_ms, "in_end_ms": window.in_end_ms,
                     "out_end_ms": window.out_end_ms, "grid": best["grid"],
                     "in_net_pnl": best["net_pnl"], "in_trades": best["trades"],
+                    "in_profit_factor_net": best.get("profit_factor_net"),
                     "out_net_pnl": out["net_pnl"], "out_trades": out["trades"],
+                    "out_profit_factor_net": out.get("profit_factor_net"),
                 }
             )  # fmt: skip
         totals: dict[str, dict[str, Any]] = {}
@@ -137,10 +145,16 @@ class Command(BaseCommand):
                 continue
             key = json.dumps(r["grid"], sort_keys=True)
             row = totals.setdefault(
-                key, {"grid": r["grid"], "trades": 0, "net_pnl": 0.0, "profit_factor_net": None}
+                key, {"grid": r["grid"], "trades": 0, "net_pnl": 0.0, "net_gains": 0.0,
+                      "net_losses": 0.0},
+            )  # fmt: skip
+            for field in ("trades", "net_pnl", "net_gains", "net_losses"):
+                row[field] += r.get(field) or 0
+        for row in totals.values():
+            # Pooled over the out-of-sample windows: Σ winning net P&L / Σ |losing net P&L|.
+            row["profit_factor_net"] = (
+                row["net_gains"] / row["net_losses"] if row["net_losses"] > 0 else None
             )
-            row["trades"] += r["trades"]
-            row["net_pnl"] += r["net_pnl"]
         return {
             "ranking": rank(list(totals.values()), min_trades),
             "walk_forward": per_window,

@@ -1,0 +1,103 @@
+"""The decision pre-filter (``signal_candidates``) is a NECESSARY condition of a signal.
+
+Over the whole bundled sample, at EVERY entry-timeframe close, ``decide`` on the kernel's own
+snapshot returns ``None`` (and no input is missing) wherever the vectorised filter says
+"no candidate": decisions with and without the pre-filter are identical. Each case also fires
+and filters, so the comparison is not vacuous.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+
+import numpy as np
+import pytest
+
+from strategies.core import catalog  # noqa: F401  (registers the built-in kinds)
+from strategies.core.base import build_strategy
+from strategies.core.indicators import rsi, rsi_last
+from strategies.core.kernel import KernelConfig, StrategyKernel
+from strategies.core.levels import rsi_bounds
+from tests.conftest import SAMPLE_DIR
+from tests.strategies.core.factories import eth_1m, sol_1m, sol_funding
+from trading.core.candles import aggregate_candles, read_candles_csv
+
+BTC = read_candles_csv(SAMPLE_DIR / "binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz")
+
+
+def _btc_funding() -> np.ndarray:
+    name = "binance-usdm_BTC-USDT_funding_20250617-20250623.csv.gz"
+    with gzip.open(SAMPLE_DIR / name, "rt", newline="") as handle:
+        return np.array([(float(r["timestamp_ms"]), float(r["rate"]))
+                         for r in csv.DictReader(handle)])  # fmt: skip
+
+
+RELAXED_VWAP = {"rsi_long_below": 35, "rsi_short_above": 65, "adx_range_max": 30}
+CASES = [
+    ("vwap_rsi", {}, "btc", 500),
+    ("vwap_rsi", RELAXED_VWAP, "btc", 500),
+    ("vwap_rsi", {**RELAXED_VWAP, "rsi_period": 6, "volume_spike_mult": 1.2}, "eth", 150),
+    ("vwap_rsi", {**RELAXED_VWAP, "timeframe": "1m", "rsi_period": 9}, "sol", 200),
+    ("momentum_breakout", {}, "btc", 500),
+    ("momentum_breakout", {"range_lookback": 6, "volume_mult": 1.2}, "eth", 500),
+    ("funding_arbitrage", {"extreme_rate": 0.00005}, "btc", 500),
+    ("funding_arbitrage", {"extreme_rate": 0.00012}, "sol", 500),
+]
+DATA = {
+    "btc": lambda: (BTC, _btc_funding()),
+    "eth": lambda: (eth_1m(), None),
+    "sol": lambda: (sol_1m(), sol_funding()),
+}
+
+
+@pytest.mark.parametrize(("kind", "params", "data", "max_candles"), CASES)
+def test_decisions_are_identical_with_and_without_the_pre_filter(
+    kind: str, params: dict, data: str, max_candles: int
+) -> None:
+    candles, funding = DATA[data]()
+    strategy = build_strategy(kind, params)
+    kernel = StrategyKernel(kind, {"X": strategy}, KernelConfig(max_candles=max_candles))
+    kernel.set_inputs("X", funding=funding)
+    kernel.preload("X", candles)
+    times = candles[:, 0].astype(np.int64) + 60_000
+    due = times % kernel._symbols["X"].entry_step_ms == 0
+    mask = kernel.decision_candidates("X", times)
+    builder = kernel._symbols["X"].builder
+    assert builder is not None
+    fired = 0
+    for now, keep in zip(times[due].tolist(), mask[due].tolist(), strict=True):
+        market = builder.at(now)
+        decision = strategy.decide(market) if strategy.missing_inputs(market) is None else None
+        fired += decision is not None
+        if not keep:
+            assert decision is None, f"{kind} fires at {now} where the pre-filter skipped it"
+            assert strategy.missing_inputs(market) is None
+    if params:
+        assert fired > 0, f"{kind} {params} never fired: the comparison would prove nothing"
+    assert (~mask[due]).sum() > due.sum() // 2, "the pre-filter hardly filters"
+
+
+@pytest.mark.parametrize("n", [2, 6, 14, 30])
+def test_rsi_bounds_hold_for_every_window_length(n: int) -> None:
+    """For each 5m ETH row and several window lengths, RSI over the window lies in the
+    bounds (they only claim to bound windows holding at least n + 8n + 1 candles)."""
+    five = aggregate_candles(eth_1m(), "5m")
+    rows = np.arange(len(five))
+    for length in (9 * n + 1, 9 * n + 40, 400):
+        counts = np.minimum(rows + 1, length)
+        low, high = rsi_bounds(five, rows, counts, n)
+        for k in range(0, len(five), 3):
+            value = rsi(five[k + 1 - counts[k] : k + 1, 4], n)[-1]
+            if np.isfinite(value):
+                assert low[k] - 1e-9 <= value <= high[k] + 1e-9, (k, length)
+        assert (high - low < 5.0).mean() > 0.5  # tight where usable
+
+
+def test_rsi_last_is_bit_identical_to_the_last_rsi_value() -> None:
+    close = BTC[:4000, 4]
+    for end in range(1, 4000, 13):
+        for n in (2, 14, 30):
+            window = close[max(0, end - 500) : end]
+            expected, got = rsi(window, n)[-1], rsi_last(window, n)
+            assert (np.isnan(expected) and np.isnan(got)) or expected == got
