@@ -112,9 +112,9 @@ def backtest_list(request: HttpRequest) -> HttpResponse:
 
 
 def _enqueue(run_id: int) -> None:
-    from backtests.tasks import backtest_run_task
+    from backtests.tasks import backtest_run_execute_task
 
-    backtest_run_task.delay_on_commit(run_id)
+    backtest_run_execute_task.delay_on_commit(run_id)
 
 
 def _curves(run: BacktestRun) -> dict[str, Any]:

@@ -3,9 +3,10 @@
     .venv/bin/python bench/web.py [--trades 10000] [--repeat 5]
 
 Runs on a scratch SQLite database in a temp directory (never the project's): 3 assets with the
-bundled 7 days of real 1m candles, 6 strategies with sessions, ``--trades`` closed trades, 30 open
-positions and 3,000 signals. Each page is rendered through Django's test client (login, views,
-selectors, templates) ``--repeat`` times; the median ms is printed against the 100 ms target.
+bundled 7 days of real 1m candles and 5-minute open interest (liquidation zones on the Radar), 6
+strategies with sessions, ``--trades`` closed trades, 30 open positions, 3,000 signals and 5,000
+alerts. Each page is rendered through Django's test client (login, views, selectors,
+templates) ``--repeat`` times; the median ms is printed against the 100 ms target.
 Then 50 websocket clients connect to the real ASGI app and each must receive every one of 20
 published updates.
 """
@@ -148,6 +149,27 @@ def seed(n_trades: int) -> None:
     for s in sessions:
         s.trades_count = n_trades // 6
         s.save()
+    # Open interest every 5 minutes over the 7 days (+1 % build-ups now and then: live zones),
+    # and an alert history.
+    from trading.models import Alert, OpenInterest
+
+    t_end = int(array[-1, 0]) + 60_000
+    oi_rows = []
+    for symbol in symbols:
+        oi = 1_000_000.0
+        for t in range(t0, t_end, 300_000):
+            oi *= 1.01 if rng.random() < 0.02 else 1.0 + rng.uniform(-0.001, 0.001)
+            oi_rows.append(
+                OpenInterest(exchange="bitget", symbol=symbol, time_ms=t, open_interest=oi)
+            )
+    OpenInterest.objects.bulk_create(oi_rows, batch_size=2000)
+    Alert.objects.bulk_create(
+        [
+            Alert(level=("info", "warning", "error")[i % 3], source="bench", message=f"alert {i}")
+            for i in range(5000)
+        ],
+        batch_size=2000,
+    )
 
 
 def bench_pages(repeat: int) -> list[tuple[str, float]]:
@@ -170,6 +192,7 @@ def bench_pages(repeat: int) -> list[tuple[str, float]]:
         ("chart 1h", reverse("chart") + "?tf=1h"),
         ("risk", reverse("risk")),
         ("alerts", reverse("alerts")),
+        ("alerts page 50", reverse("alerts") + "?page=50"),
         ("backtests", reverse("backtests")),
     ]
     out = []
@@ -239,7 +262,7 @@ def main() -> None:
         start = time.perf_counter()
         seed(args.trades)
         print(
-            f"seeded {args.trades} trades + 30 open + 3000 signals + 30,240 candles "
+            f"seeded {args.trades} trades + 30 open + 3000 signals + 30,240 candles + OI + alerts "
             f"in {time.perf_counter() - start:.1f} s (scratch SQLite in {tmp})"
         )
         print(f"{'page':<28}{'ms (median)':>12}  target < 100 ms")

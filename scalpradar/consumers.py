@@ -114,14 +114,21 @@ def position_key(strategy: str, ledger_id: str, shadow: bool) -> str:
 
 
 def alert_item(data: Mapping[str, Any]) -> dict[str, Any]:
+    """One alert as the feed renders it, from ``Alert.as_event()`` or a bare runtime payload.
+
+    ``details`` is the alert's JSON payload as ``key=value`` pairs ("" when there is none).
+    """
     time_ms = data.get("time_ms")
     if time_ms is None:
         time_ms = datetime.now(tz=UTC).timestamp() * 1000.0
+    extra = data.get("payload")
+    details = " · ".join(f"{k}={v}" for k, v in extra.items()) if isinstance(extra, Mapping) else ""
     return {
         "level": str(data.get("level") or "info"),
         "message": str(data.get("message") or ""),
         "source": str(data.get("source") or data.get("strategy") or ""),
         "time": fmt_time_ms(time_ms),
+        "details": details,
     }
 
 

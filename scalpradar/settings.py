@@ -208,6 +208,32 @@ CELERY_TASK_ROUTES = {
     "strategies.tasks.*": {"queue": "strategies"},
     "backtests.tasks.*": {"queue": "backtests"},
 }
+# Celery beat (production only; the embedded mode runs the feed in-process and has no beat).
+# `expires` drops a tick still queued when the next one is due, so a busy worker never
+# replays a backlog. The radar_feed entry is a keep-alive: the task holds a single-instance
+# lock for as long as the feed runs, so every other tick is refused at once; after a crash the
+# lock expires (TTL 30 s) and the next tick starts the feed again. Each task's time limits are
+# declared on the task (the feed task runs for ever and has none).
+CELERY_BEAT_SCHEDULE = {
+    "poll-funding-bitget": {
+        "task": "trading.tasks.poll_funding",
+        "schedule": 300.0,
+        "args": ("bitget",),
+        "options": {"expires": 290},
+    },
+    "poll-open-interest-bitget": {
+        "task": "trading.tasks.poll_open_interest",
+        "schedule": 60.0,
+        "args": ("bitget",),
+        "options": {"expires": 55},
+    },
+    "radar-feed-bitget": {
+        "task": "strategies.tasks.radar_feed",
+        "schedule": 60.0,
+        "kwargs": {"exchange_name": "bitget"},
+        "options": {"queue": "feed", "expires": 55},
+    },
+}
 
 # Trading switches. Live trading needs an explicit opt-in AND exchange keys.
 LIVE_TRADING_ENABLED = env_bool("LIVE_TRADING_ENABLED", default=False)

@@ -20,7 +20,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from strategies.core.base import REGISTRY, UnknownStrategy, strategy_class
-from strategies.models import Signal, StrategyConfig
+from strategies.models import ControlAction, SelectorDecision, Signal, StrategyConfig
+from trading.admin import ReadOnlyAdmin
 
 
 class PrettyJSONField(forms.JSONField):
@@ -216,3 +217,22 @@ class SignalAdmin(admin.ModelAdmin):
     @admin.display(description="reasons")
     def reasons_list(self, obj: Signal) -> SafeString:
         return format_html_join("", "<li>{}</li>", ((reason,) for reason in obj.reasons or []))
+
+
+@admin.register(SelectorDecision)
+class SelectorDecisionAdmin(ReadOnlyAdmin):
+    """The arena selector's decisions, with their reasons: a record, never edited."""
+
+    list_display = ("candle_time_ms", "strategy_name", "action", "new_weight", "reason")
+    list_filter = ("action",)
+    search_fields = ("=strategy_name",)
+
+
+@admin.register(ControlAction)
+class ControlActionAdmin(ReadOnlyAdmin):
+    """Who paused, resumed or reset what, and why: an audit trail, never edited."""
+
+    list_display = ("created_at", "strategy_name", "action", "user", "reason")
+    list_filter = ("action",)
+    search_fields = ("=strategy_name", "reason")
+    list_select_related = ("user",)

@@ -16,14 +16,21 @@ import numpy as np
 from django.db.models import Count, Max, Q, Sum
 
 from scalpradar.consumers import arena_live, dom_id, fmt_time_ms, market_slug, signal_item
+from strategies.core.base import MarketSnapshot
 from strategies.core.indicators import ema, vwap_session
+from strategies.core.liquidation_zones import liquidation_zones
+from strategies.core.params import LiquidationZonesParams
 from strategies.core.regime import Regime, classify_regime
 from strategies.models import ControlAction, Signal, StrategyConfig
 from trading.core.candles import aggregate_candles, timeframe_ms
+from trading.core.types import Side
 from trading.models import Asset, Candle, FundingRate, OpenInterest, Position, TradingSession
+from trading.selectors import open_pnl_by_session
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+ZONES_SHOWN = 4
 CHART_TIMEFRAMES = ("1m", "5m", "15m", "1h")
 REGIME_LABELS = {
     Regime.UNKNOWN: "unknown",
@@ -45,9 +52,17 @@ def kill_switch_limits() -> tuple[float, float]:
     return ks.max_session_loss_pct, ks.account_max_session_loss_pct
 
 
-def _candles(symbol: str, timeframe: str, since_ms: int | None, limit: int) -> np.ndarray:
-    """Last ``limit`` closed 1m candles (or stored ``timeframe`` candles) as an (N, 6) array."""
+def _candles(
+    exchange: str | None, symbol: str, timeframe: str, since_ms: int | None, limit: int
+) -> np.ndarray:
+    """Last ``limit`` closed 1m candles (or stored ``timeframe`` candles) as an (N, 6) array.
+
+    With ``exchange`` the query walks the candle natural-key index (exchange first); without
+    it (a symbol no asset names) it scans.
+    """
     qs = Candle.objects.filter(symbol=symbol, timeframe=timeframe)
+    if exchange is not None:
+        qs = qs.filter(exchange=exchange)
     if since_ms is not None:
         qs = qs.filter(open_time_ms__gte=since_ms)
     rows = list(
@@ -62,12 +77,83 @@ def _candles(symbol: str, timeframe: str, since_ms: int | None, limit: int) -> n
 # --- radar ---------------------------------------------------------------------------------------
 
 
+def _zone_params() -> dict[str, LiquidationZonesParams]:
+    """Zone parameters per symbol: the configured ``liquidation_zones`` strategy's (symbol
+    overrides applied), or the schema defaults (key ``""``) when none is configured."""
+    config = (
+        StrategyConfig.objects.filter(kind="liquidation_zones").order_by("-enabled", "name").first()
+    )
+    out = {"": LiquidationZonesParams.model_validate({})}
+    if config is not None:
+        symbols = Asset.objects.filter(enabled=True).values_list("symbol", flat=True)
+        out.update(
+            {s: LiquidationZonesParams.model_validate(config.params_for(s)) for s in symbols}
+        )
+    return out
+
+
+def zone_map(
+    asset: Asset, candles_1m: np.ndarray, params: LiquidationZonesParams
+) -> dict[str, Any]:
+    """The estimated liquidation zones of one asset, for the Radar's markets table.
+
+    Computed like the ``liquidation_zones`` strategy does (``strategies.core.liquidation_zones``):
+    stored open interest of the last ``oi_lookback_hours`` + the stored 1m candles aggregated to
+    the strategy's timeframe, at the close of the newest stored 1m candle. Returns
+    ``{"status": "no_oi" | "no_candles" | "none" | "ok", "zones": [...]}``; each zone carries
+    its side (whose positions get liquidated), band, share of that side's map (%) and distance
+    from the last close (%, positive = above).
+    """
+    has_oi = OpenInterest.objects.filter(exchange=asset.exchange, symbol=asset.symbol).exists()
+    if not has_oi:
+        return {"status": "no_oi", "zones": []}
+    if not len(candles_1m):
+        return {"status": "no_candles", "zones": []}
+    now_ms = int(candles_1m[-1, 0]) + 60_000
+    oi = np.asarray(
+        OpenInterest.objects.filter(
+            exchange=asset.exchange,
+            symbol=asset.symbol,
+            time_ms__gte=now_ms - params.oi_lookback_hours * HOUR_MS,
+            time_ms__lte=now_ms,
+        )
+        .order_by("time_ms")
+        .values_list("time_ms", "open_interest"),
+        dtype=np.float64,
+    ).reshape(-1, 2)
+    bars = aggregate_candles(candles_1m, params.timeframe)
+    market = MarketSnapshot(
+        symbol=asset.symbol, now_ms=now_ms, candles={params.timeframe: bars}, open_interest=oi
+    )
+    zones = liquidation_zones(market, bars, params) if len(bars) else []
+    if not zones:
+        return {"status": "none", "zones": []}
+    close = float(candles_1m[-1, 4])
+    shown = []
+    for zone in zones[:ZONES_SHOWN]:
+        edge = zone.high if zone.liquidated_side is Side.LONG else zone.low
+        shown.append(
+            {
+                "side": zone.liquidated_side.value,
+                "low": zone.low,
+                "high": zone.high,
+                "share_pct": zone.share * 100.0,
+                "distance_pct": (edge - close) / close * 100.0,
+            }
+        )
+    return {"status": "ok", "zones": shown}
+
+
 def market_rows() -> list[dict[str, Any]]:
-    """Per asset: live price, 24h change, regime (5m), last funding rate, 24h OI change."""
+    """Per asset: live price, 24h change, regime (5m), last funding rate, 24h OI change, and the
+    estimated liquidation zones (:func:`zone_map`)."""
     rows = []
+    zone_params = _zone_params()
     for asset in Asset.objects.filter(enabled=True):
         slug = market_slug(asset.symbol)
-        candles = _candles(asset.symbol, "1m", None, 1441)
+        params = zone_params.get(asset.symbol, zone_params[""])
+        minutes = max(1441, int(params.oi_lookback_hours * 60) + 1)
+        candles = _candles(asset.exchange, asset.symbol, "1m", None, minutes)
         price = change = None
         time_ms = None
         regime = "no data"
@@ -83,20 +169,22 @@ def market_rows() -> list[dict[str, Any]]:
             else:
                 regime = "warming up"
         funding = (
-            FundingRate.objects.filter(symbol=asset.symbol)
+            FundingRate.objects.filter(exchange=asset.exchange, symbol=asset.symbol)
             .order_by("-funding_time_ms")
             .values_list("rate", flat=True)
             .first()
         )
         oi = list(
-            OpenInterest.objects.filter(symbol=asset.symbol)
+            OpenInterest.objects.filter(exchange=asset.exchange, symbol=asset.symbol)
             .order_by("-time_ms")
             .values_list("time_ms", "open_interest")[:1]
         )
         oi_change = None
         if oi:
             then = (
-                OpenInterest.objects.filter(symbol=asset.symbol, time_ms__lte=oi[0][0] - DAY_MS)
+                OpenInterest.objects.filter(
+                    exchange=asset.exchange, symbol=asset.symbol, time_ms__lte=oi[0][0] - DAY_MS
+                )
                 .order_by("-time_ms")
                 .values_list("open_interest", flat=True)
                 .first()
@@ -116,6 +204,7 @@ def market_rows() -> list[dict[str, Any]]:
                 "regime": regime,
                 "funding_rate_pct": funding * 100.0 if funding is not None else None,
                 "oi_change_24h_pct": oi_change,
+                "liquidation": zone_map(asset, candles, params),
             }
         )
     return rows
@@ -315,28 +404,44 @@ def arena_rows() -> list[dict[str, Any]]:
 # --- session -------------------------------------------------------------------------------------
 
 
-def session_summary() -> dict[str, Any]:
-    """Session P&L, trades, win rate, and kill-switch gauges (loss % of capital vs limit).
+def _gauge(start_equity: float, equity: float, limit_pct: float) -> dict[str, float]:
+    """Session loss % = max(0, start equity − current equity) / start equity × 100, against the
+    kill-switch limit. Start 10,000, equity 9,700 (realised −200, open −100) → 3.00 % of 5 %:
+    the gauge is 60 % full."""
+    loss_pct = max(0.0, start_equity - equity) / start_equity * 100.0 if start_equity else 0.0
+    return {
+        "equity": equity,
+        "loss_pct": loss_pct,
+        "limit_pct": limit_pct,
+        "fill_pct": min(100.0, loss_pct / limit_pct * 100.0) if limit_pct else 0.0,
+    }
 
-    Loss % = max(0, −realised net P&L) / initial capital × 100 (unrealised P&L is counted by
-    the runtime's kill switch; the page shows the realised part it can read from the rows).
+
+def session_summary() -> dict[str, Any]:
+    """Session P&L, trades, win rate, and kill-switch gauges on equity including open positions.
+
+    Current equity = initial capital + realised net P&L + unrealised net P&L of the session's
+    open positions at the last stored 1m close (``trading.selectors.open_pnl_by_session``), so a
+    losing open trade fills the gauge before it is closed. The account gauge sums the
+    strategies' capital and equity.
     """
     limit, account_limit = kill_switch_limits()
     sessions = _running_sessions()
+    open_pnl = open_pnl_by_session()
     gauges = []
-    total_capital = total_gross = total_net = total_fees = 0.0
+    total_capital = total_equity = total_open = 0.0
+    total_gross = total_net = total_fees = 0.0
     total_trades = total_wins = 0
     for name, s in sorted(sessions.items()):
         if not name:
             continue
-        loss_pct = max(0.0, -s.realised_net_pnl) / s.initial_capital_usdt * 100.0
+        unrealised = open_pnl.get(s.pk, 0.0)
+        equity = s.initial_capital_usdt + s.realised_net_pnl + unrealised
         gauges.append(
             {
                 "strategy": name,
                 "status": s.status,
-                "loss_pct": loss_pct,
-                "limit_pct": limit,
-                "fill_pct": min(100.0, loss_pct / limit * 100.0) if limit else 0.0,
+                **_gauge(s.initial_capital_usdt, equity, limit),
                 "tripped": s.kill_switch_tripped,
                 "reason": s.kill_switch_reason,
                 "tripped_at": s.kill_switch_tripped_at.isoformat(timespec="seconds")
@@ -344,31 +449,32 @@ def session_summary() -> dict[str, Any]:
                 else "",
                 "gross": s.realised_gross_pnl,
                 "net": s.realised_net_pnl,
+                "unrealised": unrealised,
                 "trades": s.trades_count,
                 "win_rate_pct": s.wins_count / s.trades_count * 100 if s.trades_count else None,
             }
         )
         total_capital += s.initial_capital_usdt
+        total_equity += equity
+        total_open += unrealised
         total_gross += s.realised_gross_pnl
         total_net += s.realised_net_pnl
         total_fees += s.fees_usdt
         total_trades += s.trades_count
         total_wins += s.wins_count
     account = sessions.get("")
-    account_loss = max(0.0, -total_net) / total_capital * 100.0 if total_capital else 0.0
     return {
         "has_sessions": bool(gauges),
         "gauges": gauges,
         "account": {
             "gross": total_gross,
             "net": total_net,
+            "unrealised": total_open,
             "fees": total_fees,
             "fees_share_pct": total_fees / total_gross * 100 if total_gross > 0 else None,
             "trades": total_trades,
             "win_rate_pct": total_wins / total_trades * 100 if total_trades else None,
-            "loss_pct": account_loss,
-            "limit_pct": account_limit,
-            "fill_pct": min(100.0, account_loss / account_limit * 100.0) if account_limit else 0,
+            **_gauge(total_capital, total_equity, account_limit),
             "tripped": bool(account and account.kill_switch_tripped),
             "status": account.status if account else "",
         },
@@ -385,14 +491,19 @@ def recent_control_actions(limit: int = 20) -> list[ControlAction]:
 def chart_data(symbol: str, timeframe: str, bars: int = 500) -> dict[str, Any]:
     """Candles (stored, or aggregated on the fly from 1m), EMA 20/50, session VWAP, and markers
     for signals and trades in the window. Times in SECONDS for lightweight-charts."""
-    stored = _candles(symbol, timeframe, None, bars) if timeframe != "1m" else np.empty((0, 6))
+    exchange = Asset.objects.filter(symbol=symbol).values_list("exchange", flat=True).first()
+    stored = (
+        _candles(exchange, symbol, timeframe, None, bars) if timeframe != "1m" else np.empty((0, 6))
+    )
     if timeframe == "1m":
-        candles = _candles(symbol, "1m", None, bars)
+        candles = _candles(exchange, symbol, "1m", None, bars)
     elif len(stored):
         candles = stored
     else:
         per = timeframe_ms(timeframe) // 60_000
-        candles = aggregate_candles(_candles(symbol, "1m", None, bars * per + per), timeframe)
+        candles = aggregate_candles(
+            _candles(exchange, symbol, "1m", None, bars * per + per), timeframe
+        )
         candles = candles[-bars:]
     if not len(candles):
         return {"candles": [], "ema20": [], "ema50": [], "vwap": [], "markers": []}

@@ -14,15 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 from scalpradar.consumers import market_slug
 from strategies import selectors, services
 from strategies.models import StrategyConfig
+from trading import selectors as trading_selectors
 from trading.models import Asset
-from trading.views import render_page
-
-
-def _market_groups() -> list[str]:
-    return [
-        "market." + market_slug(s)
-        for s in Asset.objects.filter(enabled=True).values_list("symbol", flat=True)
-    ]
+from trading.views import market_groups, render_page
 
 
 @login_required
@@ -31,6 +25,8 @@ def radar(request: HttpRequest) -> HttpResponse:
     context = {
         "markets": selectors.market_rows(),
         "heatmap": selectors.heatmap(),
+        "stale": trading_selectors.stale_assets(),
+        "stale_after_minutes": trading_selectors.STALE_AFTER_MINUTES,
         "page": "radar",
     }
     return render_page(
@@ -38,7 +34,7 @@ def radar(request: HttpRequest) -> HttpResponse:
         "strategies/radar.html",
         context,
         partial="markets",
-        groups=("signals", *_market_groups()),
+        groups=("signals", *market_groups()),
     )
 
 

@@ -113,7 +113,8 @@ def test_health_check_script_is_valid_python(services: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("service", "words"),
     [
-        ("worker-feed", ["-Q feed", "--concurrency 1"]),
+        # 2 processes: the long-running radar_feed task holds one, the pollers use the other.
+        ("worker-feed", ["-Q feed", "--concurrency 2"]),
         ("worker-strategies", ["-Q strategies"]),
         ("worker-backtests", ["-Q backtests"]),
         ("beat", [" beat"]),

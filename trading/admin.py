@@ -16,7 +16,15 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from trading.models import Asset, Candle, FundingRate, OpenInterest, Position, TradingSession
+from trading.models import (
+    Alert,
+    Asset,
+    Candle,
+    FundingRate,
+    OpenInterest,
+    Position,
+    TradingSession,
+)
 
 
 def utc_from_ms(time_ms: int | None) -> str:
@@ -118,6 +126,13 @@ class OpenInterestAdmin(ReadOnlyAdmin):
     @admin.display(description="time (UTC)", ordering="time_ms")
     def time(self, obj: OpenInterest) -> str:
         return utc_from_ms(obj.time_ms)
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "level", "source", "message")
+    list_filter = ("level",)
+    search_fields = ("message", "=source")
 
 
 @admin.register(TradingSession)

@@ -7,8 +7,11 @@ changes nothing. Money is stored in USDT as float64, the type the core computes 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from trading.core.types import ExitReason, Side
 
@@ -162,6 +165,10 @@ class TradingSession(models.Model):
     trades_count = models.PositiveIntegerField(default=0)
     wins_count = models.PositiveIntegerField(default=0)
     peak_equity_usdt = models.FloatField(default=10_000.0)
+    equity_usdt = models.FloatField(
+        default=10_000.0,
+        help_text="mark-to-market equity: capital + realised net + unrealised net (USDT)",
+    )
     kill_switch_tripped = models.BooleanField(default=False)
     kill_switch_reason = models.TextField(blank=True)
     kill_switch_tripped_at = models.DateTimeField(null=True, blank=True)
@@ -258,3 +265,43 @@ class Position(models.Model):
     @property
     def fees_usdt(self) -> float:
         return self.entry_fee + (self.exit_fee or 0.0)
+
+
+class Alert(models.Model):
+    """A warning for the trader (feed disconnect, stale data, kill switch trip, skipped strategy).
+
+    Written by ``trading.alerts.alert_create``, which also pushes it live (``alert.new``).
+    """
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    level = models.CharField(max_length=7, choices=Level.choices, default=Level.WARNING)
+    source = models.CharField(max_length=64, blank=True, help_text="strategy, feed, symbol…")
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField(default=dict, blank=True, help_text="details, JSON")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["-created_at"], name="alert_created_desc")]
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.message[:60]}"
+
+    @property
+    def time_ms(self) -> int:
+        return int(self.created_at.timestamp() * 1000)
+
+    def as_event(self) -> dict[str, Any]:
+        """The complete ``alert.new`` payload; the Alerts page renders history from it too."""
+        return {
+            "id": self.pk,
+            "level": self.level,
+            "source": self.source,
+            "message": self.message,
+            "time_ms": self.time_ms,
+            "payload": self.payload,
+        }

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 
-from scalpradar.consumers import fmt_time_ms, open_position_row
-from trading.core.fees import Liquidity, fee_for_fill
+from scalpradar.consumers import alert_item, fmt_time_ms, open_position_row
+from trading.core.fees import BITGET_VIP0, Liquidity, fee_for_fill
 from trading.core.pnl import fees_share_of_gross, unrealised_pnl
 from trading.core.types import Side
-from trading.models import Asset, Candle, Position
+from trading.models import Alert, Asset, Candle, Position
+
+ALERTS_PER_PAGE = 50
+STALE_AFTER_MINUTES = 5.0
+MINUTE_MS = 60_000
+TAKER_RATE = BITGET_VIP0.taker_rate  # the exit fee open P&L assumes (fraction of notional)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +75,18 @@ def market_overview() -> list[MarketRow]:
 # --- marks, open positions, trades ---------------------------------------------------------------
 
 
-def latest_marks(symbols: list[str] | None = None) -> dict[str, tuple[float, int]]:
-    """``{symbol: (last 1m close, its open time ms)}``: the mark used for open P&L.
+def latest_marks(markets: Iterable[tuple[str, str]] | None = None) -> dict[str, tuple[float, int]]:
+    """``{symbol: (last 1m close, its open time ms)}`` of ``(exchange, symbol)`` markets (default
+    every asset): the mark used for open P&L.
 
-    One indexed lookup per symbol (the candle natural-key index serves ``-open_time_ms``).
+    One lookup per market on the candle natural-key index (exchange, symbol, timeframe, time).
     """
-    if symbols is None:
-        symbols = list(Asset.objects.values_list("symbol", flat=True))
+    if markets is None:
+        markets = Asset.objects.values_list("exchange", "symbol")
     marks: dict[str, tuple[float, int]] = {}
-    for symbol in symbols:
+    for exchange, symbol in markets:
         row = (
-            Candle.objects.filter(symbol=symbol, timeframe="1m")
+            Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe="1m")
             .order_by("-open_time_ms")
             .values_list("close", "open_time_ms")
             .first()
@@ -99,11 +106,10 @@ def open_positions(now_ms: int | None = None) -> list[dict[str, Any]]:
     positions = list(
         Position.objects.filter(status=Position.Status.OPEN).order_by("-entry_time_ms")
     )
-    marks = latest_marks(sorted({p.symbol for p in positions}))
+    marks = latest_marks(sorted({(p.exchange, p.symbol) for p in positions}))
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     rows = []
     for p in positions:
-        side = Side(p.side)
         mark = marks.get(p.symbol, (None, 0))[0]
         row = open_position_row(
             {
@@ -124,14 +130,13 @@ def open_positions(now_ms: int | None = None) -> list[dict[str, Any]]:
             }
         )
         if mark is not None:
-            gross = unrealised_pnl(side, p.qty, p.entry_price, mark)
-            exit_fee = fee_for_fill(p.qty, mark, Liquidity.TAKER)
+            gross, net = _open_pnl(p, mark)
             row.update(
                 mark_price=mark,
                 upnl_gross=gross,
-                upnl_net=gross - p.entry_fee - exit_fee - p.funding_usdt,
+                upnl_net=net,
                 liq_distance_pct=(
-                    side.sign * (mark - p.liquidation_price) / mark * 100.0
+                    Side(p.side).sign * (mark - p.liquidation_price) / mark * 100.0
                     if p.liquidation_price > 0
                     else None
                 ),
@@ -139,6 +144,34 @@ def open_positions(now_ms: int | None = None) -> list[dict[str, Any]]:
         row["time_in_trade"] = _duration(now_ms - p.entry_time_ms)
         rows.append(row)
     return rows
+
+
+def _open_pnl(p: Position, mark: float) -> tuple[float, float]:
+    """``(gross, net)`` unrealised P&L of an open position at ``mark`` (USDT).
+
+    Gross = side × qty × (mark − entry); net = gross − entry fee − exit fee at the mark
+    (taker: qty × mark × 0.06 %) − funding paid. Long 0.1 from 100,000, mark 101,000, entry
+    fee 6, no funding: gross 100, exit fee 6.06, net 87.94. The Positions page's live script
+    (``static/js/positions.js``) repeats this arithmetic on each ``market.price``.
+    """
+    gross = unrealised_pnl(Side(p.side), p.qty, p.entry_price, mark)
+    exit_fee = fee_for_fill(p.qty, mark, Liquidity.TAKER)
+    return gross, gross - p.entry_fee - exit_fee - p.funding_usdt
+
+
+def open_pnl_by_session() -> dict[int, float]:
+    """``{session id: unrealised net P&L}`` of open, non-shadow positions at the last 1m close.
+
+    A position whose symbol has no stored candle counts 0 (no mark, nothing made up).
+    """
+    positions = list(Position.objects.filter(status=Position.Status.OPEN, shadow=False))
+    marks = latest_marks(sorted({(p.exchange, p.symbol) for p in positions}))
+    out: dict[int, float] = {}
+    for p in positions:
+        mark = marks.get(p.symbol)
+        if mark is not None:
+            out[p.session_id] = out.get(p.session_id, 0.0) + _open_pnl(p, mark[0])[1]
+    return out
 
 
 def _duration(ms: int) -> str:
@@ -299,3 +332,49 @@ def trade_csv_rows(qs: QuerySet[Position]) -> Iterator[tuple[Any, ...]]:
 
 def trade_symbols() -> list[str]:
     return list(Asset.objects.values_list("symbol", flat=True))
+
+
+# --- alerts and stale data -----------------------------------------------------------------------
+
+
+def alert_history(page_number: str | int | None) -> tuple[Page, list[dict[str, Any]]]:
+    """One page of stored alerts, newest first, rendered like the live ``alert.new`` ones."""
+    page = Paginator(Alert.objects.order_by("-created_at", "-id"), ALERTS_PER_PAGE).get_page(
+        page_number
+    )
+    return page, [alert_item(alert.as_event()) for alert in page.object_list]
+
+
+def stale_assets(
+    *, max_age_minutes: float = STALE_AFTER_MINUTES, now_ms: int | None = None
+) -> list[dict[str, Any]]:
+    """Enabled assets whose newest stored 1m candle closed more than ``max_age_minutes`` ago.
+
+    Age = now − (open time of the newest 1m candle + 1 minute). Newest candle opened 12:00,
+    now 12:07 → closed 12:01, 6 minutes old: stale with the default 5. An asset with no candle
+    at all is listed too. During a replay of recorded data every asset is "stale" by the wall
+    clock, and the warning says so.
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    out = []
+    for exchange, symbol in Asset.objects.filter(enabled=True).values_list("exchange", "symbol"):
+        last_open = (
+            Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe="1m")
+            .order_by("-open_time_ms")
+            .values_list("open_time_ms", flat=True)
+            .first()
+        )
+        if last_open is None:
+            out.append({"symbol": symbol, "last_close": "", "age": "", "message": "no 1m candle"})
+            continue
+        age_ms = now_ms - (last_open + MINUTE_MS)
+        if age_ms > max_age_minutes * MINUTE_MS:
+            out.append(
+                {
+                    "symbol": symbol,
+                    "last_close": fmt_time_ms(last_open + MINUTE_MS),
+                    "age": _duration(age_ms),
+                    "message": f"newest 1m candle closed {_duration(age_ms)} ago",
+                }
+            )
+    return out

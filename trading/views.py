@@ -17,14 +17,14 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from scalpradar.consumers import IDS
+from scalpradar.consumers import IDS, dom_id, market_slug
 from trading import selectors
 from trading.core.fees import BITGET_VIP0, Liquidity, fee_for_fill
 from trading.core.liquidation import choose_leverage
 from trading.core.pnl import fees_share_of_gross, gross_pnl, net_pnl
 from trading.core.sizing import market_rules_for, size_position
 from trading.core.types import Side, TradingCoreError
-from trading.models import Position
+from trading.models import Asset, Position
 
 TRADES_PER_PAGE = 50
 
@@ -49,16 +49,40 @@ def render_page(
     return render(request, template, context)
 
 
+def _enabled_symbols() -> list[str]:
+    return list(Asset.objects.filter(enabled=True).values_list("symbol", flat=True))
+
+
+def market_groups(symbols: Iterable[str] | None = None) -> list[str]:
+    """``market.<BASE>-<QUOTE>`` groups (live prices) of ``symbols``, default enabled assets."""
+    symbols = _enabled_symbols() if symbols is None else symbols
+    return ["market." + market_slug(s) for s in symbols]
+
+
 @login_required
 @require_GET
 def positions(request: HttpRequest) -> HttpResponse:
-    rows = selectors.open_positions()
+    """Open positions; mark and unrealised P&L follow ``market.price`` live.
+
+    A price tick carries no positions (the consumer queries nothing), so the tick is swapped
+    into a hidden receiver per symbol and ``static/js/positions.js`` recomputes the rows of
+    that symbol from their data attributes, with ``trading.selectors._open_pnl``'s formulas.
+    """
+    symbols = _enabled_symbols()
+    context = {
+        "positions": selectors.open_positions(),
+        "price_receivers": [
+            {"symbol": s, "price_id": dom_id("price", market_slug(s))} for s in symbols
+        ],
+        "taker_rate": selectors.TAKER_RATE,
+        "page": "positions",
+    }
     return render_page(
         request,
         "trading/positions.html",
-        {"positions": rows, "page": "positions"},
+        context,
         partial="open_positions",
-        groups=("positions",),
+        groups=("positions", *market_groups(symbols)),
     )
 
 
@@ -274,10 +298,19 @@ def risk(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def alerts(request: HttpRequest) -> HttpResponse:
+    """Stored alerts, newest first (paginated); new ones are prepended live on the first page."""
+    page, rows = selectors.alert_history(request.GET.get("page"))
+    context = {
+        "alerts": rows,
+        "page_obj": page,
+        "stale": selectors.stale_assets(),
+        "stale_after_minutes": selectors.STALE_AFTER_MINUTES,
+        "page": "alerts",
+    }
     return render_page(
         request,
         "trading/alerts.html",
-        {"page": "alerts"},
+        context,
         partial="alert_feed",
-        groups=("alerts",),
+        groups=("alerts",) if page.number == 1 else (),
     )

@@ -11,8 +11,17 @@ from django.urls import reverse
 
 from backtests.models import BacktestRun
 from strategies.core.base import strategy_class
-from strategies.models import Signal, StrategyConfig
-from trading.models import Asset, Candle, FundingRate, OpenInterest, Position, TradingSession
+from strategies.models import ControlAction, SelectorDecision, Signal, StrategyConfig
+from trading.alerts import alert_create
+from trading.models import (
+    Alert,
+    Asset,
+    Candle,
+    FundingRate,
+    OpenInterest,
+    Position,
+    TradingSession,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -172,6 +181,11 @@ def one_of_each(vwap):
         results={"net_pnl": 12.5},
         equity_curve=[[0, 10_000], [1, 10_012.5]],
     )
+    alert_create(level="warning", message="BTC/USDT:USDT feed disconnected", source="feed")
+    SelectorDecision.objects.create(
+        strategy_name="vwap_rsi", action="pause", reason="PF 0.5 < 0.8", candle_time_ms=1
+    )
+    ControlAction.objects.create(strategy_name="vwap_rsi", action="pause", reason="test")
 
 
 MODELS = [
@@ -181,8 +195,11 @@ MODELS = [
     OpenInterest,
     TradingSession,
     Position,
+    Alert,
     StrategyConfig,
     Signal,
+    SelectorDecision,
+    ControlAction,
     BacktestRun,
 ]
 

@@ -37,8 +37,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def live_server_url():
+    """One Daphne for the module: Twisted's reactor cannot be started twice in a process."""
     from daphne.server import Server
     from twisted.internet import reactor
 
@@ -148,4 +149,35 @@ def test_browser_desk(arena, staff, live_server_url, browser):
     config.refresh_from_db()
     assert config.description == "edited in the browser"
     page.screenshot(path=str(ARTIFACTS / "admin-edit.png"), full_page=True)
+    page.close()
+
+
+def test_positions_follow_live_prices_in_the_browser(arena, user, live_server_url, browser):
+    """Open long 0.05 BTC from 104,000, entry fee 1.5, liquidation 99,320. A market.price tick
+    of 105,000 re-marks the row in the page: gross 0.05 × 1,000 = 50.00; exit fee 0.05 ×
+    105,000 × 0.0006 = 3.15 → net 50 − 1.5 − 3.15 = 45.35; liquidation (105,000 − 99,320) /
+    105,000 = 5.41 % away."""
+    position = arena["open"]
+    position.entry_price, position.liquidation_price = 104_000.0, 99_320.0
+    position.save()
+    base, loop = live_server_url
+    page = browser.new_page(viewport={"width": 1500, "height": 700})
+    _login(page, base, "trader")
+    page.goto(base + "/positions/")
+    page.wait_for_selector("#ws-status.on", timeout=10_000)
+    from scalpradar.events import apublish
+
+    tick = {"symbol": BTC, "price": 105_000.0, "time_ms": 1_750_298_460_000, "kind": "last"}
+    publish = apublish("market.BTC-USDT", "market.price", tick)
+    asyncio.run_coroutine_threadsafe(publish, loop).result(5)
+    row = page.locator("#live-pos-vwap_rsi-o1")
+    page.wait_for_function(
+        "document.querySelector('#live-pos-vwap_rsi-o1 [data-cell=mark]').textContent === '105000'",
+        timeout=10_000,
+    )
+    assert row.locator("[data-cell=gross]").inner_text() == "50.00"
+    assert row.locator("[data-cell=net]").inner_text() == "45.35"
+    assert row.locator("[data-cell=liq-distance]").inner_text() == "5.41 %"
+    assert "up" in (row.locator("[data-cell=net]").get_attribute("class") or "")
+    page.screenshot(path=str(ARTIFACTS / "positions-live.png"), full_page=True)
     page.close()

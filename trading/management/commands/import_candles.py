@@ -9,7 +9,10 @@ command fails (non-zero exit) only when a file cannot be read or has the wrong h
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import batched
 from pathlib import Path
@@ -45,6 +48,46 @@ class ImportTarget:
     @property
     def label(self) -> str:
         return f"{self.symbol} {self.timeframe}" if self.timeframe else f"{self.symbol} funding"
+
+
+def prefetched[T](batches: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Yield ``batches`` while a thread reads the next ones: parsing overlaps the database
+    writes (the database works outside the GIL). An error of the reader is raised here, in
+    order, after the batches read before it."""
+    done = object()
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                slots.put(batch)
+        except BaseException as error:  # handed over to the consumer, re-raised there
+            slots.put(_Failure(error))
+            return
+        slots.put(done)
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := slots.get()) is not done:
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: BaseException
 
 
 class MarketDataImportCommand(BaseCommand):
@@ -151,7 +194,7 @@ class MarketDataImportCommand(BaseCommand):
                     disable=quiet or not sys.stderr.isatty(),
                     leave=False,
                 ) as progress:
-                    for batch in batched(reader, batch_size):
+                    for batch in prefetched(batched(reader, batch_size)):
                         result += self.upsert(target, batch)
                         progress.update(len(batch))
         except CsvDataError as error:
