@@ -99,7 +99,13 @@ async def build(
     speed: float | None,
     fallback_to_replay: bool,
     out: TextIO,
+    selector_every: int = 60,
 ) -> tuple[Any, MarketFeed, RadarRuntime]:
+    """Exchange (live, or a replay), feed and runtime, with every strategy restored.
+
+    ``selector_every``: minutes of market time per selector round (0 = no selector: the
+    parity test compares the arena with plain backtests, which have none).
+    """
     config = get_config()
     symbols = config.enabled_symbols
     exchange_name = next(iter(config.exchanges.exchanges))
@@ -138,8 +144,10 @@ async def build(
         )
     kernel_config = kernel_config_from(config)  # capital comes from each strategy's session
     configs = await sync_to_async(list)(StrategyConfig.objects.filter(enabled=True))
-    arena = await sync_to_async(build_arena)(configs, symbols, kernel_config)
-    runtime = RadarRuntime(arena, exchange=exchange_name)
+    arena = await sync_to_async(build_arena)(
+        configs, symbols, kernel_config, exchange=exchange_name
+    )
+    runtime = RadarRuntime(arena, exchange=exchange_name, selector_every=selector_every)
     for symbol, series in funding.items():
         runtime.set_funding(symbol, series)
     last_closed = {}

@@ -4,26 +4,36 @@ The feed (``trading.feed``) calls :class:`RadarRuntime` as its handler. For each
 candle the runtime, in ONE database transaction:
 
 1. upserts the candle (natural key: a redelivered candle changes nothing);
-2. hands it to each strategy's :class:`strategies.core.kernel.StrategyKernel` — the very object
-   the backtester drives, so paper trading and backtests cannot disagree — unless that kernel
-   already processed this candle (its state records the last candle per symbol: idempotent
-   after a crash or a redelivery);
-3. stores what the kernel did (signals accepted/refused with the reason, positions opened and
+2. re-reads the controls made elsewhere since the last candle — each session's status, kill
+   switch and capital weight (the dashboard's pause / resume / kill-switch reset,
+   ``strategies.services``) and each strategy's ``updated_at`` (parameters edited in the admin)
+   — and applies them to the kernels (:meth:`RadarRuntime.sync_controls`);
+3. hands the candle to each strategy's :class:`strategies.core.kernel.StrategyKernel` — the
+   very object the backtester drives, so paper trading and backtests cannot disagree — unless
+   that kernel already processed this candle (its state records the last candle per symbol:
+   idempotent after a crash or a redelivery);
+4. stores what the kernel did (signals accepted/refused with the reason, positions opened and
    closed, funding, kill-switch trips) and the kernel's state (ledger, kill switch, pending
-   orders) in the strategy's ``TradingSession`` row;
-4. runs the arena's selector every ``selector_every`` candles and applies its decisions.
+   orders) in the strategy's ``TradingSession`` row — only the fields the runtime owns, so a
+   control written concurrently by the dashboard is never overwritten;
+5. runs the arena's selector once per round of ``selector_every`` minutes of MARKET time and
+   applies its decisions (a round is keyed by market time, so a restart neither skips nor
+   repeats one).
 
 Events go to the dashboard only after that transaction commits. A SIGKILL at any point leaves
-either all of a candle's effects or none of them; on restart the kernels are rebuilt from their
-stored state and the feed heals from the last stored candle.
+either all of a candle's effects or none of them. On restart (:func:`build_arena`) each kernel
+is rebuilt from its stored state AND preloaded with the stored 1m candles it needs
+(:func:`preload_stored_history`), so a restarted radar takes exactly the decisions an
+uninterrupted one takes; the feed heals from the last processed candle.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,11 +43,12 @@ from django.utils import timezone
 
 from scalpradar.events import apublish, market_group, publish_on_commit
 from strategies.core.arena import SelectorRules, StrategyResults, rank, select
-from strategies.core.base import build_strategy
+from strategies.core.base import OrderBook, Strategy, build_strategy
 from strategies.core.kernel import (
     FundingApplied,
     KernelConfig,
     KillSwitchTripped,
+    Mode,
     PositionClosed,
     PositionOpened,
     SignalEvent,
@@ -45,21 +56,46 @@ from strategies.core.kernel import (
     StrategySkippedEvent,
 )
 from strategies.models import SelectorDecision, Signal, StrategyConfig
-from trading.models import Position, TradingMode, TradingSession
+from trading.core.candles import timeframe_ms
+from trading.core.risk import RiskGate, start_session
+from trading.models import Candle, Position, TradingMode, TradingSession
 from trading.services import candles_upsert
 
 log = logging.getLogger(__name__)
 trade_log = logging.getLogger("scalpradar.trades")
 
 MINUTE_MS = 60_000
+CONFIRMATION_KIND = "order_flow"
+
+# Session columns the runtime writes after every candle; status, kill switch and capital
+# weight belong to the controls and are written only when the runtime itself changes them.
+_LEDGER_FIELDS = [
+    "realised_gross_pnl",
+    "realised_net_pnl",
+    "fees_usdt",
+    "funding_usdt",
+    "slippage_usdt",
+    "trades_count",
+    "wins_count",
+    "peak_equity_usdt",
+    "ledger_state",
+]
+_KILL_FIELDS = ["status", "kill_switch_tripped", "kill_switch_reason", "kill_switch_tripped_at"]
+_CONTROL_FIELDS = [*_KILL_FIELDS, "capital_weight"]
 
 
 @dataclass(slots=True)
 class ArenaEntry:
+    """One strategy of the arena: its config, kernel, session, and what rebuilds the kernel."""
+
     config: StrategyConfig
     kernel: StrategyKernel
     session: TradingSession
+    symbols: tuple[str, ...]
+    kernel_config: KernelConfig  # base settings, capital = the session's
+    confirmers: tuple[StrategyConfig, ...] = ()
     signal_count: int = 0
+    applied_weight: float = 1.0  # capital weight the kernel's risk gate currently uses
 
 
 @dataclass(slots=True)
@@ -86,49 +122,164 @@ def session_for(config: StrategyConfig, mode: str = TradingMode.PAPER) -> Tradin
 
 
 def build_arena(
-    configs: Iterable[StrategyConfig], symbols: list[str], kernel_config: KernelConfig
+    configs: Iterable[StrategyConfig],
+    symbols: Sequence[str],
+    kernel_config: KernelConfig,
+    *,
+    exchange: str,
 ) -> list[ArenaEntry]:
-    """One kernel per enabled strategy, restored from its session's stored state."""
+    """One kernel per enabled strategy, restored from its session (state, history, controls).
+
+    Confirmation strategies (``order_flow``) trade nothing: they become every kernel's
+    confirmers, built with their base parameters (a kernel's confirmers are shared by all its
+    symbols, so their per-symbol overrides do not apply).
+    """
     configs = list(configs)
-    confirmers = {
-        symbol: [
-            build_strategy(c.kind, c.params, (c.symbol_overrides or {}).get(symbol))
-            for c in configs
-            if c.kind == "order_flow"
-        ]
-        for symbol in symbols
-    }
+    confirmers = tuple(c for c in configs if c.kind == CONFIRMATION_KIND)
     arena = []
     for config in configs:
-        if config.kind == "order_flow":
-            continue  # a confirmation filter: it adjusts the others' scores, trades nothing
+        if config.kind == CONFIRMATION_KIND:
+            continue
         session = session_for(config)
-        strategies = {
-            symbol: build_strategy(
-                config.kind, config.params, (config.symbol_overrides or {}).get(symbol)
-            )
-            for symbol in symbols
-        }
-        kernel = StrategyKernel(
-            config.name,
-            strategies,
-            _with_capital(kernel_config, session.initial_capital_usdt),
-            confirmers=[c for cs in confirmers.values() for c in cs][:1],
-            state=session.ledger_state or None,
+        own_config = replace(kernel_config, capital_usdt=session.initial_capital_usdt)
+        kernel = _new_kernel(
+            config, confirmers, symbols, own_config, state=session.ledger_state or None
         )
-        kernel.set_mode(_kernel_mode(session.status))
-        arena.append(ArenaEntry(config=config, kernel=kernel, session=session))
+        arena.append(
+            ArenaEntry(
+                config=config,
+                kernel=kernel,
+                session=session,
+                symbols=tuple(symbols),
+                kernel_config=own_config,
+                confirmers=confirmers,
+                signal_count=Signal.objects.filter(strategy=config).count(),
+            )
+        )
+    preload_stored_history([e.kernel for e in arena], exchange)
+    for entry in arena:
+        apply_controls(entry, now_ms=_last_close_ms(entry.kernel) or 0)
     return arena
 
 
-def _with_capital(config: KernelConfig, capital_usdt: float) -> KernelConfig:
-    from dataclasses import replace
+def _new_kernel(
+    config: StrategyConfig,
+    confirmers: Sequence[StrategyConfig],
+    symbols: Sequence[str],
+    kernel_config: KernelConfig,
+    *,
+    state: dict[str, Any] | None,
+) -> StrategyKernel:
+    """A strategy's kernel with its per-symbol parameters, restored from ``state`` if any.
 
-    return replace(config, capital_usdt=capital_usdt)
+    No candle history yet (:func:`preload_stored_history`). A symbol the state knows but the
+    feed no longer carries keeps its place, so its ledger and open positions are restored
+    intact (no candle reaches it until it is fed again).
+    """
+    known = list((state or {}).get("symbols", {}))
+    strategies = {
+        symbol: build_strategy(
+            config.kind, config.params, (config.symbol_overrides or {}).get(symbol)
+        )
+        for symbol in dict.fromkeys([*symbols, *known])
+    }
+    filters: list[Strategy] = [build_strategy(c.kind, c.params) for c in confirmers]
+    return StrategyKernel(config.name, strategies, kernel_config, filters, state=state)
 
 
-def _kernel_mode(status: str) -> str:
-    return {"paused": "paused", "killed": "killed", "shadow": "paused"}.get(status, "active")
+def history_span_ms(kernel: StrategyKernel, symbol: str) -> int:
+    """How much closed 1m history (ms) a restored kernel needs to see what it saw uninterrupted.
+
+    A snapshot shows, per timeframe ``tf``, the last ``max_candles`` periods by TIME
+    (``strategies.core.snapshot.window_start_ms``): at the next decision ``now`` its window
+    starts after ``now - (max_candles + 1) × tf``. ``(max_candles + 2)`` periods of the longest
+    timeframe before the last processed candle therefore hold every candle any later snapshot
+    can show. Example: 500 candles (the default), longest timeframe 1h -> 502 h, about 21 days
+    or 30,120 rows per symbol (~1.4 MB of float64) — the bound on what a restart loads.
+    """
+    longest = max(timeframe_ms(tf) for tf in kernel.timeframes(symbol))
+    # The kernel's own rule for the window length (config.max_candles, raised to the warm-up).
+    return (kernel._max_candles(symbol) + 2) * longest
+
+
+def stored_candles(exchange: str, symbol: str, after_ms: int, until_ms: int) -> np.ndarray:
+    """Stored 1m candles ``[open_ms, o, h, l, c, v]`` with ``after_ms < open_ms <= until_ms``."""
+    rows = (
+        Candle.objects.filter(
+            exchange=exchange,
+            symbol=symbol,
+            timeframe="1m",
+            open_time_ms__gt=after_ms,
+            open_time_ms__lte=until_ms,
+        )
+        .order_by("open_time_ms")
+        .values_list("open_time_ms", "open", "high", "low", "close", "volume")
+    )
+    return np.array(list(rows), dtype=np.float64).reshape(-1, 6)
+
+
+def preload_stored_history(kernels: Sequence[StrategyKernel], exchange: str) -> None:
+    """Preload each restored kernel with the stored candles up to its last processed one.
+
+    ``StrategyKernel.state()`` holds no candle history; without this a restart would re-warm
+    every indicator from scratch and decide differently from an uninterrupted run. Each symbol
+    is read ONCE (the widest span any kernel needs) and each kernel gets its own slice ending
+    at its last processed candle, so the next candle it receives is the next one it appends.
+    A kernel that never processed a symbol starts cold, as it did the first time.
+    """
+    needs: dict[str, list[tuple[StrategyKernel, int, int]]] = {}
+    for kernel in kernels:
+        for symbol in kernel.state()["symbols"]:
+            last = last_candle_ms(kernel, symbol)
+            if last is not None:
+                start = last - history_span_ms(kernel, symbol)
+                needs.setdefault(symbol, []).append((kernel, start, last))
+    for symbol, wanted in needs.items():
+        history = stored_candles(
+            exchange, symbol, min(s for _, s, _ in wanted), max(e for _, _, e in wanted)
+        )
+        times = history[:, 0]
+        for kernel, start, last in wanted:
+            lo = int(np.searchsorted(times, start, side="right"))
+            hi = int(np.searchsorted(times, last, side="right"))
+            kernel.preload(symbol, history[lo:hi])
+
+
+def apply_controls(entry: ArenaEntry, *, now_ms: int) -> None:
+    """Make the kernel follow its session's controls (status, kill switch, capital weight).
+
+    * a kill switch reset in the dashboard (session no longer tripped while the kernel's switch
+      is) starts a fresh kill-switch session at the kernel's current equity — the same reset
+      ``trading.core.risk.start_session`` documents — so the loss limit counts from now;
+    * the kernel's mode follows the status: active trades the real ledger, paused / shadow /
+      killed trade the shadow ledger;
+    * the selector's capital weight scales the risk per trade (re-applied after a restart).
+    """
+    session, kernel = entry.session, entry.kernel
+    if kernel.kill_switch.tripped and not session.kill_switch_tripped:
+        kernel.kill_switch = start_session(kernel.name, kernel.equity(), now_ms)
+        log.info("kill switch reset", extra={"strategy": kernel.name})
+    wanted = Mode.KILLED if session.kill_switch_tripped else _kernel_mode(session.status)
+    if kernel.mode is not wanted:
+        kernel.set_mode(wanted)
+    if session.capital_weight != entry.applied_weight:
+        apply_capital_weight(kernel, session.capital_weight)
+        entry.applied_weight = session.capital_weight
+
+
+def _kernel_mode(status: str) -> Mode:
+    return {
+        TradingSession.Status.PAUSED: Mode.PAUSED,
+        TradingSession.Status.SHADOW: Mode.PAUSED,
+        TradingSession.Status.KILLED: Mode.KILLED,
+    }.get(TradingSession.Status(status), Mode.ACTIVE)
+
+
+def _last_close_ms(kernel: StrategyKernel) -> int | None:
+    """Close time of the latest candle ``kernel`` processed on any symbol."""
+    opens = [last_candle_ms(kernel, s) for s in kernel.state()["symbols"]]
+    known = [t for t in opens if t is not None]
+    return max(known) + MINUTE_MS if known else None
 
 
 class RadarRuntime:
@@ -141,8 +292,12 @@ class RadarRuntime:
         exchange: str,
         selector_rules: SelectorRules | None = None,
         selector_every: int = 60,
+        controls_every_s: float = 1.0,
         price_every_ms: int = 1_000,
     ) -> None:
+        """``selector_every``: minutes of market time per selector round (0 = no selector);
+        ``controls_every_s``: wall-clock seconds between two reads of the controls (live, a
+        candle per minute and symbol: every candle; a fast replay: about once a second)."""
         self.arena = arena
         self.exchange = exchange
         self.selector_rules = selector_rules or SelectorRules()
@@ -151,6 +306,12 @@ class RadarRuntime:
         self._last_price_sent: dict[str, int] = {}
         self.price_every_ms = price_every_ms
         self.last_prices: dict[str, float] = {}
+        self.controls_every_s = controls_every_s
+        self._controls_read_at = -math.inf
+        self._funding: dict[str, np.ndarray] = {}
+        self._order_books: dict[str, OrderBook] = {}
+        closes = [t for t in (_last_close_ms(e.kernel) for e in arena) if t is not None]
+        self._selector_round = self._round_of(max(closes)) if closes else -1
 
     # -- feed handler ------------------------------------------------------------------------
     async def on_closed_candle(self, symbol: str, row: tuple[float, ...]) -> None:
@@ -170,10 +331,11 @@ class RadarRuntime:
     async def on_order_book(self, symbol: str, book: dict[str, Any]) -> None:
         bids = np.asarray(book.get("bids") or [], dtype=np.float64).reshape(-1, 2)
         asks = np.asarray(book.get("asks") or [], dtype=np.float64).reshape(-1, 2)
+        self._order_books[symbol] = OrderBook(
+            time_ms=int(book.get("timestamp") or 0), bids=bids, asks=asks
+        )
         for entry in self.arena:
-            entry.kernel.set_inputs(
-                symbol, order_book=_order_book(int(book.get("timestamp") or 0), bids, asks)
-            )
+            self._give_inputs(entry.kernel, symbol)
 
     async def on_trades(self, symbol: str, trades: list[dict[str, Any]]) -> None:
         return None
@@ -183,11 +345,20 @@ class RadarRuntime:
         await apublish("alerts", "alert.new", {"level": level, "message": message})
 
     def set_funding(self, symbol: str, funding: np.ndarray) -> None:
+        """Funding settlements ``[time_ms, rate]`` of ``symbol`` for every kernel."""
+        self._funding[symbol] = funding
         for entry in self.arena:
-            entry.kernel.set_inputs(symbol, funding=funding)
+            self._give_inputs(entry.kernel, symbol)
+
+    def _give_inputs(self, kernel: StrategyKernel, symbol: str) -> None:
+        # set_inputs replaces every input at once ("None keeps nothing"): always pass them all.
+        kernel.set_inputs(
+            symbol, funding=self._funding.get(symbol), order_book=self._order_books.get(symbol)
+        )
 
     # -- one closed candle -------------------------------------------------------------------
     def process_candle(self, symbol: str, row: tuple[float, ...]) -> None:
+        """One closed 1m candle ``[open_ms, o, h, l, c, v]``, in one transaction (module doc)."""
         candle = np.asarray(row, dtype=np.float64)
         open_ms = int(candle[0])
         now_ms = open_ms + MINUTE_MS
@@ -199,14 +370,18 @@ class RadarRuntime:
                 symbol=symbol,
                 timeframe="1m",
             )
+            if time.monotonic() - self._controls_read_at >= self.controls_every_s:
+                self.sync_controls(now_ms=open_ms)
             for entry in self.arena:
                 done_ms = last_candle_ms(entry.kernel, symbol)
                 if done_ms is not None and done_ms >= open_ms:
                     continue  # already processed before a restart: never counted twice
                 events = entry.kernel.on_candle(symbol, candle, now_ms)
-                self._store(entry, symbol, events, now_ms)
+                self._store(entry, symbol, events)
             self.summary.candles += 1
-            if self.selector_every and self.summary.candles % self.selector_every == 0:
+            if self.selector_every and self._round_of(now_ms) > self._selector_round:
+                self._selector_round = self._round_of(now_ms)
+                self.sync_controls(now_ms=now_ms)  # the selector decides on current statuses
                 self._run_selector(now_ms)
             publish_on_commit(
                 market_group(symbol),
@@ -214,8 +389,72 @@ class RadarRuntime:
                 {"symbol": symbol, "candle": [float(x) for x in candle], "time_ms": now_ms},
             )
 
-    def _store(self, entry: ArenaEntry, symbol: str, events: list[Any], now_ms: int) -> None:
+    def _round_of(self, now_ms: int) -> int:
+        return now_ms // (max(self.selector_every, 1) * MINUTE_MS)
+
+    def sync_controls(self, *, now_ms: int) -> None:
+        """Apply what the dashboard and the admin changed since the last read (two queries).
+
+        Sessions: status, kill switch and capital weight are re-read (``select_for_update``:
+        on PostgreSQL a concurrent pause waits for this candle's commit instead of racing it)
+        and applied with :func:`apply_controls`. Strategies: a newer ``updated_at`` rebuilds
+        that strategy's kernel with the new parameters (:meth:`reload_config`). Enabling,
+        disabling or adding a strategy and its virtual capital take effect at the next start.
+        """
+        self._controls_read_at = time.monotonic()
+        by_session = {e.session.pk: e for e in self.arena}
+        rows = (
+            TradingSession.objects.select_for_update()
+            .filter(pk__in=by_session)
+            .values_list("pk", *_CONTROL_FIELDS)
+        )
+        for pk, *values in rows:
+            entry = by_session[pk]
+            for name, value in zip(_CONTROL_FIELDS, values, strict=True):
+                setattr(entry.session, name, value)
+            apply_controls(entry, now_ms=now_ms)  # compares with the kernel itself: idempotent
+        known = {e.config.pk: e.config.updated_at for e in self.arena}
+        known.update({c.pk: c.updated_at for e in self.arena for c in e.confirmers})
+        stamps = StrategyConfig.objects.filter(pk__in=known).values_list("pk", "updated_at")
+        changed = [pk for pk, updated_at in stamps if updated_at != known[pk]]
+        if changed:
+            for config in StrategyConfig.objects.filter(pk__in=changed):
+                self.reload_config(config)
+
+    def reload_config(self, config: StrategyConfig) -> None:
+        """Apply parameters edited in the admin to the running kernels, without a restart.
+
+        The kernel of that strategy (of every strategy, for a confirmation filter) is rebuilt
+        the way a restart rebuilds it — from its current state, with the stored candle history
+        and the current inputs — so a changed timeframe or warm-up gets the right windows.
+        Ledger, open positions, pending orders, kill switch and mode carry over unchanged.
+        """
+        for entry in self.arena:
+            if entry.config.pk == config.pk:
+                entry.config = config
+            elif any(c.pk == config.pk for c in entry.confirmers):
+                entry.confirmers = tuple(
+                    config if c.pk == config.pk else c for c in entry.confirmers
+                )
+            else:
+                continue
+            entry.kernel = _new_kernel(
+                entry.config,
+                entry.confirmers,
+                entry.symbols,
+                entry.kernel_config,
+                state=entry.kernel.state(),
+            )
+            preload_stored_history([entry.kernel], self.exchange)
+            for symbol in entry.symbols:
+                self._give_inputs(entry.kernel, symbol)
+            entry.applied_weight = 1.0
+            apply_controls(entry, now_ms=_last_close_ms(entry.kernel) or 0)
+            log.info("parameters reloaded", extra={"strategy": entry.config.name})
+
+    def _store(self, entry: ArenaEntry, symbol: str, events: list[Any]) -> None:
         session = entry.session
+        fields = list(_LEDGER_FIELDS)
         for event in events:
             if isinstance(event, SignalEvent):
                 self._store_signal(entry, event)
@@ -230,6 +469,7 @@ class RadarRuntime:
                 session.kill_switch_tripped = True
                 session.kill_switch_reason = event.reason
                 session.kill_switch_tripped_at = timezone.now()
+                fields += _KILL_FIELDS
                 publish_on_commit(
                     "alerts",
                     "alert.new",
@@ -253,7 +493,7 @@ class RadarRuntime:
         equity = entry.kernel.equity()
         session.peak_equity_usdt = max(session.peak_equity_usdt, equity)
         session.ledger_state = entry.kernel.state()
-        session.save()
+        session.save(update_fields=fields)
         if events:
             publish_on_commit("arena", "arena.update", self.arena_payload_for(entry, equity))
 
@@ -379,14 +619,12 @@ class RadarRuntime:
             session = entry.session
             if decision.action == "boost" and decision.new_weight is not None:
                 session.capital_weight = decision.new_weight
-                apply_capital_weight(entry.kernel, decision.new_weight)
             elif decision.action == "pause":
                 session.status = TradingSession.Status.PAUSED
-                entry.kernel.set_mode("paused")
             elif decision.action == "resume":
                 session.status = TradingSession.Status.ACTIVE
-                entry.kernel.set_mode("active")
-            session.save()
+            apply_controls(entry, now_ms=now_ms)
+            session.save(update_fields=["status", "capital_weight"])
             log.info("selector: %s", decision.reason, extra={"strategy": decision.name})
 
     def arena_payload_for(self, entry: ArenaEntry, equity: float) -> dict[str, Any]:
@@ -410,16 +648,6 @@ class RadarRuntime:
     def ranking(self, min_trades: int = 10) -> list[Any]:
         return rank(self.results(), min_trades)
 
-    def reload_config(self, config: StrategyConfig) -> None:
-        """Apply parameters edited in the admin to the running kernel, without a restart."""
-        for entry in self.arena:
-            if entry.config.pk == config.pk:
-                entry.config = config
-                for symbol, state in entry.kernel._symbols.items():
-                    state.strategy = build_strategy(
-                        config.kind, config.params, (config.symbol_overrides or {}).get(symbol)
-                    )
-
 
 def last_candle_ms(kernel: StrategyKernel, symbol: str) -> int | None:
     """Open time of the last 1m candle ``kernel`` processed for ``symbol`` (restored state)."""
@@ -431,10 +659,6 @@ def last_candle_ms(kernel: StrategyKernel, symbol: str) -> int | None:
 
 def apply_capital_weight(kernel: StrategyKernel, weight: float) -> None:
     """The selector's capital weight scales the risk taken per trade (sizing follows)."""
-    from dataclasses import replace
-
-    from trading.core.risk import RiskGate
-
     base = kernel.config.risk_limits
     limits = replace(base, max_risk_per_trade_pct=base.max_risk_per_trade_pct * weight)
     kernel.gate = RiskGate(limits, kernel.config.fee_schedule, kernel.config.slippage)
@@ -444,9 +668,3 @@ def _json_num(value: float | None) -> float | None:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return None
     return value
-
-
-def _order_book(time_ms: int, bids: np.ndarray, asks: np.ndarray) -> Any:
-    from strategies.core.base import OrderBook
-
-    return OrderBook(time_ms=time_ms, bids=bids, asks=asks)

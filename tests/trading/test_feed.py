@@ -166,3 +166,21 @@ def test_several_symbols_replay_in_lockstep():
     rec = run_feed(SimulatedExchange(arrays), list(arrays))
     for symbol, arr in arrays.items():
         assert [t for s, t in rec.closed if s == symbol] == [int(t) for t in arr[:, 0]]
+
+
+def test_a_newest_candle_closed_by_the_clock_alone_is_confirmed_over_rest():
+    """A consumer lagging past the close: the update's newest row may still be a forming state,
+    so it is flagged unconfirmed (the feed fetches its final values) instead of trusted."""
+    det = CandleCloseDetector(grace_ms=5_000)
+    res = det.on_update([candle(T0, close=100.5)], now_ms=T0 + MINUTE_MS + 6_000)
+    assert [int(r[0]) for r in res.closed] == [T0]
+    assert res.unconfirmed == [T0]
+    assert res.forming is None
+
+
+def test_a_lagging_consumer_still_gets_the_final_values_of_every_candle(btc):
+    """The replay clock waits for its consumers; and were a consumer to lag, the clock-closed
+    candle would be re-fetched. Either way no forming value reaches the handler."""
+    ex = SimulatedExchange({"BTC/USDT:USDT": btc[:120]})
+    rec = run_feed(ex, ["BTC/USDT:USDT"])
+    assert np.array_equal(np.array(rec.rows), btc[:120])

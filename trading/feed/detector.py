@@ -9,7 +9,9 @@ handled here and tested:
    with the last values seen for it, flagged ``unconfirmed`` so the caller replaces them by the
    exchange's final values over REST;
 3. no update arrives but the clock passes ``t``'s close time plus a grace delay
-   (:meth:`CandleCloseDetector.overdue`): the caller fetches ``t`` over REST;
+   (:meth:`CandleCloseDetector.overdue`): the caller fetches ``t`` over REST; likewise a newest
+   candle that an update shows after its close time (a lagging consumer) is flagged
+   ``unconfirmed`` and its values are replaced over REST;
 4. an update jumps ahead (``t`` then ``t + 3m``) or a reconnect happened: each missing range is
    reported as a :class:`Gap`, which the caller fills over REST and processes IN ORDER before
    the newer candle.
@@ -118,7 +120,9 @@ class CandleCloseDetector:
             if t > expected:
                 result.gaps.append(Gap(expected, t - MINUTE_MS))
             result.closed.append(row)
-            if t == remembered:
+            if t == remembered or is_newest:
+                # Closed from a last-seen state or by the clock alone: the values may be those
+                # of a forming candle, so the caller replaces them by the exchange's final ones.
                 result.unconfirmed.append(t)
             self.last_closed_open_ms = t
         if result.forming is not None and self._is_closed(result.forming[0]):

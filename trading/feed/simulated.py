@@ -84,6 +84,7 @@ class SimulatedExchange:
         self._queues: dict[str, asyncio.Queue[Any]] = {}
         self._driver: asyncio.Task[None] | None = None
         self._step = 0
+        self._taken: set[str] = set()  # symbols holding an update not yet acknowledged
         self.closed = False
 
     # -- clock -------------------------------------------------------------------------------
@@ -111,6 +112,10 @@ class SimulatedExchange:
                 update = self._update_for(symbol, t, self._step)
                 if update is not None:
                     await queue.put(update)
+            # The clock moves on only once every consumer came back for its next update: a
+            # consumer still busy with this minute must not read the next minute's clock (the
+            # detector would then close this minute's FORMING candle by the clock).
+            await asyncio.gather(*(queue.join() for queue in self._queues.values()))
             self._step += 1
             t += MINUTE_MS
             await asyncio.sleep(60.0 / self.speed if self.speed else 0)
@@ -178,7 +183,12 @@ class SimulatedExchange:
     ) -> list[list[float]]:
         self._check_candles(symbol, timeframe)
         self._ensure_driver()
-        update = await self._queues[symbol].get()
+        queue = self._queues[symbol]
+        if symbol in self._taken:  # asking again = done with the previous update
+            self._taken.discard(symbol)
+            queue.task_done()
+        update = await queue.get()
+        self._taken.add(symbol)
         if isinstance(update, BaseException):
             raise update
         return update
