@@ -56,6 +56,7 @@ from strategies.core.kernel import (
     StrategySkippedEvent,
 )
 from strategies.models import SelectorDecision, Signal, StrategyConfig
+from trading.alerts import alert_create
 from trading.core.candles import timeframe_ms
 from trading.core.risk import RiskGate, start_session
 from trading.models import Candle, Position, TradingMode, TradingSession
@@ -78,6 +79,7 @@ _LEDGER_FIELDS = [
     "trades_count",
     "wins_count",
     "peak_equity_usdt",
+    "equity_usdt",
     "ledger_state",
 ]
 _KILL_FIELDS = ["status", "kill_switch_tripped", "kill_switch_reason", "kill_switch_tripped_at"]
@@ -342,7 +344,7 @@ class RadarRuntime:
 
     async def on_alert(self, level: str, message: str) -> None:
         log.warning("feed alert: %s", message, extra={"alert_level": level})
-        await apublish("alerts", "alert.new", {"level": level, "message": message})
+        await sync_to_async(_store_feed_alert, thread_sensitive=True)(level, message)
 
     def set_funding(self, symbol: str, funding: np.ndarray) -> None:
         """Funding settlements ``[time_ms, rate]`` of ``symbol`` for every kernel."""
@@ -470,19 +472,18 @@ class RadarRuntime:
                 session.kill_switch_reason = event.reason
                 session.kill_switch_tripped_at = timezone.now()
                 fields += _KILL_FIELDS
-                publish_on_commit(
-                    "alerts",
-                    "alert.new",
-                    {"level": "error", "message": f"{entry.config.name}: {event.reason}"},
+                alert_create(
+                    level="error",
+                    message=f"{entry.config.name}: {event.reason}",
+                    source=entry.config.name,
+                    payload={"scope": event.scope, "time_ms": event.time_ms},
                 )
             elif isinstance(event, StrategySkippedEvent):
-                publish_on_commit(
-                    "alerts",
-                    "alert.new",
-                    {
-                        "level": "warning",
-                        "message": f"{entry.config.name} on {symbol} skipped: {event.reason}",
-                    },
+                alert_create(
+                    level="warning",
+                    message=f"{entry.config.name} on {symbol} skipped: {event.reason}",
+                    source=entry.config.name,
+                    payload={"symbol": symbol},
                 )
         ledger = entry.kernel.ledger
         session.realised_gross_pnl = ledger.realised_gross_pnl
@@ -492,6 +493,7 @@ class RadarRuntime:
         session.slippage_usdt = ledger.slippage_cost
         equity = entry.kernel.equity()
         session.peak_equity_usdt = max(session.peak_equity_usdt, equity)
+        session.equity_usdt = equity
         session.ledger_state = entry.kernel.state()
         session.save(update_fields=fields)
         if events:
@@ -647,6 +649,11 @@ class RadarRuntime:
 
     def ranking(self, min_trades: int = 10) -> list[Any]:
         return rank(self.results(), min_trades)
+
+
+def _store_feed_alert(level: str, message: str) -> None:
+    with transaction.atomic():
+        alert_create(level=level, message=message, source="feed")
 
 
 def last_candle_ms(kernel: StrategyKernel, symbol: str) -> int | None:

@@ -184,3 +184,24 @@ def test_the_selectors_capital_weight_and_a_pause_survive_a_restart():
     assert vwap.gate.limits.max_risk_per_trade_pct == pytest.approx(base * 1.5)
     assert entry_of(restarted, "swing_1h").kernel.mode is Mode.PAUSED
     assert last_candle_ms(vwap, SYMBOL) == int(candles[0][0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_skipped_strategy_and_a_feed_warning_are_stored_as_alerts():
+    """liquidation_zones has no open interest offline: at its first 5m decision it is reported
+    skipped, once, as a stored alert; a feed warning is stored too (source "feed")."""
+    import asyncio
+
+    from trading.models import Alert
+
+    runtime = running_radar()
+    for row in sample_candles(12):
+        runtime.process_candle(SYMBOL, tuple(row))
+    skipped = Alert.objects.filter(source="liquidation_zones")
+    assert skipped.count() == 1
+    assert "skipped: no open-interest history" in skipped.get().message
+    asyncio.run(runtime.on_alert("warning", "BTC/USDT:USDT feed disconnected"))
+    assert Alert.objects.filter(source="feed", level="warning").count() == 1
+    for entry in runtime.arena:
+        stored = TradingSession.objects.get(pk=entry.session.pk)
+        assert stored.equity_usdt == pytest.approx(entry.kernel.equity())
