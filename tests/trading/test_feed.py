@@ -184,3 +184,22 @@ def test_a_lagging_consumer_still_gets_the_final_values_of_every_candle(btc):
     ex = SimulatedExchange({"BTC/USDT:USDT": btc[:120]})
     rec = run_feed(ex, ["BTC/USDT:USDT"])
     assert np.array_equal(np.array(rec.rows), btc[:120])
+
+
+def test_the_replay_runs_the_warm_up_unpaced_then_at_its_speed(btc, monkeypatch):
+    """speed 60 = one minute per second: the 30 minutes before ``fast_until_ms`` are not waited
+    for, the 10 after it wait 1 s each (sleeps recorded, not timed)."""
+    import trading.feed.simulated as simulated
+
+    real_sleep = asyncio.sleep
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(simulated.asyncio, "sleep", record)
+    ex = SimulatedExchange({"BTC/USDT:USDT": btc[:40]}, speed=60.0, fast_until_ms=int(btc[30, 0]))
+    rec = run_feed(ex, ["BTC/USDT:USDT"])
+    assert len(rec.closed) == 40
+    assert [w for w in waits if w > 0] == [1.0] * 10

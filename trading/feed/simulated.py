@@ -9,7 +9,9 @@ and ccxt's exceptions, so the feed cannot tell it from the live exchange.
 Each replay step is one minute ``t``: the clock is set to ``t + 30 s`` and every symbol's
 ``watch_ohlcv`` returns ``[candle t-1 (final), candle t (forming)]`` — the forming state is
 ``open, max(open, mid), min(open, mid), mid, volume/2`` with ``mid`` the midpoint of open and
-close (it only moves the price ticker). ``speed`` is the multiple of real time (60 = one minute
+close (it only moves the price ticker). Minutes before ``fast_until_ms`` replay as fast as the
+consumers go (a warm-up, so that indicators are ready when the paced replay starts); after it,
+``speed`` is the multiple of real time (60 = one minute
 of market per second); ``None`` runs as fast as the consumers take updates (back-pressure: each
 symbol holds at most one undelivered update, so the clock never runs ahead of the runtime).
 
@@ -62,6 +64,7 @@ class SimulatedExchange:
         start_ms: int | None = None,
         end_ms: int | None = None,
         speed: float | None = None,
+        fast_until_ms: int | None = None,
         funding: Mapping[str, np.ndarray] | None = None,
         open_interest: Mapping[str, np.ndarray] | None = None,
         books: Mapping[str, list[dict[str, Any]]] | None = None,
@@ -75,6 +78,7 @@ class SimulatedExchange:
         self.start_ms = first if start_ms is None else start_ms
         self.end_ms = last if end_ms is None else min(end_ms, last)
         self.speed = speed
+        self.fast_until_ms = fast_until_ms
         self.funding = {s: np.asarray(a, dtype=np.float64) for s, a in (funding or {}).items()}
         self.open_interest = dict(open_interest or {})
         self.books = dict(books or {})
@@ -118,7 +122,7 @@ class SimulatedExchange:
             await asyncio.gather(*(queue.join() for queue in self._queues.values()))
             self._step += 1
             t += MINUTE_MS
-            await asyncio.sleep(60.0 / self.speed if self.speed else 0)
+            await asyncio.sleep(self._wait_before_s(t))
         # Let the last candle close, then tell every consumer the replay is over.
         self._now_ms = self.end_ms + MINUTE_MS + MINUTE_MS // 2
         for symbol, queue in self._queues.items():
@@ -126,6 +130,13 @@ class SimulatedExchange:
             if last is not None:
                 await queue.put([list(map(float, last))])
             await queue.put(ReplayFinished())
+
+    def _wait_before_s(self, t: int) -> float:
+        """Real seconds to wait before replaying minute ``t``: 60 / speed once paced, else 0."""
+        warming_up = self.fast_until_ms is not None and t < self.fast_until_ms
+        if self.speed is None or warming_up or t > self.end_ms:
+            return 0.0
+        return 60.0 / self.speed
 
     def _row_at(self, symbol: str, t: int) -> np.ndarray | None:
         arr = self.candles[symbol]
