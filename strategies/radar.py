@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from scalpradar.config import get_config
+from scalpradar.health import radar_status
 from strategies.kernel_config import kernel_config_from
 from strategies.models import StrategyConfig
 from strategies.runtime import RadarRuntime, build_arena, last_candle_ms
@@ -147,9 +148,13 @@ async def build(
     arena = await sync_to_async(build_arena)(
         configs, symbols, kernel_config, exchange=exchange_name
     )
-    runtime = RadarRuntime(arena, exchange=exchange_name, selector_every=selector_every)
+    runtime = RadarRuntime(
+        arena, exchange=exchange_name, selector_every=selector_every, status=radar_status
+    )
     for symbol, series in funding.items():
         runtime.set_funding(symbol, series)
+    # Kernels restored from a checkpoint replay the candles stored since, before new ones.
+    await sync_to_async(runtime.catch_up)()
     last_closed = {}
     for symbol in symbols:
         done = [last_candle_ms(e.kernel, symbol) for e in arena]
@@ -174,13 +179,24 @@ def print_summary(runtime: RadarRuntime, out: TextIO) -> None:
         )
 
 
+async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> None:
+    """Run the feed to its end, told to ``/health/``; then checkpoint every kernel."""
+    source = "replay" if isinstance(exchange, SimulatedExchange) else "live"
+    radar_status.feed_started(source=source, stats=feed.stats)
+    finished = False
+    try:
+        await feed.run()
+        finished = True
+    finally:
+        radar_status.feed_stopped(finished=finished)
+        await exchange.close()
+    await sync_to_async(runtime.checkpoint_all, thread_sensitive=True)()
+
+
 async def run_headless(**kwargs: Any) -> RadarRuntime:
     out: TextIO = kwargs["out"]
     exchange, feed, runtime = await build(**kwargs)
-    try:
-        await feed.run()
-    finally:
-        await exchange.close()
+    await run_feed(exchange, feed, runtime)
     print_summary(runtime, out)
     return runtime
 
@@ -219,16 +235,13 @@ def serve(*, host: str, port: int, **kwargs: Any) -> None:
 
     async def main() -> None:
         try:
-            exchange, feed, _runtime = await build(**kwargs)
+            exchange, feed, runtime = await build(**kwargs)
         except RadarError as exc:
             out.write(f"error: {exc}\n")
             reactor.stop()  # type: ignore[attr-defined]
             return
-        try:
-            await feed.run()
-            out.write("Replay finished; the dashboard stays up (Ctrl+C to stop).\n")
-        finally:
-            await exchange.close()
+        await run_feed(exchange, feed, runtime)
+        out.write("Replay finished; the dashboard stays up (Ctrl+C to stop).\n")
 
     reactor.callWhenRunning(  # type: ignore[attr-defined]
         lambda: twisted_loop.create_task(main())

@@ -13,18 +13,30 @@ candle the runtime, in ONE database transaction:
    that kernel already processed this candle (its state records the last candle per symbol:
    idempotent after a crash or a redelivery);
 4. stores what the kernel did (signals accepted/refused with the reason, positions opened and
-   closed, funding, kill-switch trips) and the kernel's state (ledger, kill switch, pending
-   orders) in the strategy's ``TradingSession`` row — only the fields the runtime owns, so a
-   control written concurrently by the dashboard is never overwritten;
+   closed, funding, kill-switch trips) and, at a CHECKPOINT, the kernel's state (ledger, kill
+   switch, pending orders) in the strategy's ``TradingSession`` row — only the fields the
+   runtime owns, so a control written concurrently by the dashboard is never overwritten;
 5. runs the arena's selector once per round of ``selector_every`` minutes of MARKET time and
    applies its decisions (a round is keyed by market time, so a restart neither skips nor
    repeats one).
 
 Events go to the dashboard only after that transaction commits. A SIGKILL at any point leaves
-either all of a candle's effects or none of them. On restart (:func:`build_arena`) each kernel
-is rebuilt from its stored state AND preloaded with the stored 1m candles it needs
-(:func:`preload_stored_history`), so a restarted radar takes exactly the decisions an
-uninterrupted one takes; the feed heals from the last processed candle.
+either all of a candle's effects or none of them.
+
+Checkpoints: a kernel's state is saved with the candle that made it emit an event (signal,
+position, funding, kill switch, skip), that changed its controls (dashboard, selector, admin),
+that was its first on a symbol, and otherwise at most every ``checkpoint_every_s`` of wall time
+(default: ``controls_every_s``) — not with every candle, which cost most of a candle's time.
+Between two checkpoints a kernel therefore emitted nothing and its controls did not change.
+
+On restart (:func:`build_arena`) each kernel is rebuilt from its last checkpoint AND preloaded
+with the stored 1m candles it needs (:func:`preload_stored_history`); then
+:meth:`RadarRuntime.catch_up` replays the candles stored since its checkpoint (they were stored
+in the transactions that processed them) before any new one. The kernel is deterministic, so
+the replay rebuilds exactly the state it had, and emits nothing (had it emitted, that candle
+would have been a checkpoint); signals and positions are keyed naturally anyway. A restarted
+radar takes exactly the decisions an uninterrupted one takes; the feed heals from the last
+processed candle.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from scalpradar.events import apublish, market_group, publish_on_commit
+from scalpradar.health import RadarStatus
 from strategies.core.arena import SelectorRules, StrategyResults, rank, select
 from strategies.core.base import OrderBook, Strategy, build_strategy
 from strategies.core.kernel import (
@@ -66,6 +79,7 @@ log = logging.getLogger(__name__)
 trade_log = logging.getLogger("scalpradar.trades")
 
 MINUTE_MS = 60_000
+_FAR_FUTURE_MS = 2**62
 CONFIRMATION_KIND = "order_flow"
 
 # Session columns the runtime writes after every candle; status, kill switch and capital
@@ -98,6 +112,7 @@ class ArenaEntry:
     confirmers: tuple[StrategyConfig, ...] = ()
     signal_count: int = 0
     applied_weight: float = 1.0  # capital weight the kernel's risk gate currently uses
+    checkpoint_due: bool = False  # its controls changed: save its state with the next candle
 
 
 @dataclass(slots=True)
@@ -247,7 +262,7 @@ def preload_stored_history(kernels: Sequence[StrategyKernel], exchange: str) -> 
             kernel.preload(symbol, history[lo:hi])
 
 
-def apply_controls(entry: ArenaEntry, *, now_ms: int) -> None:
+def apply_controls(entry: ArenaEntry, *, now_ms: int) -> bool:
     """Make the kernel follow its session's controls (status, kill switch, capital weight).
 
     * a kill switch reset in the dashboard (session no longer tripped while the kernel's switch
@@ -256,17 +271,25 @@ def apply_controls(entry: ArenaEntry, *, now_ms: int) -> None:
     * the kernel's mode follows the status: active trades the real ledger, paused / shadow /
       killed trade the shadow ledger;
     * the selector's capital weight scales the risk per trade (re-applied after a restart).
+
+    Returns whether anything changed; the entry is then due for a checkpoint.
     """
     session, kernel = entry.session, entry.kernel
+    changed = False
     if kernel.kill_switch.tripped and not session.kill_switch_tripped:
         kernel.kill_switch = start_session(kernel.name, kernel.equity(), now_ms)
         log.info("kill switch reset", extra={"strategy": kernel.name})
+        changed = True
     wanted = Mode.KILLED if session.kill_switch_tripped else _kernel_mode(session.status)
     if kernel.mode is not wanted:
         kernel.set_mode(wanted)
+        changed = True
     if session.capital_weight != entry.applied_weight:
         apply_capital_weight(kernel, session.capital_weight)
         entry.applied_weight = session.capital_weight
+        changed = True
+    entry.checkpoint_due |= changed
+    return changed
 
 
 def _kernel_mode(status: str) -> Mode:
@@ -295,11 +318,16 @@ class RadarRuntime:
         selector_rules: SelectorRules | None = None,
         selector_every: int = 60,
         controls_every_s: float = 1.0,
+        checkpoint_every_s: float | None = None,
         price_every_ms: int = 1_000,
+        status: RadarStatus | None = None,
     ) -> None:
         """``selector_every``: minutes of market time per selector round (0 = no selector);
         ``controls_every_s``: wall-clock seconds between two reads of the controls (live, a
-        candle per minute and symbol: every candle; a fast replay: about once a second)."""
+        candle per minute and symbol: every candle; a fast replay: about once a second);
+        ``checkpoint_every_s``: wall-clock seconds between two state saves of a quiet kernel
+        (default ``controls_every_s``; module doc); ``status``: the health registry told of
+        every candle and feed message (``scalpradar.health``)."""
         self.arena = arena
         self.exchange = exchange
         self.selector_rules = selector_rules or SelectorRules()
@@ -310,6 +338,12 @@ class RadarRuntime:
         self.last_prices: dict[str, float] = {}
         self.controls_every_s = controls_every_s
         self._controls_read_at = -math.inf
+        self.checkpoint_every_s = (
+            controls_every_s if checkpoint_every_s is None else checkpoint_every_s
+        )
+        self._checkpoint_at = -math.inf
+        self.status = status
+        self._outbox: list[tuple[str, str, dict[str, Any]]] | None = None
         self._funding: dict[str, np.ndarray] = {}
         self._order_books: dict[str, OrderBook] = {}
         closes = [t for t in (_last_close_ms(e.kernel) for e in arena) if t is not None]
@@ -317,10 +351,21 @@ class RadarRuntime:
 
     # -- feed handler ------------------------------------------------------------------------
     async def on_closed_candle(self, symbol: str, row: tuple[float, ...]) -> None:
-        await sync_to_async(self.process_candle, thread_sensitive=True)(symbol, row)
+        """Process the candle in the worker thread, then publish its events from this loop.
+
+        The transaction has committed when ``process_candle`` returns (and published nothing
+        if it raised), so publishing here is publishing on commit — without a hop from the
+        worker thread back to this loop for every event (``publish_on_commit``), which cost
+        more than all kernels together."""
+        outbox: list[tuple[str, str, dict[str, Any]]] = []
+        await sync_to_async(self.process_candle, thread_sensitive=True)(symbol, row, outbox)
+        for group, event_type, payload in outbox:
+            await apublish(group, event_type, payload)
 
     async def on_price(self, symbol: str, price: float, time_ms: int, kind: str) -> None:
         self.last_prices[symbol] = price
+        if self.status is not None:
+            self.status.heard_from_feed()
         last = self._last_price_sent.get(symbol, 0)
         if time_ms - last >= self.price_every_ms:
             self._last_price_sent[symbol] = time_ms
@@ -359,8 +404,31 @@ class RadarRuntime:
         )
 
     # -- one closed candle -------------------------------------------------------------------
-    def process_candle(self, symbol: str, row: tuple[float, ...]) -> None:
-        """One closed 1m candle ``[open_ms, o, h, l, c, v]``, in one transaction (module doc)."""
+    def process_candle(
+        self,
+        symbol: str,
+        row: tuple[float, ...],
+        outbox: list[tuple[str, str, dict[str, Any]]] | None = None,
+    ) -> None:
+        """One closed 1m candle ``[open_ms, o, h, l, c, v]``, in one transaction (module doc).
+
+        Events go to ``outbox`` once the transaction committed (the caller publishes them),
+        or, without one, are published on commit from here."""
+        self._outbox = [] if outbox is not None else None
+        try:
+            self._process_candle(symbol, row)
+            if outbox is not None:
+                outbox.extend(self._outbox or [])
+        finally:
+            self._outbox = None
+
+    def _publish(self, group: str, event_type: str, payload: dict[str, Any]) -> None:
+        if self._outbox is not None:
+            self._outbox.append((group, event_type, payload))
+        else:
+            publish_on_commit(group, event_type, payload)
+
+    def _process_candle(self, symbol: str, row: tuple[float, ...]) -> None:
         candle = np.asarray(row, dtype=np.float64)
         open_ms = int(candle[0])
         now_ms = open_ms + MINUTE_MS
@@ -374,22 +442,73 @@ class RadarRuntime:
             )
             if time.monotonic() - self._controls_read_at >= self.controls_every_s:
                 self.sync_controls(now_ms=open_ms)
-            for entry in self.arena:
-                done_ms = last_candle_ms(entry.kernel, symbol)
-                if done_ms is not None and done_ms >= open_ms:
-                    continue  # already processed before a restart: never counted twice
-                events = entry.kernel.on_candle(symbol, candle, now_ms)
-                self._store(entry, symbol, events)
+            checkpoint = time.monotonic() - self._checkpoint_at >= self.checkpoint_every_s
+            if checkpoint:
+                self._checkpoint_at = time.monotonic()
+            self._run_kernels(symbol, candle, checkpoint=checkpoint)
             self.summary.candles += 1
             if self.selector_every and self._round_of(now_ms) > self._selector_round:
                 self._selector_round = self._round_of(now_ms)
                 self.sync_controls(now_ms=now_ms)  # the selector decides on current statuses
                 self._run_selector(now_ms)
-            publish_on_commit(
+            self._publish(
                 market_group(symbol),
                 "market.candle",
                 {"symbol": symbol, "candle": [float(x) for x in candle], "time_ms": now_ms},
             )
+        if self.status is not None:
+            self.status.candle_processed(symbol, open_ms)
+
+    def _run_kernels(self, symbol: str, candle: np.ndarray, *, checkpoint: bool) -> None:
+        """Every kernel that has not processed ``candle`` yet takes it; store what it did."""
+        open_ms = int(candle[0])
+        for entry in self.arena:
+            done_ms = last_candle_ms(entry.kernel, symbol)
+            if done_ms is not None and done_ms >= open_ms:
+                continue  # already processed before a restart: never counted twice
+            events = entry.kernel.on_candle(symbol, candle, open_ms + MINUTE_MS)
+            # The first candle of a symbol is a checkpoint: a restart then knows the kernel
+            # is past it and replays the rest (catch_up) instead of starting that symbol cold.
+            self._store(entry, symbol, events, checkpoint=checkpoint or done_ms is None)
+
+    def catch_up(self) -> int:
+        """Replay, in one transaction, the stored candles kernels processed after their last
+        checkpoint (module doc); returns how many candles were replayed.
+
+        Candles of all symbols go in market-time order (within a minute, in the feed's symbol
+        order); each kernel takes only those after its own last candle, then every kernel that
+        moved is checkpointed. A symbol a kernel never processed stays cold, as before.
+        """
+        behind: dict[str, int] = {}
+        for entry in self.arena:
+            for symbol in entry.symbols:
+                last = last_candle_ms(entry.kernel, symbol)
+                if last is not None:
+                    behind[symbol] = min(behind.get(symbol, last), last)
+        order = {s: i for i, s in enumerate(self.arena[0].symbols)} if self.arena else {}
+        rows = [
+            (int(candle[0]), order[symbol], symbol, candle)
+            for symbol, after in behind.items()
+            for candle in stored_candles(self.exchange, symbol, after, _FAR_FUTURE_MS)
+        ]
+        if not rows:
+            return 0
+        rows.sort(key=lambda r: (r[0], r[1]))
+        with transaction.atomic():
+            for _, _, symbol, candle in rows:
+                self._run_kernels(symbol, candle, checkpoint=False)
+            for entry in self.arena:
+                self._save_session(entry)
+        closes = [t for t in (_last_close_ms(e.kernel) for e in self.arena) if t is not None]
+        self._selector_round = max(self._selector_round, self._round_of(max(closes)))
+        log.info("caught up on %d stored candle(s) since the last checkpoint", len(rows))
+        return len(rows)
+
+    def checkpoint_all(self) -> None:
+        """Save every kernel's state now (the feed stopped: the stored record is current)."""
+        with transaction.atomic():
+            for entry in self.arena:
+                self._save_session(entry)
 
     def _round_of(self, now_ms: int) -> int:
         return now_ms // (max(self.selector_every, 1) * MINUTE_MS)
@@ -452,11 +571,14 @@ class RadarRuntime:
                 self._give_inputs(entry.kernel, symbol)
             entry.applied_weight = 1.0
             apply_controls(entry, now_ms=_last_close_ms(entry.kernel) or 0)
+            entry.checkpoint_due = True
             log.info("parameters reloaded", extra={"strategy": entry.config.name})
 
-    def _store(self, entry: ArenaEntry, symbol: str, events: list[Any]) -> None:
+    def _store(
+        self, entry: ArenaEntry, symbol: str, events: list[Any], *, checkpoint: bool
+    ) -> None:
         session = entry.session
-        fields = list(_LEDGER_FIELDS)
+        fields: list[str] = []
         for event in events:
             if isinstance(event, SignalEvent):
                 self._store_signal(entry, event)
@@ -465,13 +587,13 @@ class RadarRuntime:
             elif isinstance(event, PositionClosed):
                 self._store_close(entry, event)
             elif isinstance(event, FundingApplied):
-                publish_on_commit("positions", "position.funding", event.to_dict())
+                self._publish("positions", "position.funding", event.to_dict())
             elif isinstance(event, KillSwitchTripped):
                 session.status = TradingSession.Status.KILLED
                 session.kill_switch_tripped = True
                 session.kill_switch_reason = event.reason
                 session.kill_switch_tripped_at = timezone.now()
-                fields += _KILL_FIELDS
+                fields = _KILL_FIELDS
                 alert_create(
                     level="error",
                     message=f"{entry.config.name}: {event.reason}",
@@ -485,19 +607,28 @@ class RadarRuntime:
                     source=entry.config.name,
                     payload={"symbol": symbol},
                 )
-        ledger = entry.kernel.ledger
+        # The peak is tracked on every candle (the selector's drawdown reads it in memory);
+        # a catch-up replay after a restart recomputes the candles since the checkpoint.
+        equity = entry.kernel.equity()
+        session.peak_equity_usdt = max(session.peak_equity_usdt, equity)
+        if events or checkpoint or entry.checkpoint_due:
+            self._save_session(entry, fields)
+        if events:
+            self._publish("arena", "arena.update", self.arena_payload_for(entry, equity))
+
+    def _save_session(self, entry: ArenaEntry, extra_fields: Sequence[str] = ()) -> None:
+        """Checkpoint: the kernel's ledger totals and state into its session row."""
+        session, ledger = entry.session, entry.kernel.ledger
         session.realised_gross_pnl = ledger.realised_gross_pnl
         session.realised_net_pnl = ledger.realised_net_pnl
         session.fees_usdt = ledger.fees_paid
         session.funding_usdt = ledger.funding_paid
         session.slippage_usdt = ledger.slippage_cost
-        equity = entry.kernel.equity()
-        session.peak_equity_usdt = max(session.peak_equity_usdt, equity)
-        session.equity_usdt = equity
+        session.equity_usdt = entry.kernel.equity()
+        session.peak_equity_usdt = max(session.peak_equity_usdt, session.equity_usdt)
         session.ledger_state = entry.kernel.state()
-        session.save(update_fields=fields)
-        if events:
-            publish_on_commit("arena", "arena.update", self.arena_payload_for(entry, equity))
+        session.save(update_fields=[*_LEDGER_FIELDS, *extra_fields])
+        entry.checkpoint_due = False
 
     def _store_signal(self, entry: ArenaEntry, event: SignalEvent) -> None:
         sig = event.signal
@@ -521,9 +652,7 @@ class RadarRuntime:
                 "shadow": event.shadow,
             },
         )
-        publish_on_commit(
-            "signals", "signal.new", {"strategy": entry.config.name, **event.to_dict()}
-        )
+        self._publish("signals", "signal.new", {"strategy": entry.config.name, **event.to_dict()})
 
     def _store_open(self, entry: ArenaEntry, event: PositionOpened) -> None:
         p = event.position
@@ -549,7 +678,7 @@ class RadarRuntime:
                 "slippage_usdt": p.slippage_cost,
             },
         )
-        publish_on_commit(
+        self._publish(
             "positions", "position.opened", {"strategy": entry.config.name, **event.to_dict()}
         )
 
@@ -575,7 +704,7 @@ class RadarRuntime:
             "trade closed",
             extra={"strategy": entry.config.name, "shadow": event.shadow, "trade": t.to_dict()},
         )
-        publish_on_commit(
+        self._publish(
             "positions", "position.closed", {"strategy": entry.config.name, **event.to_dict()}
         )
 
@@ -626,7 +755,9 @@ class RadarRuntime:
             elif decision.action == "resume":
                 session.status = TradingSession.Status.ACTIVE
             apply_controls(entry, now_ms=now_ms)
-            session.save(update_fields=["status", "capital_weight"])
+            # With its state, in this transaction: the controls stored are those in force
+            # for every candle after this checkpoint (what a restart's catch-up relies on).
+            self._save_session(entry, ["status", "capital_weight"])
             log.info("selector: %s", decision.reason, extra={"strategy": decision.name})
 
     def arena_payload_for(self, entry: ArenaEntry, equity: float) -> dict[str, Any]:
