@@ -267,6 +267,23 @@ def test_upsert_counts_inserted_updated_and_unchanged() -> None:
     assert Candle.objects.get(open_time_ms=T0 + MINUTE).high == 102.0
 
 
+@pytest.mark.parametrize("size", [2, 120])  # below and above the few-rows path (50)
+def test_both_upsert_paths_count_and_write_the_same(size: int) -> None:
+    """First half inserted; then every even row changed, the other half new: on PostgreSQL the
+    few-rows INSERT ... ON CONFLICT path and the COPY path must agree (SQLite has one path)."""
+    key = {"exchange": "bitget", "symbol": "ETH/USDT:USDT", "timeframe": "1m"}
+    rows = [(T0 + i * MINUTE, 100.0, 101.0, 99.0, 100.5, 1.0) for i in range(size)]
+    half = size // 2
+    assert candles_upsert(rows=rows[:half], **key) == UpsertResult(half, 0, 0)
+    again = [(t, o, h + (1.0 if i % 2 == 0 else 0.0), lo, c, v)
+             for i, (t, o, h, lo, c, v) in enumerate(rows[:half])]  # fmt: skip
+    changed = (half + 1) // 2
+    result = candles_upsert(rows=again + rows[half:], **key)
+    assert result == UpsertResult(size - half, changed, half - changed)
+    assert Candle.objects.filter(symbol="ETH/USDT:USDT").count() == size
+    assert Candle.objects.get(symbol="ETH/USDT:USDT", open_time_ms=T0).high == 102.0
+
+
 def test_upsert_keeps_the_last_of_repeated_keys() -> None:
     rows = [(T0, 100.0, 101.0, 99.0, 100.5, 1.0), (T0, 100.0, 101.0, 99.0, 100.7, 1.0)]
     result = candles_upsert(rows=rows, exchange="bitget", symbol="BTC/USDT:USDT", timeframe="1m")
