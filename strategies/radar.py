@@ -101,11 +101,14 @@ async def build(
     fallback_to_replay: bool,
     out: TextIO,
     selector_every: int = 60,
+    warmup_hours: float = 24.0,
 ) -> tuple[Any, MarketFeed, RadarRuntime]:
     """Exchange (live, or a replay), feed and runtime, with every strategy restored.
 
     ``selector_every``: minutes of market time per selector round (0 = no selector: the
     parity test compares the arena with plain backtests, which have none).
+    ``warmup_hours``: a paced replay runs its first hours at full speed, so that the
+    strategies' indicators are warm when the watchable part starts.
     """
     config = get_config()
     symbols = config.enabled_symbols
@@ -138,11 +141,15 @@ async def build(
             raise RadarError("no exchange and no replay files")
         candles, funding = load_replay(replay_paths, symbols)
         symbols = [s for s in symbols if s in candles]
-        exchange = SimulatedExchange(candles, speed=speed, funding=funding)
-        out.write(
-            f"Replay: {', '.join(symbols)} from {len(replay_paths)} file(s), "
-            f"speed {'max' if speed is None else f'{speed:g}×'}\n"
+        first_ms = min(int(series[0, 0]) for series in candles.values())
+        exchange = SimulatedExchange(
+            candles,
+            speed=speed,
+            funding=funding,
+            fast_until_ms=first_ms + int(warmup_hours * 3_600_000),
         )
+        pace = "max" if speed is None else f"{speed:g}× after a {warmup_hours:g} h warm-up at max"
+        out.write(f"Replay: {', '.join(symbols)} from {len(replay_paths)} file(s), speed {pace}\n")
     kernel_config = kernel_config_from(config)  # capital comes from each strategy's session
     configs = await sync_to_async(list)(StrategyConfig.objects.filter(enabled=True))
     arena = await sync_to_async(build_arena)(
@@ -210,12 +217,14 @@ def run(
     headless: bool,
     fallback_to_replay: bool,
     out: TextIO,
+    warmup_hours: float = 24.0,
 ) -> None:
     kwargs = {
         "replay_paths": replay_paths,
         "speed": speed,
         "fallback_to_replay": fallback_to_replay,
         "out": out,
+        "warmup_hours": warmup_hours,
     }
     if headless:
         asyncio.run(run_headless(**kwargs))

@@ -205,3 +205,18 @@ def test_a_skipped_strategy_and_a_feed_warning_are_stored_as_alerts():
     for entry in runtime.arena:
         stored = TradingSession.objects.get(pk=entry.session.pk)
         assert stored.equity_usdt == pytest.approx(entry.kernel.equity())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_paced_replay_runs_its_warm_up_at_full_speed(tmp_path):
+    """90 minutes of candles inside the default 24 h warm-up: even at speed 1 (real time) the
+    replay ends at once, all candles processed; a negative warm-up is refused."""
+    path = slice_sample(tmp_path, "SOL", 0, 90)
+    out = StringIO()
+    call_command("radar", "--replay", str(path), "--speed", "1", "--headless", stdout=out)
+    assert "speed 1× after a 24 h warm-up at max" in out.getvalue()
+    assert "Replay finished: 90 candles processed" in out.getvalue()
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--warmup-hours"):
+        call_command("radar", "--replay", "--warmup-hours", "-1", "--headless", stdout=StringIO())

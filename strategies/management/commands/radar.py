@@ -52,6 +52,12 @@ class Command(BaseCommand):
             default="60",
             help="replay speed: multiple of real time (60 = one minute per second) or 'max'",
         )
+        parser.add_argument(
+            "--warmup-hours",
+            type=float,
+            default=24.0,
+            help="a paced replay runs its first N hours at max speed to warm up indicators",
+        )
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
@@ -67,6 +73,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         speed = _speed(opts["speed"])
+        if opts["warmup_hours"] < 0:
+            raise CommandError("--warmup-hours must be zero or positive")
         call_command("migrate", interactive=False, verbosity=0)
         if not StrategyConfig.objects.exists():
             self.stdout.write("First run: loading config/*.yaml into the database")
@@ -79,6 +87,7 @@ class Command(BaseCommand):
             radar.run(
                 replay_paths=replay_paths,
                 speed=speed,
+                warmup_hours=opts["warmup_hours"],
                 host=opts["host"],
                 port=opts["port"],
                 headless=opts["headless"],
