@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from asgiref.sync import SyncToAsync
 from django.contrib.auth.models import User
+from django.db import connection, connections
 
 from strategies.models import Signal, StrategyConfig
 from trading.core.candles import read_candles_csv
@@ -158,3 +163,44 @@ def arena(db) -> dict:
             refusal_reason="" if status == "accepted" else "kill switch tripped",
         )
     return {"sessions": (s1, s2), "closed": closed, "open": open_pos, "configs": (vwap, mom)}
+
+
+def _close_connections() -> None:
+    """Close this thread's and the shared async worker's database connections."""
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+    connections.close_all()
+
+
+@pytest.fixture(scope="module")
+def sqlite_file_database(django_db_setup, django_db_blocker) -> Iterator[str | None]:
+    """SQLite: move a module's tests onto a database FILE, as the radar runs (WAL, busy timeout).
+
+    Django's SQLite test database lives in memory with a shared cache, where locks are per
+    TABLE and a writer meeting a reader fails at once ("database table is locked") instead of
+    waiting its busy timeout — a lock the real file database in WAL mode never takes. Tests
+    where the radar writes while Daphne serves pages from other threads need the real thing.
+    The file starts as a copy of the migrated in-memory database (kept alive meanwhile) and the
+    in-memory one is back for the following modules. Other engines: nothing to do (None).
+    """
+    settings_dict = connection.settings_dict
+    if connection.vendor != "sqlite" or not connection.is_in_memory_db():
+        yield None
+        return
+    memory_name = settings_dict["NAME"]
+    with tempfile.TemporaryDirectory(prefix="scalpradar-test-db-") as folder:
+        path = str(Path(folder) / "test.sqlite3")
+        with django_db_blocker.unblock():
+            keeper = sqlite3.connect(memory_name, uri=True, check_same_thread=False)
+            target = sqlite3.connect(path)
+            keeper.backup(target)
+            target.close()
+            settings_dict["NAME"] = path
+            _close_connections()  # now really closed (not in memory): reconnect to the file
+        try:
+            yield path
+        finally:
+            with django_db_blocker.unblock():
+                _close_connections()
+                settings_dict["NAME"] = memory_name
+                connection.ensure_connection()  # holds the in-memory database from now on
+                keeper.close()

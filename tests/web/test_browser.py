@@ -1,26 +1,51 @@
 """End to end through Debian's Chromium (Playwright) against Daphne serving the real ASGI app.
 
-Daphne runs in a thread of this process, so the in-memory channel layer and the in-memory test
-database are shared with the test. Skipped only with ``SCALPRADAR_SKIP_BROWSER=1``; a missing
-Chromium FAILS (CI installs it). Screenshots go to ``test-artifacts/``.
+Daphne runs in a thread of this process (one per module: Twisted's reactor cannot restart), so
+the channel layer (in memory, or Redis with ``REDIS_URL``) and the test database are shared
+with the test. The ``replay`` fixture runs the real radar — ``strategies.radar.build`` over a
+slice of the bundled sample, then ``MarketFeed.run()`` — as a task on Daphne's own event loop,
+exactly as ``manage.py radar`` does, so its events reach the pages through the layer the
+consumers listen on. On SQLite the module runs on a database file in WAL mode, as the radar
+does (``sqlite_file_database``), not on Django's in-memory test database.
+
+Once the browser runs, a test touches the database and the runtime only through
+:func:`in_server` / :meth:`Replay.call`: in the server's thread-sensitive worker, the thread the
+runtime processes its candles in, so a test never races a candle's transaction nor reads a
+half-rebuilt kernel.
+
+Skipped only with ``SCALPRADAR_SKIP_BROWSER=1``; a missing Chromium FAILS (CI installs it).
+Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import gzip
+import io
 import os
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.db import connections
 
-from tests.web.conftest import BTC
+from tests.web.conftest import BTC, SAMPLE
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "s3cret-pass-123"
+BTC_SAMPLE = SAMPLE / "binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz"
+# The arena fixture stores the sample's first 3000 candles: the replay continues from there.
+REPLAY_FIRST_ROW, REPLAY_ROWS = 3000, 3000
+REPLAY_SPEED = 1200.0  # 20 market minutes per wall-clock second
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,8 +63,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_server_url():
-    """One Daphne for the module: Twisted's reactor cannot be started twice in a process."""
+def live_server_url(sqlite_file_database):
+    """One Daphne for the module: Twisted's reactor cannot be started twice in a process.
+
+    On SQLite the module runs on a database file (``sqlite_file_database``): the radar writes
+    from its worker thread while Daphne serves each request from another thread."""
     from daphne.server import Server
     from twisted.internet import reactor
 
@@ -62,6 +90,10 @@ def live_server_url():
     yield f"http://127.0.0.1:{port}", reactor._asyncioEventloop
     reactor.callFromThread(reactor.stop)
     thread.join(timeout=5)
+    # Requests, consumers and the radar kept their connections in their own contexts: let
+    # them go (PostgreSQL refuses to drop a test database still in use).
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(30)
+    gc.collect()
 
 
 @pytest.fixture
@@ -90,6 +122,109 @@ def browser(monkeypatch):
         b.close()
 
 
+def in_server(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any, timeout=15.0):
+    """``fn(*args)`` in the server's thread-sensitive worker: the thread the radar processes its
+    candles in. Database work of a test body goes there, not to the test's own thread, where
+    Playwright's loop runs and a connection would outlive the test (PostgreSQL then refuses
+    to drop the test database)."""
+    coro = sync_to_async(fn, thread_sensitive=True)(*args)
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+
+@dataclass
+class Replay:
+    """A radar replaying real candles on Daphne's loop: ``radar.build`` + ``feed.run()``."""
+
+    loop: asyncio.AbstractEventLoop
+    exchange: Any
+    feed: Any
+    runtime: Any
+    task: asyncio.Future
+    out: io.StringIO
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 15.0) -> Any:
+        """``fn(*args)`` in the worker thread the runtime processes its candles in."""
+        return in_server(self.loop, fn, *args, timeout=timeout)
+
+    def entry(self, name: str) -> Any:
+        return next(e for e in self.runtime.arena if e.config.name == name)
+
+    def wait_for(self, check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+        """Poll ``check`` (in the runtime's thread) until it returns something truthy."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert not self.task.done(), f"the replay stopped early:\n{self.out.getvalue()}"
+            result = self.call(check)
+            if result:
+                return result
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def controls_read_after(self, moment: float) -> None:
+        """Wait until the runtime re-read its controls after ``moment`` (``time.monotonic()``):
+        any candle it starts ``controls_every_s`` or more after ``moment`` reads them."""
+        time.sleep(max(0.0, moment + self.runtime.controls_every_s - time.monotonic()))
+        done = self.call(lambda: self.runtime.summary.candles)  # serialised with the candles
+        self.wait_for(lambda: self.runtime.summary.candles > done, "a candle after that")
+
+
+def _replay_slice(folder: Path) -> Path:
+    """Rows [REPLAY_FIRST_ROW, +REPLAY_ROWS) of the real BTC sample, named as the radar expects."""
+    with gzip.open(BTC_SAMPLE, "rt", encoding="utf-8") as stream:
+        lines = stream.read().splitlines()
+    rows = lines[1 + REPLAY_FIRST_ROW : 1 + REPLAY_FIRST_ROW + REPLAY_ROWS]
+    path = folder / "binance-usdm_BTC-USDT_1m_20250619-20250621.csv"
+    path.write_text("\n".join([lines[0], *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def _replay_closes_and_mids() -> list[float]:
+    """Every price the replay's ticker can show: closes and forming mids of the slice."""
+    from trading.core.candles import read_candles_csv
+
+    rows = read_candles_csv(BTC_SAMPLE)[REPLAY_FIRST_ROW : REPLAY_FIRST_ROW + REPLAY_ROWS]
+    return [float(x) for x in rows[:, 4]] + [float(x) for x in (rows[:, 1] + rows[:, 4]) / 2]
+
+
+@pytest.fixture(scope="module")
+def replay_file():
+    # Not tmp_path: its first use in a session (pytest's numbered-dir clean-up) can take seconds.
+    with tempfile.TemporaryDirectory(prefix="scalpradar-replay-") as folder:
+        yield _replay_slice(Path(folder))
+
+
+@pytest.fixture
+def replay(arena, live_server_url, replay_file):
+    """The radar running a real replay (speed 1200×) in the server process, stopped cleanly
+    (feed stopped, its candle in progress committed, exchange closed) before the test database
+    is flushed; a replay that failed meanwhile fails the test."""
+    from strategies import radar
+
+    _, loop = live_server_url
+    out = io.StringIO()
+
+    async def start() -> tuple[Any, Any, Any, asyncio.Task]:
+        exchange, feed, runtime = await radar.build(
+            replay_paths=[replay_file], speed=REPLAY_SPEED, fallback_to_replay=True, out=out
+        )
+        return exchange, feed, runtime, asyncio.ensure_future(feed.run())
+
+    exchange, feed, runtime, task = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    running = Replay(loop, exchange, feed, runtime, task, out)
+    yield running
+
+    async def stop() -> BaseException | None:
+        failure = task.exception() if task.done() and not task.cancelled() else None
+        feed.stop()
+        task.cancel()  # a stopped feed still waits for the next update: cancel that wait
+        await asyncio.gather(task, return_exceptions=True)
+        await exchange.close()
+        return failure
+
+    failure = asyncio.run_coroutine_threadsafe(stop(), loop).result(15)
+    assert failure is None, f"the replay failed: {failure!r}\n{out.getvalue()}"
+
+
 def _login(page, base: str, username: str) -> None:
     page.goto(base + "/login/")
     page.fill("input[name=username]", username)
@@ -98,17 +233,68 @@ def _login(page, base: str, username: str) -> None:
     page.wait_for_url(base + "/")
 
 
-def test_browser_desk(arena, staff, live_server_url, browser):
+OPEN_SOCKET = """url => new Promise(resolve => {
+  const ws = new WebSocket(url);
+  let opened = false;
+  ws.onopen = () => { opened = true; };
+  ws.onclose = e => resolve({opened: opened, code: e.code});
+  setTimeout(() => resolve({opened: opened, code: null, timeout: true}), 5000);
+})"""
+
+
+def test_anonymous_visitor_is_refused_pages_and_socket(live_server_url, browser):
+    base, _ = live_server_url
+    page = browser.new_page()
+    for path in ("/", "/arena/", "/signals/", "/positions/"):
+        page.goto(base + path)
+        assert "/login/" in page.url, f"anonymous visitor must be sent to the login page: {path}"
+    page.goto(base + "/admin/")
+    assert "/admin/login/" in page.url
+    ws = base.replace("http://", "ws://") + "/ws/live/?groups=arena,signals,market.BTC-USDT"
+    # The consumer closes an anonymous socket before accepting it, so Daphne refuses the
+    # handshake (HTTP 403): the browser never sees it open and reports an abnormal close.
+    result = page.evaluate(OPEN_SOCKET, ws)
+    assert result == {"opened": False, "code": 1006}, result
+    page.screenshot(path=str(ARTIFACTS / "anonymous-refused.png"), full_page=True)
+    page.close()
+
+
+def test_live_replay_updates_the_radar_and_chart(arena, user, live_server_url, browser, replay):
     base, loop = live_server_url
     page = browser.new_page(viewport={"width": 1500, "height": 900})
-
-    page.goto(base + "/arena/")
-    assert "/login/" in page.url, "anonymous visitor must be sent to the login page"
-
-    _login(page, base, "boss")
+    _login(page, base, "trader")
     page.screenshot(path=str(ARTIFACTS / "radar.png"), full_page=True)
 
-    # A live update arrives on the Signals page after an event is published.
+    # Radar: the BTC price cell follows the replay's market.price ticks, page never reloaded.
+    page.wait_for_selector("#ws-status.on", timeout=10_000)
+    page.evaluate("window.__sameDocument = true")
+    cell = "#live-price-BTC-USDT"
+    seen = [page.locator(cell).inner_text()]
+    for _ in range(3):
+        page.wait_for_function(
+            "([sel, old]) => document.querySelector(sel).textContent !== old",
+            arg=[cell, seen[-1]],
+            timeout=10_000,
+        )
+        seen.append(page.locator(cell).inner_text())
+    replayed = {round(price, 4) for price in _replay_closes_and_mids()}
+    assert all(round(float(p), 4) in replayed for p in seen[1:]), seen
+    assert page.evaluate("window.__sameDocument") is True
+    assert replay.call(lambda: replay.runtime.summary.candles) > 0
+    page.screenshot(path=str(ARTIFACTS / "radar-live-replay.png"), full_page=True)
+
+    # Chart: each closed candle the runtime processes arrives as the hidden live-candle element.
+    page.goto(base + "/chart/?symbol=BTC%2FUSDT%3AUSDT&tf=1m")
+    page.wait_for_selector("#ws-status.on", timeout=10_000)
+    read = "document.querySelector('#live-candle-BTC-USDT').dataset.candle || ''"
+    page.wait_for_function(f"({read}) !== ''", timeout=10_000)
+    first = page.evaluate(read)
+    page.wait_for_function(f"({read}) !== {first!r}", timeout=10_000)
+    later = page.evaluate(read)
+    assert float(later.split(",")[0]) > float(first.split(",")[0])  # newer candle open time
+    page.screenshot(path=str(ARTIFACTS / "chart-live-replay.png"), full_page=True)
+
+    # Signals: a signal.new event (published as the runtime publishes one) joins the live feed.
     page.goto(base + "/signals/")
     page.wait_for_selector("#ws-status.on", timeout=10_000)
     from scalpradar.events import apublish
@@ -123,11 +309,21 @@ def test_browser_desk(arena, staff, live_server_url, browser):
     }
     asyncio.run_coroutine_threadsafe(apublish("signals", "signal.new", payload), loop).result(5)
     page.wait_for_selector("#live-signal-feed >> text=browser live check", timeout=10_000)
-    first = page.locator("#live-signal-feed .feed-row").first
-    assert "browser live check" in first.inner_text()
+    assert "browser live check" in page.locator("#live-signal-feed .feed-row").first.inner_text()
     page.screenshot(path=str(ARTIFACTS / "signals-live.png"), full_page=True)
+    page.close()
 
-    # Pause a strategy from the Arena page (confirmation + reason), recorded.
+
+def test_pause_from_the_arena_reaches_the_running_radar(
+    arena, staff, live_server_url, browser, replay
+):
+    from strategies.core.kernel import Mode
+    from trading.models import TradingSession
+
+    base, _ = live_server_url
+    assert replay.call(lambda: replay.entry("vwap_rsi").kernel.mode) is Mode.ACTIVE
+    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    _login(page, base, "boss")
     page.goto(base + "/arena/")
     row = page.locator("#live-arena-row-vwap_rsi")
     row.locator("summary").click()
@@ -138,17 +334,81 @@ def test_browser_desk(arena, staff, live_server_url, browser):
     assert "paused" in page.locator("#live-arena-live-vwap_rsi").inner_text()
     page.screenshot(path=str(ARTIFACTS / "arena-paused.png"), full_page=True)
 
-    # Edit a strategy parameter in the admin and see it on the change page.
-    from strategies.models import StrategyConfig
+    def status() -> str:
+        return TradingSession.objects.get(pk=arena["sessions"][0].pk).status
 
-    config = StrategyConfig.objects.get(name="momentum_breakout")
-    page.goto(f"{base}/admin/strategies/strategyconfig/{config.pk}/change/")
-    page.fill("textarea[name=description]", "edited in the browser")
+    assert replay.call(status) == "paused"
+    # The running runtime applies it at its next controls read: the kernel trades shadow only.
+    replay.wait_for(
+        lambda: replay.entry("vwap_rsi").kernel.mode is Mode.PAUSED, "vwap_rsi kernel paused"
+    )
+    assert replay.call(lambda: replay.entry("vwap_rsi").session.status) == "paused"
+    assert replay.call(lambda: replay.entry("momentum_breakout").kernel.mode) is Mode.KILLED
+    page.close()
+
+
+def test_admin_parameter_edit_reaches_the_running_radar(
+    arena, staff, live_server_url, browser, replay
+):
+    from strategies.models import StrategyConfig
+    from strategies.runtime import last_candle_ms
+
+    base, _ = live_server_url
+    pk = arena["configs"][1].pk  # momentum_breakout, default parameters
+
+    def volume_mult() -> float:
+        return replay.entry("momentum_breakout").kernel._symbols[BTC].strategy.params.volume_mult
+
+    def stored_params() -> dict:
+        return StrategyConfig.objects.get(pk=pk).params
+
+    assert replay.call(volume_mult) == 2.0
+    page = browser.new_page(viewport={"width": 1500, "height": 1200})
+    _login(page, base, "boss")
+    change = f"{base}/admin/strategies/strategyconfig/{pk}/change/"
+
+    # A value the schema refuses: the form shows why, nothing is saved, the radar runs on.
+    page.goto(change)
+    page.fill("textarea[name=params]", '{"volume_mult": 0.5}')
     page.click("input[name=_save]")
-    page.wait_for_selector(".messagelist .success, ul.messagelist li")
-    config.refresh_from_db()
-    assert config.description == "edited in the browser"
-    page.screenshot(path=str(ARTIFACTS / "admin-edit.png"), full_page=True)
+    error = page.locator(".errorlist").first
+    error.wait_for()
+    assert "volume_mult" in error.inner_text()
+    assert "greater than or equal to 1" in error.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin-param-refused.png"), full_page=True)
+    refused_at = time.monotonic()
+    replay.controls_read_after(refused_at)
+    assert replay.call(stored_params) == {}
+    assert replay.call(volume_mult) == 2.0
+
+    # A valid value: saved, and the RUNNING radar rebuilds that kernel with it at the next
+    # controls read (its ledger, mode and processed candles carry over).
+    def kernel_state() -> tuple[Any, int | None]:
+        kernel = replay.entry("momentum_breakout").kernel
+        return kernel.mode, last_candle_ms(kernel, BTC)
+
+    candles_before = replay.call(lambda: replay.runtime.summary.candles)
+    mode_before, last_before = replay.call(kernel_state)
+    assert last_before is not None
+    page.goto(change)
+    page.fill("textarea[name=params]", '{"volume_mult": 2.5, "range_lookback": 30}')
+    page.click("input[name=_save]")
+    page.wait_for_selector("ul.messagelist li.success")
+    page.screenshot(path=str(ARTIFACTS / "admin-param-saved.png"), full_page=True)
+    assert replay.call(stored_params) == {"volume_mult": 2.5, "range_lookback": 30}
+    replay.wait_for(lambda: volume_mult() == 2.5, "the new volume_mult in the running kernel")
+
+    def applied() -> tuple[Any, ...]:
+        entry = replay.entry("momentum_breakout")
+        return entry.kernel._symbols[BTC].strategy.params.range_lookback, entry.config.params
+
+    assert replay.call(applied) == (30, {"volume_mult": 2.5, "range_lookback": 30})
+    mode_after, last_after = replay.call(kernel_state)
+    assert mode_after is mode_before  # killed in the fixture: still killed
+    assert last_after >= last_before  # the rebuilt kernel goes on from where it was
+    replay.wait_for(
+        lambda: replay.runtime.summary.candles > candles_before + 5, "candles after the edit"
+    )
     page.close()
 
 
@@ -159,8 +419,8 @@ def test_positions_follow_live_prices_in_the_browser(arena, user, live_server_ur
     105,000 = 5.41 % away."""
     position = arena["open"]
     position.entry_price, position.liquidation_price = 104_000.0, 99_320.0
-    position.save()
     base, loop = live_server_url
+    in_server(loop, position.save)
     page = browser.new_page(viewport={"width": 1500, "height": 700})
     _login(page, base, "trader")
     page.goto(base + "/positions/")
