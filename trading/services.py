@@ -3,7 +3,11 @@
 An upsert inserts new rows, updates stored rows whose values differ and leaves identical rows
 alone: importing the same data twice writes nothing the second time (not even a row lock).
 
-PostgreSQL: the rows go through ``COPY`` into a session temp table; one ``UPDATE ... FROM``
+PostgreSQL: when nothing is stored yet in the batch's time range of its series (the usual case of
+a history download), the rows are ``COPY``-ed straight into the table; a unique-key violation
+there (a concurrent writer got in between the range check and the copy) rolls the copy back to
+its savepoint and the batch takes the general path. The general path: ``COPY`` into a session
+temp table; one ``UPDATE ... FROM``
 rewrites the stored rows whose values differ, one plain ``INSERT ... SELECT`` adds the keys not
 stored yet. A plain insert is 2-3x faster than ``INSERT ... ON CONFLICT``, whose speculative
 insertion costs on every row; when a concurrent writer stored one of the keys in the meantime
@@ -157,6 +161,8 @@ def _upsert_postgresql_few(series: _Series, rows: list[_Row]) -> tuple[int, int]
 
 
 def _upsert_postgresql(series: _Series, rows: list[_Row]) -> tuple[int, int]:
+    if not _stored_in_range(series, rows) and _copy_fresh_rows(series, rows):
+        return len(rows), 0
     table, fixed, row_columns, values = _names(series)
     time_column = row_columns[0]
     buffer = connection.ops.quote_name(f"import_{series.model._meta.db_table}")
@@ -221,6 +227,45 @@ def _upsert_postgresql(series: _Series, rows: list[_Row]) -> tuple[int, int]:
         )
         inserted, updated_on_retry = cursor.fetchone()
     return int(inserted), updated + int(updated_on_retry)
+
+
+def _stored_in_range(series: _Series, rows: list[_Row]) -> bool:
+    """Whether the series holds any row between the batch's first and last time (one probe
+    of the natural-key index)."""
+    table, fixed, row_columns, _ = _names(series)
+    times = [row[0] for row in rows]
+    where = " AND ".join(f"{column} = %s" for column in fixed)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {table} WHERE {where} "  # noqa: S608 - quoted model names
+            f"AND {row_columns[0]} BETWEEN %s AND %s LIMIT 1",
+            [*series.fixed_key.values(), min(times), max(times)],
+        )
+        return cursor.fetchone() is not None
+
+
+def _copy_fresh_rows(series: _Series, rows: list[_Row]) -> bool:
+    """``COPY`` rows whose keys are not stored straight into the table, under a savepoint.
+    False (nothing written) when a concurrent writer stored one of the keys meanwhile."""
+    import psycopg  # the PostgreSQL driver; absent from SQLite-only code paths
+
+    table, fixed, row_columns, _ = _names(series)
+    fixed_values = tuple(series.fixed_key.values())
+    column_types = ["text"] * len(fixed) + ["int8", *series.value_sql_types]
+    try:
+        with (
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            cursor.cursor.copy(
+                f"COPY {table} ({', '.join([*fixed, *row_columns])}) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(column_types)
+            for row in rows:
+                copy.write_row(fixed_values + row)
+    except (IntegrityError, psycopg.errors.UniqueViolation):
+        return False
+    return True
 
 
 def _upsert_sqlite(series: _Series, rows: list[_Row]) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from trading.models import Candle, FundingRate
 from trading.services import UpsertResult, candles_upsert
@@ -282,6 +283,51 @@ def test_both_upsert_paths_count_and_write_the_same(size: int) -> None:
     assert result == UpsertResult(size - half, changed, half - changed)
     assert Candle.objects.filter(symbol="ETH/USDT:USDT").count() == size
     assert Candle.objects.get(symbol="ETH/USDT:USDT", open_time_ms=T0).high == 102.0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's COPY paths")
+def test_fresh_range_is_copied_straight_and_a_stored_key_in_range_takes_the_general_path() -> None:
+    from trading import services
+
+    key = {"exchange": "bitget", "symbol": "SOL/USDT:USDT", "timeframe": "1m"}
+    rows = [(T0 + i * MINUTE, 100.0, 101.0, 99.0, 100.5, float(i)) for i in range(200)]
+    series_probe = services._Series(
+        Candle, key, "open_time_ms", ("open", "high", "low", "close", "volume"), ("float8",) * 5
+    )
+    # Rows stored before and after a range leave it fresh: the straight COPY takes it.
+    assert candles_upsert(rows=rows[:60] + rows[140:], **key) == UpsertResult(120, 0, 0)
+    middle = rows[70:130]
+    assert not services._stored_in_range(series_probe, middle)
+    assert candles_upsert(rows=middle, **key) == UpsertResult(60, 0, 0)
+    # A batch overlapping stored keys is probed as stored and counted exactly.
+    assert services._stored_in_range(series_probe, rows[50:80])
+    changed = [(t, o, h + 1.0, lo, c, v) for t, o, h, lo, c, v in rows[55:65]]
+    result = candles_upsert(rows=changed + rows[65:80], **key)
+    # 55-59 stored and changed, 60-69 new, 70-79 stored and identical.
+    assert result == UpsertResult(10, 5, 10)
+    stored = list(Candle.objects.filter(symbol="SOL/USDT:USDT").values_list("open_time_ms", "high"))
+    assert len(stored) == 190  # 0-129 and 140-199
+    assert dict(stored)[T0 + 55 * MINUTE] == 102.0
+    assert dict(stored)[T0 + 60 * MINUTE] == 102.0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's COPY paths")
+def test_a_key_stored_between_the_range_check_and_the_copy_falls_back_without_loss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race: a concurrent writer stores a key after the probe said the range was empty.
+    The straight COPY hits the unique key, rolls back to its savepoint, and the general path
+    writes the batch with exact counts; nothing is duplicated or lost."""
+    from trading import services
+
+    key = {"exchange": "bitget", "symbol": "BTC/USDT:USDT", "timeframe": "1m"}
+    rows = [(T0 + i * MINUTE, 100.0, 101.0, 99.0, 100.5, 1.0) for i in range(100)]
+    assert candles_upsert(rows=rows[40:45], **key) == UpsertResult(5, 0, 0)  # the "other writer"
+    monkeypatch.setattr(services, "_stored_in_range", lambda series, batch: False)
+    with CaptureQueriesContext(connection) as queries:
+        assert candles_upsert(rows=rows, **key) == UpsertResult(95, 0, 5)
+    assert any("import_trading_candle" in query["sql"] for query in queries.captured_queries)
+    assert Candle.objects.filter(symbol="BTC/USDT:USDT").count() == 100
 
 
 def test_upsert_keeps_the_last_of_repeated_keys() -> None:
