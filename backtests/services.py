@@ -18,7 +18,12 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from backtests.core.engine import BacktestDataError, BacktestResult, run_backtest
+from backtests.core.engine import (
+    BacktestDataError,
+    BacktestResult,
+    prepare_candles,
+    run_backtest,
+)
 from backtests.core.metrics import compute_metrics
 from backtests.models import BacktestRun
 from scalpradar.config import RadarConfig, get_config
@@ -396,9 +401,10 @@ def backtest_compute(
         "confirmers": confirmers,
         "name": name,
     }
-    result = run_backtest(kind, params, symbol, data.candles, config=config, progress=progress,
+    candles = prepare_candles(data.candles)  # validated and aggregated once for both runs
+    result = run_backtest(kind, params, symbol, candles, config=config, progress=progress,
                           **kwargs)  # fmt: skip
-    without = run_backtest(kind, params, symbol, data.candles, config=config.with_fees(False),
+    without = run_backtest(kind, params, symbol, candles, config=config.with_fees(False),
                            **kwargs)  # fmt: skip
     summary = summarise(result, without)
     summary["confirmation"] = note

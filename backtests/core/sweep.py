@@ -8,6 +8,12 @@
   (d2–d5 | d5–d7).
 * ``rank``: rows with at least ``min_trades`` trades first, by net P&L then net profit factor;
   rows below the minimum follow (never ranked above a valid one: too few trades is noise).
+* ``run_sweep``: one run per parameter set over the same candles, in order. Each result equals
+  the single ``run_backtest`` of its parameters (tested event for event); the runs share what
+  does not depend on the parameters — the validated candles, their aggregation into every
+  timeframe and the values derived from the candles alone (whole-history pre-filter arrays,
+  indicator values at a decision time, keyed by indicator, timeframe, period and window):
+  see :class:`strategies.core.snapshot.CandleSet`.
 """
 
 from __future__ import annotations
@@ -17,7 +23,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from backtests.core.engine import BacktestResult, prepare_candles, run_backtest
+from strategies.core.kernel import KernelConfig
+from strategies.core.snapshot import CandleSet
+
 DAY_MS = 86_400_000
+
+
+def run_sweep(
+    strategy_kind: str,
+    param_sets: Sequence[Mapping[str, Any]],
+    symbol: str,
+    candles_1m: np.ndarray | CandleSet,
+    *,
+    config: KernelConfig,
+    **kwargs: Any,
+) -> list[BacktestResult]:
+    """``run_backtest`` of each parameter set over one prepared candle set (module docstring);
+    ``kwargs`` are ``run_backtest``'s (inputs, confirmers, name...), the same for every run."""
+    candles = prepare_candles(candles_1m)
+    return [
+        run_backtest(strategy_kind, params, symbol, candles, config=config, **kwargs)
+        for params in param_sets
+    ]
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:

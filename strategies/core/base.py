@@ -19,7 +19,7 @@ that has not closed yet, in any engine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -119,6 +119,22 @@ class MarketSnapshot:
     open_interest: np.ndarray | None = None
     order_book: OrderBook | None = None
     trades: np.ndarray | None = None
+    memo: dict[Hashable, Any] | None = field(default=None, compare=False, repr=False)
+
+    def derived[V](self, key: Hashable, compute: Callable[[], V]) -> V:
+        """``compute()``, a value derived from ``candles`` ALONE and from the parameters in
+        ``key`` (e.g. ``("adx", "5m", 14)`` for the last ADX(14) of the 5m candles).
+
+        Cached for the snapshot's lifetime, and across every snapshot of the same candles at
+        the same time and window when the builder reads a shared candle set (the runs of a
+        parameter sweep compute each indicator value once). Never key a value on funding,
+        open interest, trades or the book.
+        """
+        if self.memo is None:
+            return compute()
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
 
 @dataclass(frozen=True, slots=True)

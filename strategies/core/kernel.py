@@ -88,7 +88,7 @@ from strategies.core.base import (
 )
 from strategies.core.regime import Regime, Volatility, classify_regime
 from strategies.core.scoring import apply_confirmation
-from strategies.core.snapshot import DEFAULT_MAX_CANDLES, History, SnapshotBuilder
+from strategies.core.snapshot import DEFAULT_MAX_CANDLES, CandleSet, History, SnapshotBuilder
 from trading.core.candles import CandleNotClosed, OutOfOrderCandle, timeframe_ms
 from trading.core.fees import BITGET_VIP0, FeeSchedule, Liquidity
 from trading.core.fills import LimitFillModel, market_fill
@@ -323,9 +323,10 @@ class CandidateFilter(Protocol):
 
     ``signal_candidates(history, decision_times_ms)`` returns one bool per decision time
     (entry-timeframe closes, ms): ``False`` ONLY where ``decide`` on the snapshot at that time
-    returns ``None`` and ``missing_inputs`` is ``None``, whatever the snapshot window. Only
-    exactly window-independent conditions qualify (a volume ratio over fixed rows, a range
-    max/min, a funding row); seed-dependent indicators (RSI, EMA, ADX) do not.
+    returns ``None`` and ``missing_inputs`` is ``None``. Exact conditions qualify (a volume
+    ratio over fixed rows, a range max/min, a funding row, the snapshot's candle counts, a
+    session VWAP whose session the window holds); seed-dependent indicators (RSI, EMA) only
+    through bounds valid for the snapshot's window, compared with a margin; never their value.
     """
 
     def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray: ...
@@ -411,16 +412,25 @@ class StrategyKernel:
         return max(self.config.max_candles, warm + 10)
 
     def preload(
-        self, symbol: str, history_1m: np.ndarray, order_books: Sequence[OrderBook] = ()
+        self,
+        symbol: str,
+        history_1m: np.ndarray | CandleSet,
+        order_books: Sequence[OrderBook] = (),
     ) -> None:
         """Give the kernel the closed 1m history of ``symbol`` (warm-up, or a whole backtest).
 
         The snapshot only ever shows candles closed at the decision time, so the rows after
         ``now_ms`` a backtester preloads are invisible until :meth:`on_candle` reaches them;
-        the look-ahead check (``backtests.core.lookahead``) proves it per signal.
+        the look-ahead check (``backtests.core.lookahead``) proves it per signal. A
+        :class:`CandleSet` is read without a copy and shares its aggregation and derived
+        values with every other kernel preloaded with it (a sweep).
         """
         st = self._sym(symbol)
-        history = np.asarray(history_1m, dtype=np.float64).reshape(-1, 6)
+        history = (
+            history_1m
+            if isinstance(history_1m, CandleSet)
+            else CandleSet(np.asarray(history_1m, dtype=np.float64).reshape(-1, 6))
+        )
         st.builder = SnapshotBuilder(
             symbol,
             history,
@@ -431,7 +441,7 @@ class StrategyKernel:
             order_books=order_books,
             max_candles=self._max_candles(symbol),
         )
-        st.preloaded_until_ms = int(history[-1, 0]) if len(history) else -1
+        st.preloaded_until_ms = int(history.minutes[-1, 0]) if len(history) else -1
 
     def set_inputs(
         self,
@@ -611,7 +621,6 @@ class StrategyKernel:
         skip = skip_idle and preloaded and ordered
         due = np.flatnonzero(times % st.entry_step_ms == 0) if skip else np.empty(0, np.int64)
         candidates = np.flatnonzero(self.decision_candidates(symbol, times)) if skip else due
-        time_list = times.tolist()
         step = max(1, n // 100)
         next_report = 0
         visited = 0
@@ -623,13 +632,13 @@ class StrategyKernel:
                 j = int(stops[k]) if k < len(stops) else n
                 if j > i:
                     equity[i:j] = self.ledger.cash_usdt
-                    self._skip_to(st, symbol, rows[j - 1], time_list[j - 1], several=j - 1 > i)
+                    self._skip_to(st, symbol, rows[j - 1], int(times[j - 1]), several=j - 1 > i)
                     i = j
                     if progress is not None and i >= next_report:
                         progress(i / n)
                         next_report = i + step
                     continue
-            emitted = self.on_candle(symbol, rows[i], time_list[i])
+            emitted = self.on_candle(symbol, rows[i], int(times[i]))
             visited += 1
             if emitted:
                 events.extend(emitted)
@@ -1032,11 +1041,15 @@ class StrategyKernel:
         candles = market.candles.get(timeframe)
         if candles is None or len(candles) < 30:
             return Regime.UNKNOWN.name.lower(), False
-        state = classify_regime(candles)
-        return (
-            Regime(int(state.regime[-1])).name.lower(),
-            int(state.volatility[-1]) == Volatility.HIGH,
-        )
+
+        def classify() -> tuple[str, bool]:
+            state = classify_regime(candles)
+            return (
+                Regime(int(state.regime[-1])).name.lower(),
+                int(state.volatility[-1]) == Volatility.HIGH,
+            )
+
+        return market.derived(("regime", timeframe), classify)
 
     def _regime_of(self, trade: ClosedTrade) -> str:
         for key in ((trade.position_id, False), (trade.position_id, True)):

@@ -184,12 +184,34 @@ def certainly_at_most(values: np.ndarray, threshold: float) -> np.ndarray:
     return np.asarray(values) <= threshold - abs(threshold) * CANDIDATE_SLACK
 
 
+def rsi_moves(candles: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """The per-row parts of :func:`rsi_bounds` (they depend on the candles and n only):
+    ``(suffix_gain, suffix_loss, top_gain, top_loss)``, empty when there are ≤ 8n candles."""
+    m = 8 * n
+    close = candles[:, C]
+    if len(close) <= m:
+        return (np.empty(0),) * 4
+    diffs = np.diff(close)  # diffs[i] = close[i + 1] − close[i], the move INTO row i + 1
+    gains = np.where(diffs > 0, diffs, 0.0)
+    losses = np.where(diffs < 0, -diffs, 0.0)
+    alpha = 1.0 / n
+    weights = alpha * (1.0 - alpha) ** np.arange(m)[::-1]  # oldest first
+    suffix_gain = sliding_window_view(gains, m) @ weights  # index s covers diffs s..s+m−1
+    suffix_loss = sliding_window_view(losses, m) @ weights
+    return suffix_gain, suffix_loss, np.maximum.accumulate(gains), np.maximum.accumulate(losses)
+
+
 def rsi_bounds(
-    candles: np.ndarray, rows: np.ndarray, counts: np.ndarray, n: int
+    candles: np.ndarray,
+    rows: np.ndarray,
+    counts: np.ndarray,
+    n: int,
+    moves: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bounds ``(low, high)`` of ``indicators.rsi(close, n)[-1]`` over ANY snapshot whose last
     candle is row ``rows[i]`` and which holds ``counts[i]`` candles; ``(0, 100)`` where the
-    snapshot is too short to bound.
+    snapshot is too short to bound. ``moves`` = :func:`rsi_moves` of the candles (computed
+    when not given).
 
     With α = 1/n, Wilder's average after the last m = 8n gains g_k, g_k−1, ... is
     ``G = (1−α)^m·G₀ + Σ_{j<m} α(1−α)^j·g_{k−j}`` where the earlier average G₀ is a convex
@@ -202,19 +224,10 @@ def rsi_bounds(
     low = np.zeros(len(rows))
     high = np.full(len(rows), 100.0)
     m = 8 * n
-    close = candles[:, C]
-    if len(close) <= m:
+    if len(candles) <= m:
         return low, high
-    diffs = np.diff(close)  # diffs[i] = close[i + 1] − close[i], the move INTO row i + 1
-    gains = np.where(diffs > 0, diffs, 0.0)
-    losses = np.where(diffs < 0, -diffs, 0.0)
-    alpha = 1.0 / n
-    weights = alpha * (1.0 - alpha) ** np.arange(m)[::-1]  # oldest first
-    suffix_gain = sliding_window_view(gains, m) @ weights  # index s covers diffs s..s+m−1
-    suffix_loss = sliding_window_view(losses, m) @ weights
-    decay = (1.0 - alpha) ** m
-    top_gain = np.maximum.accumulate(gains)
-    top_loss = np.maximum.accumulate(losses)
+    suffix_gain, suffix_loss, top_gain, top_loss = moves or rsi_moves(candles, n)
+    decay = (1.0 - 1.0 / n) ** m
     usable = (rows >= m) & (counts - 1 >= n + m)
     k = np.where(usable, rows, m)
     a, b = suffix_gain[k - m], suffix_loss[k - m]
@@ -225,3 +238,91 @@ def rsi_bounds(
     low = np.where(usable & np.isfinite(lo), lo, 0.0)
     high = np.where(usable & np.isfinite(hi), hi, 100.0)
     return low, high
+
+
+def last_closed_rows(
+    candles: np.ndarray, timeframe: str, decision_times_ms: np.ndarray
+) -> np.ndarray:
+    """Index of the last ``timeframe`` candle CLOSED at each decision time (−1 where none):
+    the last row of that timeframe in the snapshot (``open + timeframe_ms <= now``)."""
+    times = np.asarray(decision_times_ms, dtype=np.int64)
+    if len(candles) == 0:
+        return np.full(len(times), -1, dtype=np.int64)
+    closed = np.searchsorted(candles[:, T], times - timeframe_ms(timeframe), side="right")
+    return closed.astype(np.int64) - 1
+
+
+def session_vwaps(candles: np.ndarray) -> np.ndarray:
+    """``indicators.vwap_session`` over the whole series (UTC sessions)."""
+    return indicators.vwap_session(
+        candles[:, T], candles[:, H], candles[:, L], candles[:, C], candles[:, V]
+    )
+
+
+def session_vwap_at(
+    candles: np.ndarray,
+    rows: np.ndarray,
+    window_starts_ms: np.ndarray,
+    every: np.ndarray | None = None,
+) -> np.ndarray:
+    """``indicators.vwap_session`` of the snapshot window ending at each row, NaN where unknown;
+    ``every`` = :func:`session_vwaps` of the candles (computed when not given).
+
+    The session VWAP of row k is a left-to-right cumulative sum from the first candle of k's
+    session: when the snapshot window starts at or before that session's open
+    (``window_starts_ms``, ms), the window holds the same candles in the same order and the
+    value is BIT-IDENTICAL to the one computed over the whole series. A window starting inside
+    the session restarts the sums: NaN there (unknown, never compared).
+    """
+    if len(candles) == 0:
+        return np.full(len(rows), np.nan)
+    vwaps = session_vwaps(candles) if every is None else every
+    at = np.maximum(rows, 0)
+    session_open = (candles[at, T] // indicators.DAY_MS) * indicators.DAY_MS
+    covered = (rows >= 0) & (window_starts_ms <= session_open)
+    return np.where(covered, vwaps[at], np.nan)
+
+
+def ema_spans(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-row parts of :func:`ema_bounds`: ``(ema(values, n), running max, running min)``."""
+    if len(values) == 0:
+        return (np.empty(0),) * 3
+    return (
+        indicators.ema(values, n),
+        np.maximum.accumulate(values),
+        np.minimum.accumulate(values),
+    )
+
+
+def ema_bounds(
+    values: np.ndarray,
+    rows: np.ndarray,
+    counts: np.ndarray,
+    n: int,
+    spans: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds ``(low, high)`` of ``indicators.ema(window, n)[-1]`` for the snapshot window that
+    ends at row ``rows[i]`` of ``values`` and holds ``counts[i]`` of them; NaN where it holds
+    fewer than n (the EMA is NaN there too). ``spans`` = :func:`ema_spans` (computed when not
+    given).
+
+    The EMA is linear: with k = 2/(n+1), the window's EMA and the EMA F of the whole series
+    both follow e_i = k·x_i + (1−k)·e_{i−1} for the m = counts − n steps after the window's
+    seed, so at the end they differ by (1−k)^m × their difference at the seed. There both are
+    averages of values up to the row, hence |window EMA − F| ≤ (1−k)^m × (running max −
+    running min). Example: n = 50, a 500-candle window → m = 450, (49/51)^450 ≈ 1.5e-8 of the
+    range. The float recursions agree with this to ~(n + 1) ulps; callers add
+    ``CANDIDATE_SLACK``.
+    """
+    nan = np.full(len(rows), np.nan)
+    if len(values) == 0:
+        return nan, nan
+    every, running_high, running_low = spans or ema_spans(values, n)
+    usable = (rows >= 0) & (counts >= n)
+    at = np.where(usable, rows, 0)
+    steps = np.where(usable, counts - n, 0)
+    spread = (1.0 - 2.0 / (n + 1)) ** steps * (running_high[at] - running_low[at])
+    return (
+        np.where(usable, every[at] - spread, np.nan),
+        np.where(usable, every[at] + spread, np.nan),
+    )

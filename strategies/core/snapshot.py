@@ -24,8 +24,9 @@ Two ways to build one, with identical results (tested):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -145,35 +146,91 @@ class History:
     open_interest: np.ndarray | None = None
     trades: np.ndarray | None = None
     max_candles: int = DEFAULT_MAX_CANDLES
+    memo: dict[Hashable, Any] | None = field(default=None, compare=False, repr=False)
+
+    def derived[V](self, key: Hashable, compute: Callable[[], V]) -> V:
+        """``compute()``, a whole-history array derived from ``candles`` alone and from the
+        parameters in ``key`` (e.g. ``("volume_ratios", "5m", 20)``); cached in the
+        :class:`CandleSet` memo when the history is one (the runs of a sweep share it)."""
+        if self.memo is None:
+            return compute()
+        key = ("history", key)
+        if key not in self.memo:
+            value = compute()
+            for array in value if isinstance(value, tuple) else (value,):
+                if isinstance(array, np.ndarray):
+                    array.flags.writeable = False  # shared by every run: never edited
+            self.memo[key] = value
+        return self.memo[key]
 
     def window_counts(self, timeframe: str, rows: np.ndarray, now_ms: np.ndarray) -> np.ndarray:
         """Candles a snapshot at each ``now_ms`` holds for ``timeframe`` when its last one is
         row ``rows[i]`` of ``candles[timeframe]`` (the window rule of :func:`window_start_ms`)."""
         opens = self.candles[timeframe][:, 0]
-        step = timeframe_ms(timeframe)
-        starts = (np.asarray(now_ms, np.int64) // step) * step - self.max_candles * step
-        first = np.searchsorted(opens, starts, side="left")
+        first = np.searchsorted(opens, self.window_starts_ms(timeframe, now_ms), side="left")
         return np.asarray(rows, np.int64) - first + 1
+
+    def window_starts_ms(self, timeframe: str, now_ms: np.ndarray) -> np.ndarray:
+        """Earliest open time a snapshot at each ``now_ms`` holds (:func:`window_start_ms`)."""
+        step = timeframe_ms(timeframe)
+        return (np.asarray(now_ms, np.int64) // step) * step - self.max_candles * step
 
 
 class _GrowableRows:
-    """An (n, width) float array with amortised O(1) appends; ``rows`` views the filled part."""
+    """An (n, width) float array with amortised O(1) appends; ``rows`` views the filled part.
+
+    The initial rows are shared, never copied, until the first append (copy on write): a
+    builder made from a :class:`CandleSet` costs no copy of its candles.
+    """
 
     def __init__(self, initial: np.ndarray, width: int) -> None:
-        self._data = np.array(initial, dtype=np.float64).reshape(-1, width)
+        self._data = np.asarray(initial, dtype=np.float64).reshape(-1, width)
         self._size = len(self._data)
+        self._owned = False
 
     @property
     def rows(self) -> np.ndarray:
         return self._data[: self._size]
 
     def append(self, row: np.ndarray) -> None:
-        if self._size == len(self._data):
-            grown = np.empty((max(16, 2 * len(self._data)), self._data.shape[1]), np.float64)
+        if not self._owned or self._size == len(self._data):
+            grown = np.empty((max(16, 2 * self._size), self._data.shape[1]), np.float64)
             grown[: self._size] = self._data[: self._size]
             self._data = grown
+            self._owned = True
         self._data[self._size] = row
         self._size += 1
+
+
+class CandleSet:
+    """Validated closed 1m candles of one symbol, aggregated once per timeframe and shared.
+
+    A read-only copy of ``history_1m`` (checked by :func:`validate_candles`); ``candles(tf)``
+    aggregates on first use (:func:`aggregate_candles`) and keeps the read-only result. Every
+    :class:`SnapshotBuilder` made from the set reads these arrays without copying them, so the
+    runs of a parameter sweep aggregate the data once, not once per parameter set.
+
+    ``memo`` holds values computed from the candles ALONE (never from funding, open interest,
+    trades or books, never from parameters that are not in the key): the whole-history arrays
+    of :meth:`History.derived` and the per-snapshot values of
+    :meth:`strategies.core.base.MarketSnapshot.derived`. The candles cannot change (read-only
+    copy), so a cached value is the value a fresh computation returns.
+    """
+
+    def __init__(self, history_1m: np.ndarray) -> None:
+        minutes = np.array(validate_candles(history_1m, "1m"), dtype=np.float64)
+        self.minutes = _readonly(minutes)
+        self._by_timeframe: dict[str, np.ndarray] = {"1m": self.minutes}
+        self.memo: dict[Hashable, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.minutes)
+
+    def candles(self, timeframe: str) -> np.ndarray:
+        """Every complete ``timeframe`` candle of the set (read-only)."""
+        if timeframe not in self._by_timeframe:
+            self._by_timeframe[timeframe] = _readonly(aggregate_candles(self.minutes, timeframe))
+        return self._by_timeframe[timeframe]
 
 
 class SnapshotBuilder:
@@ -193,7 +250,7 @@ class SnapshotBuilder:
     def __init__(
         self,
         symbol: str,
-        history_1m: np.ndarray,
+        history_1m: np.ndarray | CandleSet,
         timeframes: Iterable[str],
         *,
         funding: np.ndarray | None = None,
@@ -207,23 +264,30 @@ class SnapshotBuilder:
         self.symbol = symbol
         self.max_candles = max_candles
         self.timeframes = tuple(dict.fromkeys(timeframes))
-        history = validate_candles(history_1m, "1m")
+        shared = history_1m if isinstance(history_1m, CandleSet) else CandleSet(history_1m)
+        # Values derived from the shared candles stay valid until a candle is appended.
+        self._shared: CandleSet | None = shared
+        history = shared.minutes
         self._last_minute_ms: int | None = int(history[-1, 0]) if len(history) else None
-        self._candles = {
-            tf: _GrowableRows(history if tf == "1m" else aggregate_candles(history, tf), 6)
-            for tf in self.timeframes
-        }
+        self._candles = {tf: _GrowableRows(shared.candles(tf), 6) for tf in self.timeframes}
         self._step_ms = {tf: timeframe_ms(tf) for tf in self.timeframes}
-        higher = [tf for tf in self.timeframes if tf != "1m"]
-        self._aggregator = StreamingAggregator(higher) if higher else None
-        if self._aggregator is not None and len(history):
-            # Replay the minutes of the buckets still open so streaming resumes mid-bucket.
-            longest = max(self._step_ms[tf] for tf in higher) // MINUTE_MS
-            last_open = int(history[-1, 0])
-            for row in history[-longest:]:
-                self._aggregator.push(row, now_ms=last_open + MINUTE_MS)
+        self._aggregator: StreamingAggregator | None = None
+        longest = max(self._step_ms.values(), default=MINUTE_MS) // MINUTE_MS
+        self._tail = history[-longest:]  # the minutes of the buckets still open
         self.set_inputs(funding=funding, open_interest=open_interest, trades=trades)
         self.set_order_books(order_books)
+
+    def _streaming(self) -> StreamingAggregator | None:
+        """The live aggregator of the higher timeframes, made on the first append: it replays
+        the history's last minutes so streaming resumes mid-bucket."""
+        higher = [tf for tf in self.timeframes if tf != "1m"]
+        if self._aggregator is None and higher:
+            self._aggregator = StreamingAggregator(higher)
+            if len(self._tail):
+                last_open = int(self._tail[-1, 0])
+                for row in self._tail:
+                    self._aggregator.push(row, now_ms=last_open + MINUTE_MS)
+        return self._aggregator
 
     def set_inputs(
         self,
@@ -257,7 +321,9 @@ class SnapshotBuilder:
                 f"1m candle opened at {int(row[0])} ms is not after the last one held "
                 f"({self._last_minute_ms} ms)"
             )
-        emitted = self._aggregator.push(row, now_ms=now_ms) if self._aggregator else []
+        aggregator = self._streaming()
+        emitted = aggregator.push(row, now_ms=now_ms) if aggregator is not None else []
+        self._shared = None  # the history changed: nothing derived from the set applies
         self._last_minute_ms = int(row[0])
         if "1m" in self._candles:
             self._candles["1m"].append(row)
@@ -278,6 +344,10 @@ class SnapshotBuilder:
         candles: Mapping[str, np.ndarray] = {
             tf: self.candles_at(tf, now_ms) for tf in self.timeframes
         }
+        memo: dict[Hashable, Any] = {}
+        if self._shared is not None:
+            # Same candle set, time and window: the same candles, whichever run asks.
+            memo = self._shared.memo.setdefault(("snapshot", now_ms, self.max_candles), memo)
         return MarketSnapshot(
             symbol=self.symbol,
             now_ms=now_ms,
@@ -286,6 +356,7 @@ class SnapshotBuilder:
             open_interest=_upto(self._open_interest, now_ms),
             order_book=_check_book(order_book, now_ms),
             trades=_upto(self._trades, now_ms),
+            memo=memo,
         )
 
     def history(self) -> History:
@@ -296,6 +367,7 @@ class SnapshotBuilder:
             open_interest=self._open_interest,
             trades=self._trades,
             max_candles=self.max_candles,
+            memo=self._shared.memo if self._shared is not None else None,
         )
 
     def close_times_ms(self, timeframe: str = "1m") -> np.ndarray:

@@ -32,14 +32,21 @@ from strategies.core.base import (
     register,
 )
 from strategies.core.levels import (
+    CANDIDATE_SLACK,
     bracket_signal,
     candles_of,
     certainly_at_most,
     decision_rows,
+    ema_bounds,
+    ema_spans,
     just_closed,
     last_atr,
+    last_closed_rows,
     price,
     rsi_bounds,
+    rsi_moves,
+    session_vwap_at,
+    session_vwaps,
     volume_ratio,
     volume_ratios,
 )
@@ -130,17 +137,28 @@ class VwapRsi(Strategy):
             return None
         if not just_closed(candles, p.timeframe, market.now_ms):
             return None
+        tf = p.timeframe
         ratio = volume_ratio(candles, p.volume_window)
         if not math.isfinite(ratio) or ratio <= p.volume_spike_mult:
             return None
         h, lo, c, v = candles[:, H], candles[:, L], candles[:, C], candles[:, V]
-        rsi = indicators.rsi_last(c, p.rsi_period)
+        # Each value is cached per snapshot (market.derived): the runs of a sweep that reach
+        # the same close compute it once.
+        rsi = market.derived(
+            ("rsi", tf, p.rsi_period), lambda: indicators.rsi_last(c, p.rsi_period)
+        )
         if not math.isfinite(rsi) or not (rsi < p.rsi_long_below or rsi > p.rsi_short_above):
             return None
         if p.vwap_window == 0:
-            vwap = float(indicators.vwap_session(candles[:, T], h, lo, c, v)[-1])
+            vwap = market.derived(
+                ("vwap_session", tf),
+                lambda: float(indicators.vwap_session(candles[:, T], h, lo, c, v)[-1]),
+            )
         else:
-            vwap = float(indicators.vwap_rolling(h, lo, c, v, p.vwap_window)[-1])
+            vwap = market.derived(
+                ("vwap_rolling", tf, p.vwap_window),
+                lambda: float(indicators.vwap_rolling(h, lo, c, v, p.vwap_window)[-1]),
+            )
         close = float(c[-1])
         long_side = close <= vwap and rsi < p.rsi_long_below
         if not math.isfinite(vwap) or not (
@@ -148,15 +166,18 @@ class VwapRsi(Strategy):
         ):
             return None
         trend_close = float(trend[-1, C])
-        trend_ema = float(indicators.ema(trend[:, C], p.trend_ema_period)[-1])
+        trend_ema = market.derived(
+            ("ema", p.trend_timeframe, p.trend_ema_period),
+            lambda: float(indicators.ema(trend[:, C], p.trend_ema_period)[-1]),
+        )
         if not math.isfinite(trend_ema):
             return None
         if (trend_close - trend_ema) * (1 if long_side else -1) < 0:
             return None
-        adx = float(indicators.adx(h, lo, c, p.adx_period)[0][-1])
+        adx = self._last_adx(market, candles)
         if not math.isfinite(adx) or adx >= p.adx_range_max:
             return None
-        atr = last_atr(candles, p.atr_period)
+        atr = market.derived(("atr", tf, p.atr_period), lambda: last_atr(candles, p.atr_period))
         if not math.isfinite(atr) or atr <= 0:
             return None
         return VwapRsiReading(close, vwap, rsi, adx, atr, ratio, trend_close, trend_ema)
@@ -164,27 +185,64 @@ class VwapRsi(Strategy):
     def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray:
         """Necessary condition of a signal at each decision time, over the whole history.
 
-        Exact and window-independent: the entry candle closing at that time exists and its
-        volume exceeds ``volume_spike_mult`` × the mean of the ``volume_window`` candles before
-        it (a mean of fixed rows, the same in any snapshot holding them). RSI depends on where
-        the snapshot window starts, so it enters only through BOUNDS valid for every window
-        (:func:`strategies.core.levels.rsi_bounds`): a long needs the lower bound below
-        ``rsi_long_below``, a short the upper bound above ``rsi_short_above``. ADX, EMA and
-        the session VWAP are not used.
+        Exact: the entry candle closing at that time exists, the snapshot windows hold the
+        warm-up counts of both timeframes (:meth:`History.window_counts`), and its volume
+        exceeds ``volume_spike_mult`` × the mean of the ``volume_window`` candles before it (a
+        mean of fixed rows, the same in any snapshot holding them); with the session VWAP
+        (``vwap_window`` 0) and a window holding the whole session, a long needs close ≤ VWAP
+        and a short close ≥ VWAP (:func:`strategies.core.levels.session_vwap_at`, the same
+        float sums as the snapshot's). Seed-dependent values enter only through BOUNDS valid
+        for the snapshot's window: RSI (:func:`strategies.core.levels.rsi_bounds`; a long needs
+        the lower bound below ``rsi_long_below``, a short the upper bound above
+        ``rsi_short_above``) and the trend EMA (:func:`strategies.core.levels.ema_bounds`; a
+        long needs the trend close ≥ the lower bound, a short ≤ the upper bound). Every
+        comparison of a bound keeps a margin (``RSI_BOUND_SLACK``, ``CANDIDATE_SLACK``). ADX
+        and ATR are not used. The comparisons are cheap; the whole-history arrays behind them
+        are cached per candle set (:meth:`History.derived`).
         """
         p = self.params
-        candles = history.candles[p.timeframe]
-        rows = decision_rows(candles, p.timeframe, decision_times_ms)
-        if len(candles) == 0:
-            return rows >= 0  # all False: no candle, no decision
+        tf, trend_tf = p.timeframe, p.trend_timeframe
+        times = np.asarray(decision_times_ms, np.int64)
+        candles = history.candles[tf]
+        trend = history.candles[trend_tf]
+        rows = decision_rows(candles, tf, times)
+        if len(candles) == 0 or len(trend) == 0:
+            return np.zeros(len(times), dtype=bool)  # no candle, no decision
         at = np.maximum(rows, 0)
-        ratios = volume_ratios(candles, p.volume_window)[at]
-        counts = history.window_counts(p.timeframe, at, decision_times_ms)
-        rsi_low, rsi_high = rsi_bounds(candles, at, counts, p.rsi_period)
+        counts = history.window_counts(tf, at, times)
+        trend_rows = last_closed_rows(trend, trend_tf, times)
+        trend_counts = np.where(
+            trend_rows >= 0, history.window_counts(trend_tf, np.maximum(trend_rows, 0), times), 0
+        )
+        warmup = self.warmup_candles()
+        warm = (counts >= warmup[tf]) & (trend_counts >= warmup[trend_tf])
+
+        ratios = history.derived(
+            ("volume_ratios", tf, p.volume_window), lambda: volume_ratios(candles, p.volume_window)
+        )[at]
+        moves = history.derived(
+            ("rsi_moves", tf, p.rsi_period), lambda: rsi_moves(candles, p.rsi_period)
+        )
+        rsi_low, rsi_high = rsi_bounds(candles, at, counts, p.rsi_period, moves)
         long_possible = rsi_low < p.rsi_long_below + RSI_BOUND_SLACK
         short_possible = rsi_high > p.rsi_short_above - RSI_BOUND_SLACK
+
+        if p.vwap_window == 0:
+            every = history.derived(("session_vwaps", tf), lambda: session_vwaps(candles))
+            vwap = session_vwap_at(candles, rows, history.window_starts_ms(tf, times), every)
+            close, margin = candles[at, C], np.abs(vwap) * CANDIDATE_SLACK
+            long_possible &= ~(close > vwap + margin)  # NaN (unknown) compares False: kept
+            short_possible &= ~(close < vwap - margin)
+
+        n = p.trend_ema_period
+        spans = history.derived(("ema_spans", trend_tf, n), lambda: ema_spans(trend[:, C], n))
+        ema_low, ema_high = ema_bounds(trend[:, C], trend_rows, trend_counts, n, spans)
+        trend_close = trend[np.maximum(trend_rows, 0), C]
+        long_possible &= ~(trend_close < ema_low - np.abs(ema_low) * CANDIDATE_SLACK)
+        short_possible &= ~(trend_close > ema_high + np.abs(ema_high) * CANDIDATE_SLACK)
         return (
             (rows >= 0)
+            & warm
             & ~certainly_at_most(ratios, p.volume_spike_mult)
             & (long_possible | short_possible)
         )
@@ -228,15 +286,21 @@ class VwapRsi(Strategy):
         )
         return bracket_signal(side, r.close, r.atr, p, p.timeframe, parts, reasons)
 
+    def _last_adx(self, market: MarketSnapshot, candles: np.ndarray) -> float:
+        """ADX(``adx_period``) of the last entry-timeframe candle (cached per snapshot)."""
+        n = self.params.adx_period
+        return market.derived(
+            ("adx", self.params.timeframe, n),
+            lambda: float(indicators.adx(candles[:, H], candles[:, L], candles[:, C], n)[0][-1]),
+        )
+
     def should_exit(self, position: PositionView, market: MarketSnapshot) -> ExitDecision | None:
         """Leave when the regime turns trending: ADX ≥ ``adx_range_max`` on the entry timeframe."""
         p = self.params
         candles = candles_of(market.candles, p.timeframe, self.kind)
         if len(candles) < 2 * p.adx_period:
             return None
-        value = float(
-            indicators.adx(candles[:, H], candles[:, L], candles[:, C], p.adx_period)[0][-1]
-        )
+        value = self._last_adx(market, candles)
         if np.isfinite(value) and value >= p.adx_range_max:
             return ExitDecision(
                 ExitReason.REGIME_CHANGE,

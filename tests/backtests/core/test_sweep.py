@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from backtests.core.sweep import DAY_MS, expand_grid, rank, walk_forward_windows
+from backtests.core.engine import BacktestDataError, BacktestResult, prepare_candles, run_backtest
+from backtests.core.sweep import DAY_MS, expand_grid, rank, run_sweep, walk_forward_windows
+from strategies.core.kernel import KernelConfig
+from strategies.core.snapshot import CandleSet
+from tests.backtests.core.test_lookahead import BTC
+from trading.core.candles import aggregate_candles
 
 
 def test_the_grid_expands_to_every_combination_in_order() -> None:
@@ -30,3 +36,68 @@ def test_ranking_puts_runs_with_too_few_trades_last_whatever_their_pnl() -> None
     ranked = rank(rows, min_trades=10)
     assert [r["net_pnl"] for r in ranked] == [50.0, 10.0, 900.0]
     assert not ranked[-1]["enough_trades"]
+
+
+# -- run_sweep: one prepared candle set, many parameter sets -----------------------------------
+
+SWEEP_GRID = {
+    "rsi_period": [10, 14],
+    "rsi_long_below": [25.0, 30.0],
+    "stop_atr_mult": [1.0, 1.5],
+    "adx_range_max": [20.0, 25.0],
+}  # the bench's grid without volume_spike_mult: runs with trades, runs without
+
+
+def _same_run(a: BacktestResult, b: BacktestResult) -> None:
+    assert [e.to_dict() for e in a.events] == [e.to_dict() for e in b.events]
+    assert np.array_equal(a.equity, b.equity)
+    assert np.array_equal(a.in_position, b.in_position)
+    assert np.array_equal(a.times_ms, b.times_ms)
+    assert a.final_state == b.final_state
+    assert a.skipped_reason == b.skipped_reason
+    assert [t.to_dict() for t in a.trades] == [t.to_dict() for t in b.trades]
+
+
+def test_each_sweep_result_equals_the_single_run_of_its_parameters() -> None:
+    """The runs share one candle set (aggregation, pre-filter arrays, indicator values at
+    each decision); each result is the single ``run_backtest`` of its parameters, in order,
+    whichever runs came before it (the sweep is also run backwards)."""
+    grid = expand_grid(SWEEP_GRID)
+    config = KernelConfig()
+    swept = run_sweep("vwap_rsi", grid, "BTC/USDT:USDT", BTC, config=config)
+    backwards = run_sweep("vwap_rsi", grid[::-1], "BTC/USDT:USDT", BTC, config=config)[::-1]
+    singles = [run_backtest("vwap_rsi", p, "BTC/USDT:USDT", BTC, config=config) for p in grid]
+    assert sum(len(r.trades) for r in singles) > 0, "no trade anywhere: the check is vacuous"
+    for single, result, reverse in zip(singles, swept, backwards, strict=True):
+        _same_run(result, single)
+        _same_run(reverse, single)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"rsi_period": 10, "rsi_long_below": 30.0, "stop_atr_mult": 1.5, "adx_range_max": 25.0},
+        {"timeframe": "1m", "rsi_long_below": 35, "rsi_short_above": 65, "adx_range_max": 30},
+    ],
+)
+def test_a_sweep_run_equals_the_run_that_feeds_every_candle(params: dict) -> None:
+    """After other parameter sets filled the shared caches, a sweep's run still equals the
+    reference loop (every candle through ``on_candle``, as live)."""
+    others = expand_grid({"rsi_period": [10, 14], "adx_range_max": [20.0, 30.0]})
+    config = KernelConfig()
+    prepared = prepare_candles(BTC)
+    run_sweep("vwap_rsi", others, "BTC/USDT:USDT", prepared, config=config)
+    [swept] = run_sweep("vwap_rsi", [params], "BTC/USDT:USDT", prepared, config=config)
+    reference = run_backtest(
+        "vwap_rsi", params, "BTC/USDT:USDT", BTC, config=config, skip_idle=False
+    )
+    assert swept.trades
+    _same_run(swept, reference)
+
+
+def test_a_sweep_refuses_higher_timeframe_candles_like_a_single_run() -> None:
+    five = aggregate_candles(BTC[:600], "5m")
+    with pytest.raises(BacktestDataError, match="replays 1m candles"):
+        run_sweep("vwap_rsi", [{}], "BTC/USDT:USDT", five, config=KernelConfig())
+    with pytest.raises(BacktestDataError, match="replays 1m candles"):
+        run_sweep("vwap_rsi", [{}], "BTC/USDT:USDT", CandleSet(five), config=KernelConfig())

@@ -16,9 +16,17 @@ import pytest
 
 from strategies.core import catalog  # noqa: F401  (registers the built-in kinds)
 from strategies.core.base import build_strategy
-from strategies.core.indicators import rsi, rsi_last
+from strategies.core.indicators import ema, rsi, rsi_last, vwap_session
 from strategies.core.kernel import KernelConfig, StrategyKernel
-from strategies.core.levels import rsi_bounds
+from strategies.core.levels import (
+    CANDIDATE_SLACK,
+    ema_bounds,
+    last_closed_rows,
+    rsi_bounds,
+    session_vwap_at,
+    session_vwaps,
+)
+from strategies.core.snapshot import SnapshotBuilder
 from tests.conftest import SAMPLE_DIR
 from tests.strategies.core.factories import eth_1m, sol_1m, sol_funding
 from trading.core.candles import aggregate_candles, read_candles_csv
@@ -39,6 +47,23 @@ CASES = [
     ("vwap_rsi", RELAXED_VWAP, "btc", 500),
     ("vwap_rsi", {**RELAXED_VWAP, "rsi_period": 6, "volume_spike_mult": 1.2}, "eth", 150),
     ("vwap_rsi", {**RELAXED_VWAP, "timeframe": "1m", "rsi_period": 9}, "sol", 200),
+    # trend EMA bounds on 1h, a long EMA in a window too short for the session VWAP
+    # (5m × 210 < 1 day), a rolling VWAP (no VWAP condition) with a short EMA, a 15m entry
+    ("vwap_rsi", {**RELAXED_VWAP, "trend_timeframe": "1h", "trend_ema_period": 12}, "eth", 500),
+    ("vwap_rsi", {**RELAXED_VWAP, "trend_ema_period": 200}, "btc", 120),
+    ("vwap_rsi", {**RELAXED_VWAP, "vwap_window": 48, "trend_ema_period": 8}, "eth", 300),
+    (
+        "vwap_rsi",
+        {
+            **RELAXED_VWAP,
+            "timeframe": "15m",
+            "trend_timeframe": "1h",
+            "trend_ema_period": 10,
+            "volume_spike_mult": 1.2,
+        },
+        "btc",
+        300,
+    ),
     ("momentum_breakout", {}, "btc", 500),
     ("momentum_breakout", {"range_lookback": 6, "volume_mult": 1.2}, "eth", 500),
     ("funding_arbitrage", {"extreme_rate": 0.00005}, "btc", 500),
@@ -101,3 +126,57 @@ def test_rsi_last_is_bit_identical_to_the_last_rsi_value() -> None:
             window = close[max(0, end - 500) : end]
             expected, got = rsi(window, n)[-1], rsi_last(window, n)
             assert (np.isnan(expected) and np.isnan(got)) or expected == got
+
+
+@pytest.mark.parametrize("n", [2, 12, 50, 200])
+def test_ema_bounds_hold_for_every_window_length(n: int) -> None:
+    """For 15m ETH closes and several window lengths, the EMA of the window lies in the
+    bounds, and they are tight once the window is a few periods longer than n."""
+    close = aggregate_candles(eth_1m(), "15m")[:, 4]
+    rows = np.arange(len(close))
+    for length in (n, n + 5, 3 * n, 500):
+        counts = np.minimum(rows + 1, length)
+        low, high = ema_bounds(close, rows, counts, n)
+        for k in range(0, len(close), 2):
+            value = ema(close[k + 1 - counts[k] : k + 1], n)[-1]
+            if counts[k] < n:
+                assert np.isnan(value) and np.isnan(low[k]) and np.isnan(high[k])
+                continue
+            margin = abs(value) * CANDIDATE_SLACK
+            assert low[k] - margin <= value <= high[k] + margin, (k, length)
+    wide = (rows >= 8 * n) & (counts - n >= 8 * n)
+    assert (high - low)[wide].max(initial=0.0) < 1e-6 * close.max()
+
+
+def test_the_session_vwap_of_a_window_holding_the_session_is_the_whole_series_value() -> None:
+    """Bit for bit: same candles, same left-to-right sums. A window starting inside the
+    session is unknown (NaN), never compared."""
+    five = aggregate_candles(BTC, "5m")
+    rows = np.arange(len(five))
+    every = session_vwaps(five)
+    for window in (100, 288, 500):
+        starts = five[:, 0] - (window - 1) * 300_000
+        values = session_vwap_at(five, rows, starts, every)
+        for k in range(0, len(five), 7):
+            first = max(0, k + 1 - window)
+            expected = vwap_session(*five[first : k + 1].T[[0, 2, 3, 4, 5]])[-1]
+            if np.isnan(values[k]):
+                assert starts[k] > five[k, 0] // 86_400_000 * 86_400_000
+            else:
+                assert values[k] == expected
+        assert np.isfinite(values).any()
+
+
+@pytest.mark.parametrize(("timeframe", "max_candles"), [("5m", 500), ("15m", 120), ("1h", 30)])
+def test_window_counts_are_the_snapshot_candle_counts(timeframe: str, max_candles: int) -> None:
+    """The pre-filter's warm-up test counts the snapshot's candles without building it: at
+    every 5m close, the count for the timeframe's last closed row equals ``len(snapshot)``."""
+    builder = SnapshotBuilder("X", BTC, ("1m", timeframe), max_candles=max_candles)
+    history = builder.history()
+    times = BTC[:, 0].astype(np.int64) + 60_000
+    times = times[times % 300_000 == 0]
+    rows = last_closed_rows(history.candles[timeframe], timeframe, times)
+    counts = history.window_counts(timeframe, np.maximum(rows, 0), times)
+    for now, row, count in zip(times.tolist(), rows.tolist(), counts.tolist(), strict=True):
+        expected = len(builder.at(now).candles[timeframe])
+        assert (count if row >= 0 else 0) == expected, now

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from strategies.core.base import OrderBook
-from strategies.core.snapshot import LookAheadError, SnapshotBuilder, snapshot_at
+from strategies.core.snapshot import CandleSet, LookAheadError, SnapshotBuilder, snapshot_at
 from tests.strategies.core.factories import candles, eth_1m
 from trading.core.candles import CandleNotClosed
 
@@ -127,6 +127,54 @@ def test_appending_live_candles_gives_the_bulk_arrays() -> None:
     history = eth_1m()[: 1440 + 1000]
     live = SnapshotBuilder("ETH", history[:1440], TFS)
     for row in history[1440:]:
+        live.append_candle(row, now_ms=int(row[0]) + MIN)
+    bulk = SnapshotBuilder("ETH", history, TFS)
+    now = int(history[-1, 0]) + MIN
+    for tf in TFS:
+        assert np.array_equal(live.candles_at(tf, now), bulk.candles_at(tf, now)), tf
+
+
+def test_a_candle_set_is_a_read_only_copy_its_builders_read_without_copying() -> None:
+    history = eth_1m()[:2000]
+    shared = CandleSet(history)
+    history[0, 4] = -1.0  # the caller's array changes: the set does not
+    assert shared.minutes[0, 4] != -1.0
+    with pytest.raises(ValueError, match="read-only"):
+        shared.minutes[0, 4] = 0.0
+    a, b = SnapshotBuilder("ETH", shared, TFS), SnapshotBuilder("ETH", shared, TFS)
+    now = int(shared.minutes[-1, 0]) + MIN
+    assert np.shares_memory(a.candles_at("15m", now), b.candles_at("15m", now))
+    fresh = SnapshotBuilder("ETH", eth_1m()[:2000], TFS)
+    for tf in TFS:
+        assert np.array_equal(a.candles_at(tf, now), fresh.candles_at(tf, now)), tf
+
+
+def test_snapshots_of_one_candle_set_share_derived_values_until_a_candle_is_appended() -> None:
+    """Same set, time and window → one memo (a sweep computes an indicator value once).
+    Another window, or a builder that appended a live candle (its history is no longer the
+    set's), gets its own."""
+    history = eth_1m()[:2000]
+    shared = CandleSet(history[:1500])
+    now = int(history[1499, 0]) + MIN
+    a = SnapshotBuilder("ETH", shared, TFS).at(now)
+    assert a.derived(("answer",), lambda: 42) == 42
+    assert SnapshotBuilder("ETH", shared, TFS).at(now).derived(("answer",), lambda: 0) == 42
+    other_window = SnapshotBuilder("ETH", shared, TFS, max_candles=100).at(now)
+    assert other_window.derived(("answer",), lambda: 0) == 0
+    live = SnapshotBuilder("ETH", shared, TFS)
+    assert live.history().memo is shared.memo
+    live.append_candle(history[1500], now_ms=now + MIN)
+    assert live.history().memo is None
+    assert live.at(now).derived(("answer",), lambda: 7) == 7
+    assert SnapshotBuilder("ETH", shared, TFS).at(now).derived(("answer",), lambda: 0) == 42
+
+
+def test_a_builder_resumes_streaming_mid_bucket_from_a_candle_set() -> None:
+    """The live aggregator is made at the first append from the set's last minutes: the
+    appended candles give the bulk arrays (as from a plain array)."""
+    history = eth_1m()[: 1447 + 300]  # starts mid-hour: buckets open at the cut
+    live = SnapshotBuilder("ETH", CandleSet(history[:1447]), TFS)
+    for row in history[1447:]:
         live.append_candle(row, now_ms=int(row[0]) + MIN)
     bulk = SnapshotBuilder("ETH", history, TFS)
     now = int(history[-1, 0]) + MIN
