@@ -374,6 +374,29 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> Float
     return out
 
 
+def atr_last(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> float:
+    """``atr(high, low, close, n)[-1]`` bit for bit, without building the series (for a
+    decision that reads only the last closed candle): the same true ranges and the same
+    Wilder recursion, operation for operation. NaN while warming up."""
+    h, lo, c = (
+        _as_float_array(a, name) for a, name in ((high, "high"), (low, "low"), (close, "close"))
+    )
+    length = _same_length(h, lo, c)
+    n = _check_period(n)
+    start = _first_valid(h, lo, c)
+    if length - start <= n:
+        return NAN
+    ranges = _true_range(h[start:], lo[start:], c[start:])[1:].tolist()
+    total = 0.0
+    for value in ranges[:n]:
+        total += value
+    average = total / n
+    keep = n - 1
+    for value in ranges[n:]:
+        average = (average * keep + value) / n
+    return average
+
+
 def adx(
     high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -386,6 +409,15 @@ def adx(
     ADX[i] = (ADX[i-1] * (n - 1) + DX[i]) / n (unchanged on a bar where +DI + -DI = 0).
     Returns ``(adx, plus_di, minus_di)``: NaN for the first 2n - 1 / n / n values.
     """
+    return adx_with_sums(high, low, close, n)[:3]
+
+
+def adx_with_sums(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """:func:`adx` and the Wilder sums behind it: ``(adx, plus_di, minus_di, S(TR), S(+DM),
+    S(-DM))``, the sums in price units (USDT), NaN for the first n values (the same arrays
+    ``adx`` computes; bounds on a window's ADX read them)."""
     h, lo, c = (
         _as_float_array(a, name) for a, name in ((high, "high"), (low, "low"), (close, "close"))
     )
@@ -394,9 +426,12 @@ def adx(
     adx_out = np.full(length, NAN)
     plus_out = np.full(length, NAN)
     minus_out = np.full(length, NAN)
+    tr_out = np.full(length, NAN)
+    plus_sum_out = np.full(length, NAN)
+    minus_sum_out = np.full(length, NAN)
     start = _first_valid(h, lo, c)
     if length - start <= n:
-        return adx_out, plus_out, minus_out
+        return adx_out, plus_out, minus_out, tr_out, plus_sum_out, minus_sum_out
     hs, ls, cs = h[start:], lo[start:], c[start:]
     plus_dm, minus_dm = _directional_moves(hs, ls)
     s_tr = _wilder_sum(_true_range(hs, ls, cs)[1:], n)
@@ -409,9 +444,12 @@ def adx(
         dx = np.where(di_sum != 0.0, 100.0 * (np.abs(minus_di - plus_di) / di_sum), NAN)
     plus_out[start + n :] = plus_di
     minus_out[start + n :] = minus_di
+    tr_out[start + n :] = s_tr
+    plus_sum_out[start + n :] = s_plus
+    minus_sum_out[start + n :] = s_minus
     if len(dx) >= n:
         adx_out[start + 2 * n - 1 :] = _adx_from_dx(dx, n)
-    return adx_out, plus_out, minus_out
+    return adx_out, plus_out, minus_out, tr_out, plus_sum_out, minus_sum_out
 
 
 def bollinger(

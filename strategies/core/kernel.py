@@ -57,9 +57,16 @@ which ``on_candle`` provably does nothing but move the clock: both ledgers flat,
 entry, no skipped-input state and the kill switch already marked at the cash, and no decision
 due — either not an entry-timeframe close, or a close where the strategy's vectorised
 ``signal_candidates`` (a NECESSARY condition of a signal, computed once over the whole history;
-:class:`CandidateFilter`) rules a signal out. The live runtime calls ``on_candle`` candle by
-candle; the tests run both ways over the bundled data and compare every event, the equity
-curve and the final state.
+:class:`CandidateFilter`) rules a signal out. It also steps over the candles on which
+``on_candle`` provably only marks ONE open position (:meth:`StrategyKernel._hold`: no level of
+the position reached by the bar, no funding settlement, no time stop, no entry-timeframe close
+where ``should_exit`` — :class:`ExitFilter` — or the decision may act, no kill-switch trip;
+the equity curve is filled with the same float operations) or only ages pending LIMIT entries
+(:meth:`StrategyKernel._wait`), and on the candles it does visit it leaves out
+``should_exit`` and the decision where those filters rule them out. The live runtime calls
+``on_candle`` candle by candle; the tests run both ways over the bundled data and a scripted
+random walk (every exit kind, funding, the kill switch, shadow positions) and compare every
+event, the equity curve and the final state.
 
 Determinism: every random draw (limit fills) comes from one ``numpy`` generator seeded with
 ``seed``; its state is part of :meth:`StrategyKernel.state`. Same candles + same inputs + same
@@ -86,7 +93,8 @@ from strategies.core.base import (
     StrategyError,
     StrategySkipped,
 )
-from strategies.core.regime import Regime, Volatility, classify_regime
+from strategies.core.levels import adx_of
+from strategies.core.regime import Regime, RegimeThresholds, Volatility, last_regime
 from strategies.core.scoring import apply_confirmation
 from strategies.core.snapshot import DEFAULT_MAX_CANDLES, CandleSet, History, SnapshotBuilder
 from trading.core.candles import CandleNotClosed, OutOfOrderCandle, timeframe_ms
@@ -332,6 +340,20 @@ class CandidateFilter(Protocol):
     def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray: ...
 
 
+@runtime_checkable
+class ExitFilter(Protocol):
+    """A strategy that can rule its ``should_exit`` out in bulk (optional; see
+    :meth:`StrategyKernel.replay`).
+
+    ``exit_candidates(history, decision_times_ms)`` returns one bool per decision time:
+    ``False`` ONLY where ``should_exit`` on the snapshot at that time returns ``None`` for
+    every position (same rules as :class:`CandidateFilter`: exact conditions, or bounds with a
+    margin).
+    """
+
+    def exit_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(slots=True)
 class Replay:
     """What :meth:`StrategyKernel.replay` returns: the events in order, the real ledger's
@@ -342,6 +364,26 @@ class Replay:
     equity: np.ndarray
     in_position: np.ndarray
     visited: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Bars:
+    """The replayed 1m candles as contiguous columns for the numpy searches of
+    :meth:`StrategyKernel._hold` and :meth:`StrategyKernel._wait`; ``refused`` marks the bars
+    ``PriceBar`` refuses (a price ≤ 0, or open/close outside low–high)."""
+
+    rows: np.ndarray
+    times: np.ndarray  # close times (ms)
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    refused: np.ndarray
+
+    @classmethod
+    def of(cls, rows: np.ndarray, times: np.ndarray) -> _Bars:
+        o, h, lo, c = (np.ascontiguousarray(rows[:, k]) for k in (1, 2, 3, 4))
+        refused = (lo <= 0) | (lo > np.minimum(o, c)) | (h < np.maximum(o, c))
+        return cls(rows, times, h, lo, c, refused)
 
 
 def _entry_timeframe(strategy: Strategy) -> str:
@@ -498,6 +540,14 @@ class StrategyKernel:
 
     def on_candle(self, symbol: str, row_1m: np.ndarray, now_ms: int) -> list[KernelEvent]:
         """Process one CLOSED 1m candle of ``symbol``; ``now_ms`` is its close time."""
+        return self._on_candle(symbol, row_1m, now_ms, may_exit=True, may_decide=True)
+
+    def _on_candle(
+        self, symbol: str, row_1m: np.ndarray, now_ms: int, *, may_exit: bool, may_decide: bool
+    ) -> list[KernelEvent]:
+        """:meth:`on_candle`; ``may_exit=False`` / ``may_decide=False`` (replay only) leave out
+        ``should_exit`` / the decision where the strategy's :class:`ExitFilter` /
+        :class:`CandidateFilter` proved they return ``None`` (no event, no state change)."""
         st = self._sym(symbol)
         open_ms = int(row_1m[0])
         if open_ms + MINUTE_MS > now_ms:
@@ -547,7 +597,7 @@ class StrategyKernel:
                 reason: ExitReason | None = None
                 if st.max_hold_ms is not None and now_ms - position.entry_time_ms >= st.max_hold_ms:
                     reason = ExitReason.TIME_STOP
-                elif entry_close:
+                elif entry_close and may_exit:
                     if market is None:
                         market = self._snapshot(st, now_ms)
                     view = PositionView(
@@ -574,7 +624,7 @@ class StrategyKernel:
                 self._evaluate_kill_switch(equity, now_ms, events)
 
         # 6. decision on an entry-timeframe close
-        if entry_close:
+        if entry_close and may_decide:
             if market is None:
                 market = self._snapshot(st, now_ms)
             self._decide(st, symbol, market, now_ms, events)
@@ -595,6 +645,21 @@ class StrategyKernel:
         mask[due] = st.strategy.signal_candidates(st.builder.history(), times[due])
         return mask
 
+    def exit_candidates(self, symbol: str, times_ms: np.ndarray) -> np.ndarray:
+        """Per 1m close time: True where ``should_exit`` may leave a position — an
+        entry-timeframe close the strategy's :class:`ExitFilter` (when it has one) does not rule
+        out; never for a strategy that keeps :meth:`Strategy.should_exit`'s ``None``."""
+        st = self._sym(symbol)
+        times = np.asarray(times_ms, dtype=np.int64)
+        due = times % st.entry_step_ms == 0
+        if type(st.strategy).should_exit is Strategy.should_exit:
+            return np.zeros(len(times), dtype=bool)
+        if st.builder is None or not isinstance(st.strategy, ExitFilter):
+            return due
+        mask = np.zeros(len(times), dtype=bool)
+        mask[due] = st.strategy.exit_candidates(st.builder.history(), times[due])
+        return mask
+
     def replay(
         self,
         symbol: str,
@@ -604,7 +669,8 @@ class StrategyKernel:
         progress: Callable[[float], None] | None = None,
     ) -> Replay:
         """Feed ``candles_1m`` (closed 1m rows, already :meth:`preload`-ed) one by one through
-        :meth:`on_candle`, each at its close time, skipping idle candles (module docstring).
+        :meth:`on_candle`, each at its close time, skipping idle candles and stepping over
+        held and waiting ones (module docstring).
 
         ``skip_idle=False`` visits every candle (the reference the tests compare with).
         ``progress(fraction)`` is called about every 1 %.
@@ -620,12 +686,17 @@ class StrategyKernel:
         ordered = n < 2 or bool(np.all(np.diff(times) > 0))
         skip = skip_idle and preloaded and ordered
         due = np.flatnonzero(times % st.entry_step_ms == 0) if skip else np.empty(0, np.int64)
-        candidates = np.flatnonzero(self.decision_candidates(symbol, times)) if skip else due
+        candidate_at = self.decision_candidates(symbol, times) if skip else None
+        candidates = np.flatnonzero(candidate_at) if candidate_at is not None else due
+        exit_at: np.ndarray | None = None  # per candle: should_exit may act (lazily)
         step = max(1, n // 100)
         next_report = 0
         visited = 0
+        holding_stops: np.ndarray | None = None  # closes where a held position may change
+        bars: _Bars | None = None  # made on the first held or waiting candle
         i = 0
         while i < n:
+            j = i
             if skip and self._idle():
                 stops = due if st.skipped_reason is not None else candidates
                 k = int(np.searchsorted(stops, i, side="left"))
@@ -633,12 +704,37 @@ class StrategyKernel:
                 if j > i:
                     equity[i:j] = self.ledger.cash_usdt
                     self._skip_to(st, symbol, rows[j - 1], int(times[j - 1]), several=j - 1 > i)
-                    i = j
-                    if progress is not None and i >= next_report:
-                        progress(i / n)
-                        next_report = i + step
-                    continue
-            emitted = self.on_candle(symbol, rows[i], int(times[i]))
+            elif skip and (single := self._single_position(symbol)) is not None:
+                if st.skipped_reason is not None:
+                    stops = due
+                else:
+                    if holding_stops is None:
+                        if exit_at is None:
+                            exit_at = self.exit_candidates(symbol, times)
+                        holding_stops = np.union1d(candidates, np.flatnonzero(exit_at))
+                    stops = holding_stops
+                bars = bars or _Bars.of(rows, times)
+                j = self._hold(st, symbol, bars, i, stops, single, equity, held, events)
+            elif skip:
+                stops = due if st.skipped_reason is not None else candidates
+                bars = bars or _Bars.of(rows, times)
+                j = self._wait(st, symbol, bars, i, stops, equity)
+            if j > i:
+                i = j
+                if progress is not None and i >= next_report:
+                    progress(i / n)
+                    next_report = i + step
+                continue
+            may_exit = may_decide = True
+            if candidate_at is not None:
+                may_decide = st.skipped_reason is not None or bool(candidate_at[i])
+                if self.pending or self.ledger.positions or self.shadow_ledger.positions:
+                    if exit_at is None:
+                        exit_at = self.exit_candidates(symbol, times)
+                    may_exit = bool(exit_at[i])
+            emitted = self._on_candle(
+                symbol, rows[i], int(times[i]), may_exit=may_exit, may_decide=may_decide
+            )
             visited += 1
             if emitted:
                 events.extend(emitted)
@@ -653,6 +749,149 @@ class StrategyKernel:
                 progress(i / n)
                 next_report = i + step
         return Replay(events, equity, held, visited)
+
+    def _wait(
+        self,
+        st: _SymbolState,
+        symbol: str,
+        bars: _Bars,
+        i: int,
+        stops: np.ndarray,
+        equity: np.ndarray,
+    ) -> int:
+        """Step over the candles from ``i`` on which ``on_candle`` provably does nothing but
+        age the pending LIMIT entries of ``symbol`` (both ledgers flat, the kill switch marked
+        at the cash as in :meth:`_idle`); return the first candle ``on_candle`` must see.
+
+        A candle needs ``on_candle`` when it reaches a limit price (the fill model draws
+        there), when an entry's last candle of ``limit_order_ttl_candles`` comes (cancelled
+        there), or when it is a close in ``stops`` (a decision may be due). Before it each
+        entry's ``candles_left`` drops by one per candle, as ``_fill_pending`` counts."""
+        ks = self.kill_switch
+        if (
+            not self.pending
+            or self.ledger.positions
+            or self.shadow_ledger.positions
+            or not (ks.tripped or ks.last_equity == self.ledger.cash_usdt)
+            or any(o.symbol != symbol or o.order_type is not OrderType.LIMIT for o in self.pending)
+        ):
+            return i
+        end = min(len(bars.rows), i + min(o.candles_left for o in self.pending) - 1)
+        k = int(stops.searchsorted(i, side="left"))
+        if k < len(stops):
+            end = min(end, int(stops[k]))
+        if end <= i:
+            return i
+        reached = np.zeros(end - i, dtype=bool)
+        for order in self.pending:
+            if order.side is Side.LONG:
+                reached |= bars.low[i:end] <= order.price
+            else:
+                reached |= bars.high[i:end] >= order.price
+        hits = np.flatnonzero(reached)
+        j = i + int(hits[0]) if len(hits) else end
+        if j == i:
+            return i
+        for order in self.pending:
+            order.candles_left -= j - i
+        equity[i:j] = self.ledger.cash_usdt
+        self._skip_to(st, symbol, bars.rows[j - 1], int(bars.times[j - 1]), several=True)
+        return j
+
+    def _single_position(self, symbol: str) -> tuple[OpenPosition, bool] | None:
+        """The one open position (and whether it is the real ledger's) when it is the only
+        one, of ``symbol``, and no entry is pending; else ``None``."""
+        if self.pending or len(self.ledger.positions) + len(self.shadow_ledger.positions) != 1:
+            return None
+        in_real = bool(self.ledger.positions)
+        ledger = self.ledger if in_real else self.shadow_ledger
+        held = ledger.positions_for(symbol)
+        return (held[0], in_real) if held else None
+
+    def _hold(
+        self,
+        st: _SymbolState,
+        symbol: str,
+        bars: _Bars,
+        i: int,
+        stops: np.ndarray,
+        single: tuple[OpenPosition, bool],
+        equity: np.ndarray,
+        held: np.ndarray,
+        events: list[KernelEvent],
+    ) -> int:
+        """Step over the candles from ``i`` on which ``on_candle`` provably does nothing but
+        mark the single open position at the close (``single``, from
+        :meth:`_single_position`); return the first candle ``on_candle`` must see (``i`` when
+        none can be stepped over).
+
+        A candle needs ``on_candle`` when its bar reaches the stop, the liquidation price or
+        the target (any of O/H/L/C at or beyond it: a superset of what ``Ledger.check_exits``
+        meets) or is one ``PriceBar`` refuses, when it crosses a funding settlement, when the
+        time stop is due, when it is an entry-timeframe close in ``stops`` (``should_exit`` or
+        the decision may act there), or when the kill switch could trip. On the others the
+        real ledger's equity is ``cash + (0.0 + sign × qty × (close − entry))`` — the float
+        operations ``Ledger.equity`` makes, in numpy — or the cash when the position is the
+        shadow ledger's, and the kill switch is marked once at the last of them (the state a
+        mark per candle leaves when none trips).
+        """
+        position, in_real = single
+        times = bars.times
+        if position.entry_time_ms > bars.rows[i, 0]:
+            return i
+        end = len(times)
+        if st.max_hold_ms is not None:
+            due_ms = position.entry_time_ms + st.max_hold_ms
+            end = min(end, int(times.searchsorted(due_ms, side="left")))
+        k = int(stops.searchsorted(i, side="left"))
+        if k < len(stops):
+            end = min(end, int(stops[k]))
+        if st.funding is not None and st.last_now_ms is not None:
+            f = int(st.funding[:, 0].searchsorted(st.last_now_ms, side="right"))
+            if f < len(st.funding):
+                end = min(end, int(times.searchsorted(st.funding[f, 0], side="left")))
+        if end <= i:
+            return i
+        h, lo = bars.high[i:end], bars.low[i:end]
+        visit = bars.refused[i:end].copy()
+        adverse = [position.stop_loss]
+        if position.liquidation_price > 0:
+            adverse.append(position.liquidation_price)
+        target = position.take_profit
+        if position.side is Side.LONG:
+            visit |= lo <= max(adverse)
+            if target is not None:
+                visit |= h >= target
+        else:
+            visit |= h >= min(adverse)
+            if target is not None:
+                visit |= lo <= target
+        hits = np.flatnonzero(visit)
+        j = i + int(hits[0]) if len(hits) else end
+        if j == i:
+            return i
+        cash = self.ledger.cash_usdt
+        if in_real:
+            move = bars.close[i:j] - position.entry_price
+            curve = cash + (0.0 + position.side.sign * position.qty * move)
+        else:
+            curve = np.full(j - i, cash)
+        ks = self.kill_switch
+        if not ks.tripped:
+            start = ks.session_start_equity
+            loss_pct = (start - curve) / start * 100.0
+            trips = np.flatnonzero(loss_pct >= self.config.max_session_loss_pct)
+            if len(trips):
+                j = i + int(trips[0])
+                curve = curve[: j - i]
+                if j == i:
+                    return i
+            if ks.last_equity is None or bool(np.any(curve != ks.last_equity)):
+                self._evaluate_kill_switch(float(curve[-1]), int(times[j - 1]), events)
+        equity[i:j] = curve
+        held[i:j] = in_real
+        self._skip_to(st, symbol, bars.rows[j - 1], int(times[j - 1]), several=True)
+        return j
 
     def _idle(self) -> bool:
         """True when ``on_candle`` would only move the clock (no decision due aside)."""
@@ -1043,11 +1282,10 @@ class StrategyKernel:
             return Regime.UNKNOWN.name.lower(), False
 
         def classify() -> tuple[str, bool]:
-            state = classify_regime(candles)
-            return (
-                Regime(int(state.regime[-1])).name.lower(),
-                int(state.volatility[-1]) == Volatility.HIGH,
-            )
+            rules = RegimeThresholds()
+            directional = adx_of(market, candles, timeframe, rules.adx_period)
+            regime, volatility = last_regime(candles, rules, directional)
+            return regime.name.lower(), volatility is Volatility.HIGH
 
         return market.derived(("regime", timeframe), classify)
 

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from strategies.core import indicators
-from strategies.core.base import EntryType, Signal, StrategyError
+from strategies.core.base import EntryType, MarketSnapshot, Signal, StrategyError
 from strategies.core.params import ExitParams
 from strategies.core.scoring import ScoreParts
 from trading.core.candles import C, H, L, T, V, timeframe_ms
@@ -73,7 +73,33 @@ def last_atr(candles: np.ndarray, period: int) -> float:
     """Wilder ATR of the last candle (USDT), NaN while warming up."""
     if len(candles) <= period:
         return math.nan
-    return float(indicators.atr(candles[:, H], candles[:, L], candles[:, C], period)[-1])
+    return float(indicators.atr_last(candles[:, H], candles[:, L], candles[:, C], period))
+
+
+def last_session_vwap(candles: np.ndarray) -> float:
+    """``indicators.vwap_session`` of the last candle (UTC sessions), bit for bit, from the
+    candles of its session only: the session sums start at its first candle either way."""
+    session_open = int(candles[-1, T]) // indicators.DAY_MS * indicators.DAY_MS
+    first = int(np.searchsorted(candles[:, T], session_open, side="left"))
+    rows = candles[first:]
+    return float(
+        indicators.vwap_session(rows[:, T], rows[:, H], rows[:, L], rows[:, C], rows[:, V])[-1]
+    )
+
+
+def adx_of(
+    market: MarketSnapshot, candles: np.ndarray, timeframe: str, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``indicators.adx`` of the snapshot's ``timeframe`` candles (``candles``), read-only and
+    cached per snapshot: the strategy's ADX and the kernel's regime label share it."""
+
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        arrays = indicators.adx(candles[:, H], candles[:, L], candles[:, C], n)
+        for array in arrays:
+            array.flags.writeable = False
+        return arrays
+
+    return market.derived(("adx", timeframe, n), compute)
 
 
 def volume_ratio(candles: np.ndarray, window: int) -> float:
@@ -312,7 +338,8 @@ def ema_bounds(
     averages of values up to the row, hence |window EMA − F| ≤ (1−k)^m × (running max −
     running min). Example: n = 50, a 500-candle window → m = 450, (49/51)^450 ≈ 1.5e-8 of the
     range. The float recursions agree with this to ~(n + 1) ulps; callers add
-    ``CANDIDATE_SLACK``.
+    ``CANDIDATE_SLACK``. A window that starts at the series' first row is its prefix: the same
+    float operations, the same EMA bit for bit (spread 0).
     """
     nan = np.full(len(rows), np.nan)
     if len(values) == 0:
@@ -322,7 +349,80 @@ def ema_bounds(
     at = np.where(usable, rows, 0)
     steps = np.where(usable, counts - n, 0)
     spread = (1.0 - 2.0 / (n + 1)) ** steps * (running_high[at] - running_low[at])
+    spread[rows - counts + 1 == 0] = 0.0  # the window starts at the series' first row
     return (
         np.where(usable, every[at] - spread, np.nan),
         np.where(usable, every[at] + spread, np.nan),
     )
+
+
+ADX_BOUND_SLACK = 1e-6  # ADX points: far above the ~1e-12 float error of the two recursions
+
+
+def adx_spans(candles: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The per-row parts of :func:`adx_bounds`: ``(ADX(n) of the whole series, Σ_{j≤k} Q_j)``
+    with ``Q_k = max((M⁺_k + M⁻_k) / (S⁺_k + S⁻_k), M_TR,k / S_TR,k)``: the Wilder sums S of
+    the whole series at row k over the largest move up to k (M⁺ ≥ +DM: |Δhigh|, M⁻ ≥ −DM:
+    |Δlow|, M_TR: true range). Q is 0 before the sums start (row n) and +inf where a sum is 0
+    (no bound then)."""
+    length = len(candles)
+    if length < 2:
+        return np.full(length, np.nan), np.zeros(length)
+    h, lo, c = candles[:, H], candles[:, L], candles[:, C]
+    every, _, _, s_tr, s_plus, s_minus = indicators.adx_with_sums(h, lo, c, n)
+    top_tr = np.zeros(length)
+    top_tr[1:] = np.maximum.accumulate(
+        np.maximum(h[1:] - lo[1:], np.maximum(np.abs(h[1:] - c[:-1]), np.abs(lo[1:] - c[:-1])))
+    )
+    top_moves = np.zeros(length)
+    top_moves[1:] = np.maximum.accumulate(np.abs(np.diff(h))) + np.maximum.accumulate(
+        np.abs(np.diff(lo))
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.maximum(top_moves / (s_plus + s_minus), top_tr / s_tr)
+    q[np.isnan(q)] = np.inf
+    q[: min(n, length)] = 0.0
+    return every, np.cumsum(q)
+
+
+def adx_bounds(
+    candles: np.ndarray,
+    rows: np.ndarray,
+    counts: np.ndarray,
+    n: int,
+    spans: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds ``(low, high)`` of ``indicators.adx(window, n)[0][-1]`` for the snapshot window
+    that ends at row ``rows[i]`` of ``candles`` and holds ``counts[i]`` of them; NaN where it
+    holds fewer than 2n (the window's ADX is NaN there too) or no bound is known. ``spans`` =
+    :func:`adx_spans` (computed when not given); ``ADX_BOUND_SLACK`` is included.
+
+    The window starts at row w = rows − counts + 1. The Wilder sums of TR, +DM and −DM of the
+    window and of the whole series follow the same recursion S_k = ρ·S_{k−1} + x_k (ρ = 1 − 1/n)
+    from row w + n on; at row w + n − 1 both are sums of at most n moves ≥ 0, so they differ by
+    at most n × the largest move M there, and by ρ^(k−w−n+1) × that at row k. DX = 100·|S⁺ −
+    S⁻| / (S⁺ + S⁻) moves by at most 200 × (|ΔS⁺| + |ΔS⁻|) / (S⁺ + S⁻) (and by at most 100
+    when either DX is undefined, only possible when that ratio or |ΔS_TR| / S_TR reaches 1).
+    ADX_k = ρ·ADX_{k−1} + D_k / n (D = DX, or ADX_{k−1} on an undefined DX) from its seed at row
+    w + 2n − 1, where the two ADX, both in [0, 100], differ by at most 100. Summed:
+    |window ADX − whole-series ADX| ≤ 100·ρ^(counts − 2n) + 200·ρ^(counts − n) × Σ_{k≤row} Q_k
+    (:func:`adx_spans`). Example: n = 14, a 500-candle window → ρ^486 ≈ 2e-16: the bound is
+    ~1e-10 ADX points on the bundled data. The float recursions agree with it to ~1e-12. A
+    window that starts at the series' first row is its prefix: the same ADX bit for bit.
+    """
+    nan = np.full(len(rows), np.nan)
+    if len(candles) == 0:
+        return nan, nan
+    every, q_sums = spans or adx_spans(candles, n)
+    usable = (rows >= 0) & (counts >= 2 * n)
+    at = np.where(usable, rows, 0)
+    rho = 1.0 - 1.0 / n
+    steps = np.where(usable, counts, 2 * n)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bound = 100.0 * rho ** (steps - 2 * n) + 200.0 * rho ** (steps - n) * q_sums[at]
+        bound = np.where(rows - counts + 1 == 0, 0.0, bound) + ADX_BOUND_SLACK
+        known = usable & np.isfinite(bound) & np.isfinite(every[at])
+        return (
+            np.where(known, every[at] - bound, np.nan),
+            np.where(known, every[at] + bound, np.nan),
+        )

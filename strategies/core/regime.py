@@ -172,6 +172,28 @@ def classify_regime(candles: ArrayLike, thresholds: RegimeThresholds | None = No
     )
 
 
+def last_regime(
+    candles: np.ndarray,
+    thresholds: RegimeThresholds | None = None,
+    directional: tuple[FloatArray, FloatArray, FloatArray] | None = None,
+) -> tuple[Regime, Volatility]:
+    """``classify_regime(candles, thresholds).at(-1)``'s regime and volatility, computing only
+    what they need: the trend rule over the whole array (its hysteresis reaches back), and
+    the ATR percentile only when the array is long enough for one (else UNKNOWN, as there).
+    ``directional`` = ``adx(high, low, close, adx_period)`` of these candles when the caller
+    already has it (the same arrays ``classify_regime`` computes)."""
+    rules = thresholds or RegimeThresholds()
+    high, low, close = candles[:, H], candles[:, L], candles[:, C]
+    adx_values, plus_di, minus_di = directional or adx(high, low, close, rules.adx_period)
+    regime = Regime(int(regimes_from_directional(adx_values, plus_di, minus_di, rules)[-1]))
+    volatility = Volatility.UNKNOWN
+    if len(candles) >= rules.atr_period + rules.atr_percentile_window:
+        atr_values = atr(high, low, close, rules.atr_period)
+        percentile = percentile_rank(100.0 * atr_values / close, rules.atr_percentile_window)
+        volatility = Volatility(int(_volatility_codes(percentile[-1:], rules)[0]))
+    return regime, volatility
+
+
 def regimes_from_directional(
     adx_values: FloatArray,
     plus_di: FloatArray,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -341,13 +342,17 @@ class SnapshotBuilder:
         if order_book is None and len(self._books):
             index = int(np.searchsorted(self._book_times, now_ms, side="right")) - 1
             order_book = self._books[index] if index >= 0 else None
-        candles: Mapping[str, np.ndarray] = {
-            tf: self.candles_at(tf, now_ms) for tf in self.timeframes
-        }
         memo: dict[Hashable, Any] = {}
+        candles: Mapping[str, np.ndarray] | None = None
         if self._shared is not None:
-            # Same candle set, time and window: the same candles, whichever run asks.
+            # Same candle set, time and window: the same candles, whichever run asks (the
+            # read-only views themselves are shared too).
             memo = self._shared.memo.setdefault(("snapshot", now_ms, self.max_candles), memo)
+            candles = memo.get(("candles", self.timeframes))
+        if candles is None:
+            candles = {tf: self.candles_at(tf, now_ms) for tf in self.timeframes}
+            if self._shared is not None:
+                candles = memo[("candles", self.timeframes)] = MappingProxyType(candles)
         return MarketSnapshot(
             symbol=self.symbol,
             now_ms=now_ms,

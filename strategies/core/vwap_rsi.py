@@ -33,6 +33,9 @@ from strategies.core.base import (
 )
 from strategies.core.levels import (
     CANDIDATE_SLACK,
+    adx_bounds,
+    adx_of,
+    adx_spans,
     bracket_signal,
     candles_of,
     certainly_at_most,
@@ -42,6 +45,7 @@ from strategies.core.levels import (
     just_closed,
     last_atr,
     last_closed_rows,
+    last_session_vwap,
     price,
     rsi_bounds,
     rsi_moves,
@@ -150,10 +154,7 @@ class VwapRsi(Strategy):
         if not math.isfinite(rsi) or not (rsi < p.rsi_long_below or rsi > p.rsi_short_above):
             return None
         if p.vwap_window == 0:
-            vwap = market.derived(
-                ("vwap_session", tf),
-                lambda: float(indicators.vwap_session(candles[:, T], h, lo, c, v)[-1]),
-            )
+            vwap = market.derived(("vwap_session", tf), lambda: last_session_vwap(candles))
         else:
             vwap = market.derived(
                 ("vwap_rolling", tf, p.vwap_window),
@@ -195,19 +196,59 @@ class VwapRsi(Strategy):
         for the snapshot's window: RSI (:func:`strategies.core.levels.rsi_bounds`; a long needs
         the lower bound below ``rsi_long_below``, a short the upper bound above
         ``rsi_short_above``) and the trend EMA (:func:`strategies.core.levels.ema_bounds`; a
-        long needs the trend close ≥ the lower bound, a short ≤ the upper bound). Every
-        comparison of a bound keeps a margin (``RSI_BOUND_SLACK``, ``CANDIDATE_SLACK``). ADX
-        and ATR are not used. The comparisons are cheap; the whole-history arrays behind them
-        are cached per candle set (:meth:`History.derived`).
+        long needs the trend close ≥ the lower bound, a short ≤ the upper bound) and ADX
+        (:func:`strategies.core.levels.adx_bounds`; a signal needs the lower bound below
+        ``adx_range_max``). Where the window starts at the history's first candle it is a
+        prefix of the history and the whole-history RSI is the snapshot's, bit for bit (the
+        bounds of EMA and ADX are then exact too). Every comparison of a bound keeps a margin
+        (``RSI_BOUND_SLACK``, ``CANDIDATE_SLACK``, ``ADX_BOUND_SLACK``). ATR is not used. The
+        comparisons are cheap; the whole-history arrays behind them are cached per candle set
+        (:meth:`History.derived`).
         """
         p = self.params
-        tf, trend_tf = p.timeframe, p.trend_timeframe
         times = np.asarray(decision_times_ms, np.int64)
+        if len(history.candles[p.timeframe]) == 0 or len(history.candles[p.trend_timeframe]) == 0:
+            return np.zeros(len(times), dtype=bool)  # no candle, no decision
+        # The arrays below depend on the candles, the times and the periods only: the runs of
+        # a sweep that share a candle set compute them once (History.derived).
+        key = (
+            "vwap_rsi_candidates",
+            p.timeframe,
+            p.trend_timeframe,
+            p.rsi_period,
+            p.volume_window,
+            p.vwap_window,
+            p.trend_ema_period,
+            tuple(sorted(self.warmup_candles().items())),
+            times.tobytes(),
+        )
+        exact_rows, ratios, rsi_low, rsi_high, close, vwap, trend_close, ema_low, ema_high = (
+            history.derived(key, lambda: self._candidate_parts(history, times))
+        )
+        exact = exact_rows & ~certainly_at_most(ratios, p.volume_spike_mult)
+        long_possible = rsi_low < p.rsi_long_below + RSI_BOUND_SLACK
+        short_possible = rsi_high > p.rsi_short_above - RSI_BOUND_SLACK
+        if p.vwap_window == 0:
+            margin = np.abs(vwap) * CANDIDATE_SLACK
+            long_possible &= ~(close > vwap + margin)  # NaN (unknown) compares False: kept
+            short_possible &= ~(close < vwap - margin)
+        long_possible &= ~(trend_close < ema_low - np.abs(ema_low) * CANDIDATE_SLACK)
+        short_possible &= ~(trend_close > ema_high + np.abs(ema_high) * CANDIDATE_SLACK)
+        candidates = exact & (long_possible | short_possible)
+        if candidates.any():
+            adx_low, _ = self._adx_bounds_at(history, times, decision=True)
+            candidates &= ~(adx_low >= p.adx_range_max)  # NaN (unknown) compares False: kept
+        return candidates
+
+    def _candidate_parts(self, history: History, times: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The parameter-free inputs of :meth:`signal_candidates` at each decision time: rows
+        with the entry candle and the warm-up, volume ratio, RSI bounds (exact on prefix
+        windows), close and session VWAP, trend close and EMA bounds."""
+        p = self.params
+        tf, trend_tf = p.timeframe, p.trend_timeframe
         candles = history.candles[tf]
         trend = history.candles[trend_tf]
         rows = decision_rows(candles, tf, times)
-        if len(candles) == 0 or len(trend) == 0:
-            return np.zeros(len(times), dtype=bool)  # no candle, no decision
         at = np.maximum(rows, 0)
         counts = history.window_counts(tf, at, times)
         trend_rows = last_closed_rows(trend, trend_tf, times)
@@ -216,7 +257,6 @@ class VwapRsi(Strategy):
         )
         warmup = self.warmup_candles()
         warm = (counts >= warmup[tf]) & (trend_counts >= warmup[trend_tf])
-
         ratios = history.derived(
             ("volume_ratios", tf, p.volume_window), lambda: volume_ratios(candles, p.volume_window)
         )[at]
@@ -224,28 +264,58 @@ class VwapRsi(Strategy):
             ("rsi_moves", tf, p.rsi_period), lambda: rsi_moves(candles, p.rsi_period)
         )
         rsi_low, rsi_high = rsi_bounds(candles, at, counts, p.rsi_period, moves)
-        long_possible = rsi_low < p.rsi_long_below + RSI_BOUND_SLACK
-        short_possible = rsi_high > p.rsi_short_above - RSI_BOUND_SLACK
-
+        # A window starting at the history's first candle is its prefix: the RSI of the whole
+        # history there is the snapshot's, bit for bit.
+        prefix = (rows >= 0) & warm & (at - counts + 1 == 0)
+        if prefix.any():
+            end = int(at[prefix].max()) + 1  # the RSI of a prefix is the prefix of the RSI
+            exact_rsi = indicators.rsi(candles[:end, C], p.rsi_period)[np.minimum(at, end - 1)]
+            rsi_low = np.where(prefix, exact_rsi, rsi_low)
+            rsi_high = np.where(prefix, exact_rsi, rsi_high)
+        close = candles[at, C]
+        vwap = np.full(len(times), np.nan)
         if p.vwap_window == 0:
             every = history.derived(("session_vwaps", tf), lambda: session_vwaps(candles))
             vwap = session_vwap_at(candles, rows, history.window_starts_ms(tf, times), every)
-            close, margin = candles[at, C], np.abs(vwap) * CANDIDATE_SLACK
-            long_possible &= ~(close > vwap + margin)  # NaN (unknown) compares False: kept
-            short_possible &= ~(close < vwap - margin)
-
         n = p.trend_ema_period
         spans = history.derived(("ema_spans", trend_tf, n), lambda: ema_spans(trend[:, C], n))
         ema_low, ema_high = ema_bounds(trend[:, C], trend_rows, trend_counts, n, spans)
         trend_close = trend[np.maximum(trend_rows, 0), C]
-        long_possible &= ~(trend_close < ema_low - np.abs(ema_low) * CANDIDATE_SLACK)
-        short_possible &= ~(trend_close > ema_high + np.abs(ema_high) * CANDIDATE_SLACK)
-        return (
-            (rows >= 0)
-            & warm
-            & ~certainly_at_most(ratios, p.volume_spike_mult)
-            & (long_possible | short_possible)
-        )
+        exact_rows = (rows >= 0) & warm
+        return exact_rows, ratios, rsi_low, rsi_high, close, vwap, trend_close, ema_low, ema_high
+
+    def exit_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray:
+        """Where :meth:`should_exit` may leave a position, over the whole history: False only
+        where the window's ADX is certainly below ``adx_range_max`` (the upper bound of
+        :func:`strategies.core.levels.adx_bounds`, margin included) — then ``should_exit``
+        returns ``None`` whatever the position."""
+        p = self.params
+        times = np.asarray(decision_times_ms, np.int64)
+        if len(history.candles[p.timeframe]) == 0:
+            return np.zeros(len(times), dtype=bool)  # no candle: should_exit returns None
+        _, adx_high = self._adx_bounds_at(history, times, decision=False)
+        return ~(adx_high < p.adx_range_max)  # NaN (unknown) compares False: a candidate
+
+    def _adx_bounds_at(
+        self, history: History, times: np.ndarray, *, decision: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`strategies.core.levels.adx_bounds` of the snapshot window at each time:
+        ending at the entry candle closing then (``decision``, NaN where none) or at the
+        last closed one (what ``should_exit`` reads); cached per candle set."""
+        tf, n = self.params.timeframe, self.params.adx_period
+        candles = history.candles[tf]
+
+        def compute() -> tuple[np.ndarray, np.ndarray]:
+            if decision:
+                rows = decision_rows(candles, tf, times)
+            else:
+                rows = last_closed_rows(candles, tf, times)
+            at = np.maximum(rows, 0)
+            counts = np.where(rows >= 0, history.window_counts(tf, at, times), 0)
+            spans = history.derived(("adx_spans", tf, n), lambda: adx_spans(candles, n))
+            return adx_bounds(candles, rows, counts, n, spans)
+
+        return history.derived(("adx_bounds", tf, n, decision, times.tobytes()), compute)
 
     def decide(self, market: MarketSnapshot) -> Signal | None:
         r = self._read_if_signal(market)
@@ -288,11 +358,7 @@ class VwapRsi(Strategy):
 
     def _last_adx(self, market: MarketSnapshot, candles: np.ndarray) -> float:
         """ADX(``adx_period``) of the last entry-timeframe candle (cached per snapshot)."""
-        n = self.params.adx_period
-        return market.derived(
-            ("adx", self.params.timeframe, n),
-            lambda: float(indicators.adx(candles[:, H], candles[:, L], candles[:, C], n)[0][-1]),
-        )
+        return float(adx_of(market, candles, self.params.timeframe, self.params.adx_period)[0][-1])
 
     def should_exit(self, position: PositionView, market: MarketSnapshot) -> ExitDecision | None:
         """Leave when the regime turns trending: ADX ≥ ``adx_range_max`` on the entry timeframe."""

@@ -15,6 +15,7 @@ fractions (``0.0006`` = 0.06 %).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class ExitReason(StrEnum):
     TIME_STOP = "time_stop"
 
 
+@functools.lru_cache(maxsize=1024)
 def normalise_symbol(symbol: str) -> str:
     """Exchange id of a USDT-M perpetual from any common spelling.
 
@@ -147,7 +149,8 @@ class PriceBar:
         """From a ``PriceBar``, a candle object, or a row ``[open_time_ms, o, h, l, c, volume]``."""
         if isinstance(candle, PriceBar):
             return candle
-        if isinstance(candle, CandleLike):
+        # An array row has none of CandleLike's attributes; skip the (slow) protocol check.
+        if not isinstance(candle, np.ndarray) and isinstance(candle, CandleLike):
             return cls(
                 int(candle.open_time_ms),
                 float(candle.open),

@@ -7,7 +7,7 @@ from backtests.core.engine import BacktestDataError, BacktestResult, prepare_can
 from backtests.core.sweep import DAY_MS, expand_grid, rank, run_sweep, walk_forward_windows
 from strategies.core.kernel import KernelConfig
 from strategies.core.snapshot import CandleSet
-from tests.backtests.core.test_lookahead import BTC
+from tests.backtests.core.test_lookahead import BTC, BTC_FUNDING
 from trading.core.candles import aggregate_candles
 
 
@@ -101,3 +101,29 @@ def test_a_sweep_refuses_higher_timeframe_candles_like_a_single_run() -> None:
         run_sweep("vwap_rsi", [{}], "BTC/USDT:USDT", five, config=KernelConfig())
     with pytest.raises(BacktestDataError, match="replays 1m candles"):
         run_sweep("vwap_rsi", [{}], "BTC/USDT:USDT", CandleSet(five), config=KernelConfig())
+
+
+TRADING_GRID = {
+    "rsi_long_below": [35.0, 40.0],
+    "rsi_short_above": [60.0, 65.0],
+    "volume_spike_mult": [1.2, 1.5],
+    "adx_range_max": [25.0, 35.0],
+}  # the bench's sweep grid (at stop_atr_mult 1.0): every set trades on the bundled week
+
+
+def test_a_sweep_of_trading_sets_equals_the_runs_that_feed_every_candle() -> None:
+    """Every set of the grid trades; the sweep's runs (shared caches, pre-filter, held and
+    waiting candles stepped over) equal the reference loop (every candle through
+    ``on_candle``, as live), funding included."""
+    grid = expand_grid(TRADING_GRID)
+    config = KernelConfig()
+    swept = run_sweep("vwap_rsi", grid, "BTC/USDT:USDT", BTC, config=config, funding=BTC_FUNDING)
+    for params, result in zip(grid, swept, strict=True):
+        reference = run_backtest(
+            "vwap_rsi", params, "BTC/USDT:USDT", BTC, config=config, funding=BTC_FUNDING,
+            skip_idle=False,
+        )  # fmt: skip
+        assert result.trades, params
+        _same_run(result, reference)
+    exits = {t.exit_reason.value for result in swept for t in result.trades}
+    assert {"stop_loss", "take_profit", "time_stop", "regime_change"} <= exits

@@ -10,12 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from strategies.core.indicators import adx
 from strategies.core.regime import (
     Regime,
     RegimeThresholds,
     RegimeTracker,
     Volatility,
     classify_regime,
+    last_regime,
     next_regime,
     regimes_from_directional,
 )
@@ -203,3 +205,22 @@ def test_the_tracker_equals_the_vectorised_classification_on_random_walks(seed, 
     snapshots = track(candles, rules)
     assert [int(s.regime) for s in snapshots] == state.regime.tolist()
     assert [int(s.volatility) for s in snapshots] == state.volatility.tolist()
+
+
+def test_last_regime_is_the_last_row_of_classify_regime() -> None:
+    """Regime and volatility of the last candle, for windows shorter and longer than the
+    ATR percentile needs (14 + 500 candles), with and without the caller's ADX arrays."""
+    candles = real_candles()
+    seen = set()
+    for length in (20, 200, 500, 513, 514, 700):
+        for end in range(length, len(candles), 97):
+            window = candles[end - length : end]
+            state = classify_regime(window).at(-1)
+            directional = adx(window[:, H], window[:, L], window[:, C], 14)
+            for given_adx in (None, directional):
+                assert last_regime(window, directional=given_adx) == (
+                    state.regime,
+                    state.volatility,
+                )
+            seen.add(state.volatility)
+    assert Volatility.UNKNOWN in seen and len(seen) > 2

@@ -15,13 +15,26 @@ import numpy as np
 import pytest
 
 from strategies.core import catalog  # noqa: F401  (registers the built-in kinds)
-from strategies.core.base import build_strategy
-from strategies.core.indicators import ema, rsi, rsi_last, vwap_session
+from strategies.core.base import PositionView, build_strategy
+from strategies.core.indicators import (
+    adx,
+    adx_with_sums,
+    atr,
+    atr_last,
+    ema,
+    rsi,
+    rsi_last,
+    vwap_session,
+)
 from strategies.core.kernel import KernelConfig, StrategyKernel
 from strategies.core.levels import (
+    ADX_BOUND_SLACK,
     CANDIDATE_SLACK,
+    adx_bounds,
+    adx_spans,
     ema_bounds,
     last_closed_rows,
+    last_session_vwap,
     rsi_bounds,
     session_vwap_at,
     session_vwaps,
@@ -30,6 +43,7 @@ from strategies.core.snapshot import SnapshotBuilder
 from tests.conftest import SAMPLE_DIR
 from tests.strategies.core.factories import eth_1m, sol_1m, sol_funding
 from trading.core.candles import aggregate_candles, read_candles_csv
+from trading.core.types import Side
 
 BTC = read_candles_csv(SAMPLE_DIR / "binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz")
 
@@ -128,6 +142,28 @@ def test_rsi_last_is_bit_identical_to_the_last_rsi_value() -> None:
             assert (np.isnan(expected) and np.isnan(got)) or expected == got
 
 
+def test_atr_last_is_bit_identical_to_the_last_atr_value() -> None:
+    five = aggregate_candles(BTC, "5m")
+    for end in range(1, len(five), 7):
+        for n in (1, 14, 30):
+            window = five[max(0, end - 500) : end]
+            expected = atr(window[:, 2], window[:, 3], window[:, 4], n)[-1]
+            got = atr_last(window[:, 2], window[:, 3], window[:, 4], n)
+            assert (np.isnan(expected) and np.isnan(got)) or expected == got
+
+
+@pytest.mark.parametrize("timeframe", ["1m", "5m", "15m"])
+def test_the_last_session_vwap_is_bit_identical_to_the_window_value(timeframe: str) -> None:
+    """From the last session's candles only, whether the window holds the whole session or
+    starts inside it."""
+    candles = aggregate_candles(BTC, timeframe) if timeframe != "1m" else BTC[:3000]
+    for end in range(1, len(candles), 11):
+        window = candles[max(0, end - 500) : end]
+        expected = vwap_session(*window.T[[0, 2, 3, 4, 5]])[-1]
+        got = last_session_vwap(window)
+        assert (np.isnan(expected) and np.isnan(got)) or expected == got
+
+
 @pytest.mark.parametrize("n", [2, 12, 50, 200])
 def test_ema_bounds_hold_for_every_window_length(n: int) -> None:
     """For 15m ETH closes and several window lengths, the EMA of the window lies in the
@@ -180,3 +216,82 @@ def test_window_counts_are_the_snapshot_candle_counts(timeframe: str, max_candle
     for now, row, count in zip(times.tolist(), rows.tolist(), counts.tolist(), strict=True):
         expected = len(builder.at(now).candles[timeframe])
         assert (count if row >= 0 else 0) == expected, now
+
+
+EXIT_CASES = [
+    ({}, "btc", 500, True),
+    ({"adx_range_max": 25}, "btc", 500, True),
+    ({"adx_range_max": 30, "adx_period": 7}, "eth", 500, True),
+    ({"adx_range_max": 25, "timeframe": "1m"}, "sol", 500, True),
+    ({"adx_range_max": 35, "timeframe": "15m"}, "btc", 150, True),
+    # ADX(30) over 120 candles: the seed still weighs (29/30)^60 ≈ 13 %, no bound is claimed
+    ({"adx_range_max": 25, "adx_period": 30}, "eth", 120, False),
+]
+
+
+@pytest.mark.parametrize(("params", "data", "max_candles", "filters"), EXIT_CASES)
+def test_should_exit_is_none_wherever_the_exit_filter_rules_it_out(
+    params: dict, data: str, max_candles: int, filters: bool
+) -> None:
+    """At EVERY entry-timeframe close, ``should_exit`` of a long and of a short position is
+    ``None`` wherever ``exit_candidates`` says no; exits fire and (with windows long enough
+    for the ADX bound) the filter rules most closes out: the comparison is not vacuous."""
+    candles, _ = DATA[data]()
+    strategy = build_strategy("vwap_rsi", params)
+    kernel = StrategyKernel("x", {"X": strategy}, KernelConfig(max_candles=max_candles))
+    kernel.preload("X", candles)
+    times = candles[:, 0].astype(np.int64) + 60_000
+    due = times % kernel._symbols["X"].entry_step_ms == 0
+    mask = kernel.exit_candidates("X", times)
+    assert not mask[~due].any()
+    builder = kernel._symbols["X"].builder
+    assert builder is not None
+    price = float(candles[0, 4])
+    positions = [PositionView("X", side, price, int(candles[0, 0]), price * (1 - side.sign / 10),
+                              price * (1 + side.sign / 10), 1.0) for side in Side]  # fmt: skip
+    fired = 0
+    for now, keep in zip(times[due].tolist(), mask[due].tolist(), strict=True):
+        market = builder.at(now)
+        exits = [strategy.should_exit(view, market) for view in positions]
+        fired += exits[0] is not None
+        if not keep:
+            assert exits == [None, None], (
+                f"should_exit fires at {now} where the filter ruled it out"
+            )
+    assert fired > 0
+    if filters:
+        assert (~mask[due]).sum() > due.sum() // 3, "the exit filter hardly filters"
+
+
+@pytest.mark.parametrize("n", [2, 7, 14, 30])
+def test_adx_bounds_hold_for_every_window_length(n: int) -> None:
+    """For each 5m ETH row and several window lengths (prefixes of the series included), the
+    ADX of the window lies in the bounds, and they are tight (< 1e-6 points beyond the slack)
+    once the window is a few hundred candles long."""
+    five = aggregate_candles(eth_1m(), "5m")
+    rows = np.arange(len(five))
+    spans = adx_spans(five, n)
+    for length in (2 * n, 2 * n + 10, 8 * n, 500):
+        counts = np.minimum(rows + 1, length)
+        low, high = adx_bounds(five, rows, counts, n, spans)
+        for k in range(0, len(five), 3):
+            window = five[k + 1 - counts[k] : k + 1]
+            value = adx(window[:, 2], window[:, 3], window[:, 4], n)[0][-1]
+            if np.isfinite(low[k]):
+                assert low[k] <= value <= high[k], (k, length)
+            if counts[k] == k + 1 and np.isfinite(value):  # a prefix: exact
+                assert high[k] - low[k] == pytest.approx(2 * ADX_BOUND_SLACK)
+        if length == 500 and n <= 14:
+            long_windows = (counts == 500) & (rows >= 499)
+            assert (high - low)[long_windows].max() < 2 * ADX_BOUND_SLACK + 1e-6
+
+
+def test_adx_with_sums_returns_the_adx_arrays_and_their_wilder_sums() -> None:
+    """The same three arrays as ``adx``, and sums that give back its +DI and −DI."""
+    five = aggregate_candles(BTC, "5m")[:600]
+    h, lo, c = five[:, 2], five[:, 3], five[:, 4]
+    every, plus, minus, s_tr, s_plus, s_minus = adx_with_sums(h, lo, c, 14)
+    for got, expected in zip((every, plus, minus), adx(h, lo, c, 14), strict=True):
+        assert np.array_equal(got, expected, equal_nan=True)
+    assert np.array_equal(100.0 * (s_plus / s_tr), plus, equal_nan=True)
+    assert np.array_equal(100.0 * (s_minus / s_tr), minus, equal_nan=True)
