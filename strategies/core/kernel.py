@@ -149,6 +149,10 @@ class KernelConfig:
     max_stop_distance_pct: float = 100.0
     min_reward_risk: float = 0.0
     max_candles: int = DEFAULT_MAX_CANDLES
+    # Entry-timeframe candles over which the current ATR % is ranked: at or above the 80th
+    # percentile the market is "high volatility" and the slippage estimate doubles. 288 = one
+    # day of 5m candles; the snapshot always holds ATR period + this + 1 candles.
+    volatility_window: int = 288
 
     @property
     def booked_fees(self) -> FeeSchedule:
@@ -414,6 +418,9 @@ class StrategyKernel:
         self.name = name
         self.config = config
         self.confirmers = tuple(confirmers)
+        # The risk gate's regime rule: the ATR percentile is ranked over ``volatility_window``
+        # candles, which the snapshot always holds (:meth:`_max_candles`). Invalid -> error here.
+        self.regime_rules = RegimeThresholds(atr_percentile_window=config.volatility_window)
         fees = config.booked_fees
         self.ledger = Ledger(config.capital_usdt, fees, config.slippage)
         self.shadow_ledger = Ledger(config.capital_usdt, fees, config.slippage)
@@ -451,7 +458,10 @@ class StrategyKernel:
     def _max_candles(self, symbol: str) -> int:
         st = self._sym(symbol)
         warm = max(st.strategy.warmup_candles().values(), default=0)
-        return max(self.config.max_candles, warm + 10)
+        rules = self.regime_rules
+        return max(
+            self.config.max_candles, warm + 10, rules.atr_period + rules.atr_percentile_window
+        )
 
     def preload(
         self,
@@ -1282,12 +1292,14 @@ class StrategyKernel:
             return Regime.UNKNOWN.name.lower(), False
 
         def classify() -> tuple[str, bool]:
-            rules = RegimeThresholds()
+            rules = self.regime_rules
             directional = adx_of(market, candles, timeframe, rules.adx_period)
             regime, volatility = last_regime(candles, rules, directional)
             return regime.name.lower(), volatility is Volatility.HIGH
 
-        return market.derived(("regime", timeframe), classify)
+        return market.derived(
+            ("regime", timeframe, self.regime_rules.atr_percentile_window), classify
+        )
 
     def _regime_of(self, trade: ClosedTrade) -> str:
         for key in ((trade.position_id, False), (trade.position_id, True)):

@@ -49,8 +49,8 @@ CASES = {
     "vwap_rsi 5m trading, wide": ("vwap_rsi", TRADING_VWAP_WIDE, {"funding": BTC_FUNDING}, {}),
     "vwap_rsi 5m trading, long hold": ("vwap_rsi",
                                        {**TRADING_VWAP, "max_hold_minutes": 600,
-                                        "volume_spike_mult": 1.1, "adx_range_max": 30},
-                                       {"funding": BTC_FUNDING}, {}),
+                                        "adx_range_max": 35},
+                                       {"funding": BTC_FUNDING}, {"max_session_loss_pct": 50.0}),
     "vwap_rsi 5m trading, market entries, window 300": ("vwap_rsi",
                                                         {**TRADING_VWAP, "entry_type": "market"},
                                                         {"funding": BTC_FUNDING},
@@ -99,7 +99,7 @@ def test_liquidation_zones_with_open_interest_replay_identically() -> None:
 
 def test_the_real_trading_runs_compared_cover_every_exit_and_funding() -> None:
     """The 5m cases above are not vacuous: between them they stop out, take profit, time
-    out, leave on a regime change and pay funding (a shadow position, after the kill switch)."""
+    out, leave on a regime change and pay funding."""
     trading = [case for case in CASES if "5m trading" in case]
     runs = [_both(*CASES[case])[0] for case in trading]
     exits = {t.exit_reason for run in runs for t in run.trades}

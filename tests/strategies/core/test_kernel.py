@@ -206,3 +206,32 @@ def test_restoring_the_state_mid_run_gives_the_same_trades_as_an_uninterrupted_r
     part += closed(feed(fresh(state), candles[4000:]))
     assert len(whole) >= 5
     assert part == whole
+
+
+def test_the_risk_gate_sees_both_volatility_states_on_real_candles() -> None:
+    """The gate's high-volatility flag (it doubles the slippage estimate) must be computable
+    from the snapshot: the ATR percentile window fits in it. Over the bundled BTC week, sampled
+    hourly once the 500-period window is full, the flag is sometimes on and sometimes off, and always equals
+    the regime rule applied to the snapshot's own 5m candles."""
+    from strategies.core.regime import Volatility, last_regime
+    from tests.conftest import SAMPLE_DIR
+
+    candles = read_candles_csv(SAMPLE_DIR / "binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz")
+    kernel = StrategyKernel(
+        "vol", {"BTC/USDT:USDT": build_strategy("vwap_rsi", {})}, KernelConfig()
+    )
+    kernel.preload("BTC/USDT:USDT", candles)
+    builder = kernel._sym("BTC/USDT:USDT").builder
+    assert builder is not None
+    seen = []
+    start = int(candles[0, 0]) + 48 * 3_600_000  # the 5m window: 500 x 5 min = 41.7 h
+    for now_ms in range(start, int(candles[-1, 0]), 3_600_000):
+        snapshot = builder.at(now_ms)
+        _, high_vol = kernel._market_regime(snapshot, "5m")
+        bars = snapshot.candles["5m"]
+        assert len(bars) >= kernel.regime_rules.atr_period + kernel.config.volatility_window
+        _, volatility = last_regime(bars, kernel.regime_rules)
+        assert volatility is not Volatility.UNKNOWN
+        assert high_vol == (volatility is Volatility.HIGH)
+        seen.append(high_vol)
+    assert any(seen) and not all(seen), sum(seen)
