@@ -217,8 +217,12 @@ def _price(p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _candle(p: Mapping[str, Any]) -> dict[str, Any]:
+    """The newest closed candle, and every candle of its commit (a catch-up commits several
+    at once and sends one event per symbol: the chart applies them all, in order)."""
     slug = market_slug(str(p.get("symbol", "")))
-    return {"candle_id": dom_id("candle", slug), "candle": list(p.get("candle") or [])}
+    candle = list(p.get("candle") or [])
+    candles = [list(c) for c in p.get("candles") or [candle]]
+    return {"candle_id": dom_id("candle", slug), "candle": candle, "candles": candles}
 
 
 # event type -> partials it refreshes.

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 
 from scalpradar.config import get_config
 from scalpradar.health import radar_status
@@ -192,7 +193,7 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
     radar_status.feed_started(source=source, stats=feed.stats)
     finished = False
     try:
-        await feed.run()
+        await runtime.feeding(feed.run())
         finished = True
     finally:
         radar_status.feed_stopped(finished=finished)
@@ -203,7 +204,11 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
 async def run_headless(**kwargs: Any) -> RadarRuntime:
     out: TextIO = kwargs["out"]
     exchange, feed, runtime = await build(**kwargs)
-    await run_feed(exchange, feed, runtime)
+    try:
+        await run_feed(exchange, feed, runtime)
+    finally:
+        # The database work ran in asgiref's worker thread, which outlives this loop.
+        await sync_to_async(connections.close_all, thread_sensitive=True)()
     print_summary(runtime, out)
     return runtime
 

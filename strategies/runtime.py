@@ -1,13 +1,19 @@
 """The live runtime: closed candle -> every enabled strategy -> risk -> paper ledger -> events.
 
-The feed (``trading.feed``) calls :class:`RadarRuntime` as its handler. For each CLOSED 1m
-candle the runtime, in ONE database transaction:
+The feed (``trading.feed``) calls :class:`RadarRuntime` as its handler. ``on_closed_candle``
+queues the candle for the WRITER, which takes every candle waiting (at most ``max_batch``) and
+processes them, in arrival order, in ONE database transaction (group commit): a live candle
+arriving on an idle writer commits alone at once; candles arriving faster than one commit per
+candle (a catch-up, a max-speed replay) share a commit. The queue holds at most ``max_batch``
+candles, then the feed waits (memory and latency bound). For each CLOSED 1m candle of a batch
+the runtime, in that transaction:
 
 1. upserts the candle (natural key: a redelivered candle changes nothing);
-2. re-reads the controls made elsewhere since the last candle — each session's status, kill
-   switch and capital weight (the dashboard's pause / resume / kill-switch reset,
-   ``strategies.services``) and each strategy's ``updated_at`` (parameters edited in the admin)
-   — and applies them to the kernels (:meth:`RadarRuntime.sync_controls`);
+2. at the start of the batch, at most every ``controls_every_s``, re-reads the controls made
+   elsewhere — each session's status, kill switch and capital weight (the dashboard's pause /
+   resume / kill-switch reset, ``strategies.services``) and each strategy's ``updated_at``
+   (parameters edited in the admin) — and applies them to the kernels
+   (:meth:`RadarRuntime.sync_controls`);
 3. hands the candle to each strategy's :class:`strategies.core.kernel.StrategyKernel` — the
    very object the backtester drives, so paper trading and backtests cannot disagree — unless
    that kernel already processed this candle (its state records the last candle per symbol:
@@ -20,14 +26,19 @@ candle the runtime, in ONE database transaction:
    applies its decisions (a round is keyed by market time, so a restart neither skips nor
    repeats one).
 
-Events go to the dashboard only after that transaction commits. A SIGKILL at any point leaves
-either all of a candle's effects or none of them.
+Events go to the dashboard only after that transaction commits, the batch's snapshots
+coalesced (``scalpradar.events.EventBatch``: one ``market.candle`` per symbol carrying every
+candle, the newest ``arena.update`` per strategy; signals, positions, funding and alerts all
+sent). A SIGKILL at any point leaves either all of a batch's effects or none of them; a candle
+queued but not committed is healed from the exchange on restart like one never received.
 
-Checkpoints: a kernel's state is saved with the candle that made it emit an event (signal,
-position, funding, kill switch, skip), that changed its controls (dashboard, selector, admin),
-that was its first on a symbol, and otherwise at most every ``checkpoint_every_s`` of wall time
-(default: ``controls_every_s``) — not with every candle, which cost most of a candle's time.
-Between two checkpoints a kernel therefore emitted nothing and its controls did not change.
+Checkpoints: a kernel's state is saved at the commit of the batch holding a candle that made
+it emit an event (signal, position, funding, kill switch, skip), that changed its controls
+(dashboard, selector, admin), that was its first on a symbol, and otherwise at most every
+``checkpoint_every_s`` of wall time (default: ``controls_every_s``) — not with every candle,
+which cost most of a candle's time. Between two checkpoints a kernel therefore emitted nothing
+and its controls did not change. (Saved at the batch's commit, the state is that after the
+batch's last candle, every candle of the batch stored in the same transaction.)
 
 On restart (:func:`build_arena`) each kernel is rebuilt from its last checkpoint AND preloaded
 with the stored 1m candles it needs (:func:`preload_stored_history`); then
@@ -41,19 +52,20 @@ processed candle.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 
-from scalpradar.events import apublish, market_group, publish_on_commit
+from scalpradar.events import EventBatch, LatestPerKey, market_group, publish_on_commit
 from scalpradar.health import RadarStatus
 from strategies.core.arena import SelectorRules, StrategyResults, rank, select
 from strategies.core.base import OrderBook, Strategy, build_strategy
@@ -71,14 +83,16 @@ from strategies.core.kernel import (
 from strategies.models import SelectorDecision, Signal, StrategyConfig
 from trading.alerts import alert_create
 from trading.core.candles import timeframe_ms
+from trading.core.csvdata import CandleRow
 from trading.core.risk import RiskGate, start_session
 from trading.models import Candle, Position, TradingMode, TradingSession
-from trading.services import candles_upsert
+from trading.services import candles_upsert_many
 
 log = logging.getLogger(__name__)
 trade_log = logging.getLogger("scalpradar.trades")
 
 MINUTE_MS = 60_000
+TRIM_EVERY_CANDLES = 1_440  # per symbol: each kernel's candle history is trimmed once a day
 _FAR_FUTURE_MS = 2**62
 CONFIRMATION_KIND = "order_flow"
 
@@ -113,6 +127,7 @@ class ArenaEntry:
     signal_count: int = 0
     applied_weight: float = 1.0  # capital weight the kernel's risk gate currently uses
     checkpoint_due: bool = False  # its controls changed: save its state with the next candle
+    save_fields: set[str] | None = None  # checkpoint due at the commit, with these columns
 
 
 @dataclass(slots=True)
@@ -235,6 +250,31 @@ def stored_candles(exchange: str, symbol: str, after_ms: int, until_ms: int) -> 
     return np.array(list(rows), dtype=np.float64).reshape(-1, 6)
 
 
+def trim_history(kernel: StrategyKernel, symbol: str) -> int:
+    """Drop the candles of ``symbol`` that no later snapshot of ``kernel`` can show; returns how
+    many 1m rows were dropped.
+
+    A live kernel appends every candle to its history, which would grow without end. The
+    window kept is the one a restart reloads (:func:`history_span_ms` before the last processed
+    candle), and the kernel is re-preloaded with it exactly as a restart preloads it
+    (:func:`preload_stored_history`, proved by the restart parity tests) — from its own
+    candles, not the database. Memory bound per kernel and symbol: the span (1h longest,
+    500 candles: ~30,000 rows, 1.4 MB) plus what arrives until the next trim.
+    """
+    state = kernel._symbols.get(symbol)
+    if state is None or state.builder is None or state.last_row is None:
+        return 0
+    minutes = state.builder.history().candles["1m"]
+    last = int(state.last_row[0])
+    times = minutes[:, 0]
+    lo = int(np.searchsorted(times, last - history_span_ms(kernel, symbol), side="right"))
+    hi = int(np.searchsorted(times, last, side="right"))
+    if lo == 0:
+        return 0
+    kernel.preload(symbol, np.array(minutes[lo:hi]))
+    return lo
+
+
 def preload_stored_history(kernels: Sequence[StrategyKernel], exchange: str) -> None:
     """Preload each restored kernel with the stored candles up to its last processed one.
 
@@ -320,14 +360,21 @@ class RadarRuntime:
         controls_every_s: float = 1.0,
         checkpoint_every_s: float | None = None,
         price_every_ms: int = 1_000,
+        price_interval_s: float = 0.25,
+        max_batch: int = 8,
         status: RadarStatus | None = None,
     ) -> None:
         """``selector_every``: minutes of market time per selector round (0 = no selector);
         ``controls_every_s``: wall-clock seconds between two reads of the controls (live, a
         candle per minute and symbol: every candle; a fast replay: about once a second);
         ``checkpoint_every_s``: wall-clock seconds between two state saves of a quiet kernel
-        (default ``controls_every_s``; module doc); ``status``: the health registry told of
-        every candle and feed message (``scalpradar.health``)."""
+        (default ``controls_every_s``; module doc); ``price_every_ms`` / ``price_interval_s``:
+        at most one ``market.price`` per symbol per that much market time / wall time (the
+        newest tick waits for the end of the wall interval, never dropped: a max-speed
+        replay would otherwise send one per market minute); ``max_batch``: most candles
+        committed together, and most queued for the writer (group commit, module doc);
+        ``status``: the health registry told of every candle and feed message
+        (``scalpradar.health``)."""
         self.arena = arena
         self.exchange = exchange
         self.selector_rules = selector_rules or SelectorRules()
@@ -343,24 +390,105 @@ class RadarRuntime:
         )
         self._checkpoint_at = -math.inf
         self.status = status
-        self._outbox: list[tuple[str, str, dict[str, Any]]] | None = None
+        self._outbox: EventBatch | None = None
+        self._prices = LatestPerKey(price_interval_s)
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[str, tuple[float, ...]]] | None = None
+        self._writer: asyncio.Future[None] | None = None
+        self._writer_failure: Exception | None = None
         self._funding: dict[str, np.ndarray] = {}
         self._order_books: dict[str, OrderBook] = {}
         closes = [t for t in (_last_close_ms(e.kernel) for e in arena) if t is not None]
         self._selector_round = self._round_of(max(closes)) if closes else -1
+        self.trim_every = TRIM_EVERY_CANDLES
+        self._untrimmed: dict[str, int] = {}  # candles per symbol since the last trim
 
     # -- feed handler ------------------------------------------------------------------------
     async def on_closed_candle(self, symbol: str, row: tuple[float, ...]) -> None:
-        """Process the candle in the worker thread, then publish its events from this loop.
+        """Queue the candle for the writer (module doc: group commit) and return.
 
-        The transaction has committed when ``process_candle`` returns (and published nothing
-        if it raised), so publishing here is publishing on commit — without a hop from the
-        worker thread back to this loop for every event (``publish_on_commit``), which cost
-        more than all kernels together."""
-        outbox: list[tuple[str, str, dict[str, Any]]] = []
-        await sync_to_async(self.process_candle, thread_sensitive=True)(symbol, row, outbox)
-        for group, event_type, payload in outbox:
-            await apublish(group, event_type, payload)
+        Waits only while ``max_batch`` candles already wait (back-pressure on the feed). A
+        candle queued but not committed when the process dies is healed from the exchange on
+        restart, like one never received. Raises the writer's failure, if it failed."""
+        self._raise_writer_failure()
+        queue = self._writer_queue()
+        await queue.put((symbol, row))
+        self._raise_writer_failure()
+
+    async def flush(self) -> None:
+        """Wait until every queued candle is committed and its events published."""
+        if self._queue is not None:
+            self._raise_writer_failure()
+            waiting = asyncio.ensure_future(self._queue.join())
+            assert self._writer is not None  # noqa: S101  (started with the queue)
+            await asyncio.wait({waiting, self._writer}, return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            self._raise_writer_failure()
+        await self._prices.flush()
+
+    async def feeding[T](self, feed_run: Awaitable[T]) -> T:
+        """Run the feed (``feed.run()``) with the writer; the feed's result once every candle it
+        handed over is committed and published. A writer failure stops the feed and is raised;
+        if the feed fails or is cancelled, the candles still queued are dropped (the next start
+        heals them from the exchange)."""
+        feed_task = asyncio.ensure_future(feed_run)
+        self._writer_queue()
+        writer = self._writer
+        assert writer is not None  # noqa: S101
+        try:
+            either: set[asyncio.Future[Any]] = {feed_task, writer}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not feed_task.done():  # the writer failed
+                feed_task.cancel()
+                await asyncio.gather(feed_task, return_exceptions=True)
+                self._raise_writer_failure()
+            result = await feed_task
+            await self.flush()
+            return result
+        finally:
+            feed_task.cancel()
+            await self.stop_writer()
+
+    async def stop_writer(self) -> None:
+        """Stop the writer task, dropping what is still queued (:meth:`flush` first to keep it)."""
+        writer, self._writer, self._queue = self._writer, None, None
+        if writer is not None and not writer.done():
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    def _writer_queue(self) -> asyncio.Queue[tuple[str, tuple[float, ...]]]:
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self.max_batch)
+            self._writer = asyncio.ensure_future(self._write(self._queue))
+        return self._queue
+
+    def _raise_writer_failure(self) -> None:
+        if self._writer_failure is not None:
+            raise self._writer_failure
+
+    async def _write(self, queue: asyncio.Queue[tuple[str, tuple[float, ...]]]) -> None:
+        """The writer: takes every candle waiting (up to ``max_batch``), commits them in one
+        transaction in the worker thread, then publishes their events from this loop."""
+        process = sync_to_async(self._commit_batch, thread_sensitive=True)
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                events = await process(batch)
+                await events.apublish()
+                if self.status is not None:
+                    for symbol, row in batch:
+                        self.status.candle_processed(symbol, int(row[0]))
+            except Exception as exc:  # kept, and raised to the feed (on_closed_candle, flush)
+                self._writer_failure = exc
+                while not queue.empty():  # wake a feed waiting to queue: it raises the failure
+                    queue.get_nowait()
+                    queue.task_done()
+                return
+            finally:
+                for _ in batch:
+                    queue.task_done()
 
     async def on_price(self, symbol: str, price: float, time_ms: int, kind: str) -> None:
         self.last_prices[symbol] = price
@@ -369,7 +497,8 @@ class RadarRuntime:
         last = self._last_price_sent.get(symbol, 0)
         if time_ms - last >= self.price_every_ms:
             self._last_price_sent[symbol] = time_ms
-            await apublish(
+            await self._prices.publish(
+                symbol,
                 market_group(symbol),
                 "market.price",
                 {"symbol": symbol, "price": price, "time_ms": time_ms, "kind": kind},
@@ -403,67 +532,92 @@ class RadarRuntime:
             symbol, funding=self._funding.get(symbol), order_book=self._order_books.get(symbol)
         )
 
-    # -- one closed candle -------------------------------------------------------------------
-    def process_candle(
-        self,
-        symbol: str,
-        row: tuple[float, ...],
-        outbox: list[tuple[str, str, dict[str, Any]]] | None = None,
-    ) -> None:
-        """One closed 1m candle ``[open_ms, o, h, l, c, v]``, in one transaction (module doc).
+    # -- closed candles ----------------------------------------------------------------------
+    def process_candle(self, symbol: str, row: tuple[float, ...]) -> None:
+        """One closed 1m candle ``[open_ms, o, h, l, c, v]`` in its own transaction, its events
+        published once committed (sync callers; the feed goes through the writer)."""
+        for group, event_type, payload in self.process_candles([(symbol, row)]):
+            publish_on_commit(group, event_type, payload)  # now, unless in a caller's atomic
+        if self.status is not None:
+            self.status.candle_processed(symbol, int(row[0]))
 
-        Events go to ``outbox`` once the transaction committed (the caller publishes them),
-        or, without one, are published on commit from here."""
-        self._outbox = [] if outbox is not None else None
+    def _commit_batch(self, candles: Sequence[tuple[str, tuple[float, ...]]]) -> EventBatch:
+        # A long-running loop is not a request: under DEBUG, empty the query log as Django
+        # does at each request (it would keep the last 9,000 queries, state JSON included).
+        reset_queries()
+        return self.process_candles(candles)
+
+    def process_candles(self, candles: Sequence[tuple[str, tuple[float, ...]]]) -> EventBatch:
+        """Closed 1m candles, in arrival order, in ONE transaction (module doc); returns their
+        events, to publish now that the transaction committed. Candle by candle the work and
+        its result are those of one transaction per candle; only the commits are shared."""
+        self._outbox = EventBatch()
         try:
-            self._process_candle(symbol, row)
-            if outbox is not None:
-                outbox.extend(self._outbox or [])
+            self._process_candles(candles)
+            return self._outbox
         finally:
             self._outbox = None
 
-    def _publish(self, group: str, event_type: str, payload: dict[str, Any]) -> None:
+    def _publish(
+        self, group: str, event_type: str, payload: dict[str, Any], *, coalesce: Any = None
+    ) -> None:
         if self._outbox is not None:
-            self._outbox.append((group, event_type, payload))
+            self._outbox.add(group, event_type, payload, coalesce=coalesce)
         else:
             publish_on_commit(group, event_type, payload)
 
-    def _process_candle(self, symbol: str, row: tuple[float, ...]) -> None:
-        candle = np.asarray(row, dtype=np.float64)
-        open_ms = int(candle[0])
-        now_ms = open_ms + MINUTE_MS
+    def _process_candles(self, candles: Sequence[tuple[str, tuple[float, ...]]]) -> None:
+        rows = [np.asarray(row, dtype=np.float64) for _, row in candles]
         with transaction.atomic():
             if connection.vendor == "postgresql":
-                # A candle and all its effects commit together, so a database crash can only
+                # The candles and all their effects commit together, so a database crash can only
                 # lose the newest candles WHOLE, which the feed heals from the exchange on
-                # restart: the commit need not wait for the disk flush (~1-3 ms per candle).
+                # restart: the commit need not wait for the disk flush (~1-3 ms per commit).
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
             # Upsert: a candle healed over REST with its final values replaces a stored copy.
-            candles_upsert(
-                rows=[(open_ms, *(float(x) for x in candle[1:]))],
-                exchange=self.exchange,
-                symbol=symbol,
-                timeframe="1m",
-            )
+            by_symbol: dict[str, list[CandleRow]] = {}
+            for (symbol, _), candle in zip(candles, rows, strict=True):
+                t, o, h, lo, c, v = candle.tolist()
+                by_symbol.setdefault(symbol, []).append((int(t), o, h, lo, c, v))
+            candles_upsert_many(rows=by_symbol, exchange=self.exchange, timeframe="1m")
             if time.monotonic() - self._controls_read_at >= self.controls_every_s:
-                self.sync_controls(now_ms=open_ms)
-            checkpoint = time.monotonic() - self._checkpoint_at >= self.checkpoint_every_s
-            if checkpoint:
-                self._checkpoint_at = time.monotonic()
-            self._run_kernels(symbol, candle, checkpoint=checkpoint)
-            self.summary.candles += 1
-            if self.selector_every and self._round_of(now_ms) > self._selector_round:
-                self._selector_round = self._round_of(now_ms)
-                self.sync_controls(now_ms=now_ms)  # the selector decides on current statuses
-                self._run_selector(now_ms)
-            self._publish(
-                market_group(symbol),
-                "market.candle",
-                {"symbol": symbol, "candle": [float(x) for x in candle], "time_ms": now_ms},
-            )
-        if self.status is not None:
-            self.status.candle_processed(symbol, open_ms)
+                self.sync_controls(now_ms=int(rows[0][0]))
+            for (symbol, _), candle in zip(candles, rows, strict=True):
+                self._process_one(symbol, candle)
+            self._save_due_sessions()
+
+    def _process_one(self, symbol: str, candle: np.ndarray) -> None:
+        open_ms = int(candle[0])
+        now_ms = open_ms + MINUTE_MS
+        checkpoint = time.monotonic() - self._checkpoint_at >= self.checkpoint_every_s
+        if checkpoint:
+            self._checkpoint_at = time.monotonic()
+        self._run_kernels(symbol, candle, checkpoint=checkpoint)
+        self.summary.candles += 1
+        self._untrimmed[symbol] = self._untrimmed.get(symbol, 0) + 1
+        if self.trim_every and self._untrimmed[symbol] >= self.trim_every:
+            self._untrimmed[symbol] = 0
+            for entry in self.arena:
+                trim_history(entry.kernel, symbol)
+        if self.selector_every and self._round_of(now_ms) > self._selector_round:
+            self._selector_round = self._round_of(now_ms)
+            self.sync_controls(now_ms=now_ms)  # the selector decides on current statuses
+            self._run_selector(now_ms)
+        values = candle.tolist()
+        key = ("market.candle", symbol)
+        earlier = self._outbox.pending(key) if self._outbox is not None else None
+        self._publish(
+            market_group(symbol),
+            "market.candle",
+            {
+                "symbol": symbol,
+                "candle": values,  # the newest; "candles": every one of this commit, in order
+                "candles": [*(earlier["candles"] if earlier else []), values],
+                "time_ms": now_ms,
+            },
+            coalesce=key,
+        )
 
     def _run_kernels(self, symbol: str, candle: np.ndarray, *, checkpoint: bool) -> None:
         """Every kernel that has not processed ``candle`` yet takes it; store what it did."""
@@ -529,6 +683,9 @@ class RadarRuntime:
         disabling or adding a strategy and its virtual capital take effect at the next start.
         """
         self._controls_read_at = time.monotonic()
+        # What the runtime itself changed (a kill-switch trip) is written first: the read must
+        # not take the stored row's older status for a dashboard control.
+        self._save_due_sessions()
         by_session = {e.session.pk: e for e in self.arena}
         rows = (
             TradingSession.objects.select_for_update()
@@ -618,12 +775,28 @@ class RadarRuntime:
         equity = entry.kernel.equity()
         session.peak_equity_usdt = max(session.peak_equity_usdt, equity)
         if events or checkpoint or entry.checkpoint_due:
-            self._save_session(entry, fields)
+            self._save_later(entry, fields)
         if events:
-            self._publish("arena", "arena.update", self.arena_payload_for(entry, equity))
+            self._refresh_totals(entry)
+            self._publish(
+                "arena",
+                "arena.update",
+                self.arena_payload_for(entry, equity),
+                coalesce=("arena.update", entry.config.name),
+            )
 
-    def _save_session(self, entry: ArenaEntry, extra_fields: Sequence[str] = ()) -> None:
-        """Checkpoint: the kernel's ledger totals and state into its session row."""
+    def _save_later(self, entry: ArenaEntry, extra_fields: Sequence[str] = ()) -> None:
+        """Checkpoint ``entry`` at the end of this transaction (:meth:`_save_due_sessions`):
+        its state then is the state after every candle of the transaction, all stored."""
+        entry.save_fields = (entry.save_fields or set()) | set(extra_fields)
+
+    def _save_due_sessions(self) -> None:
+        for entry in self.arena:
+            if entry.save_fields is not None:
+                self._save_session(entry)
+
+    def _refresh_totals(self, entry: ArenaEntry) -> None:
+        """The kernel's ledger totals and equity into the session object (not saved)."""
         session, ledger = entry.session, entry.kernel.ledger
         session.realised_gross_pnl = ledger.realised_gross_pnl
         session.realised_net_pnl = ledger.realised_net_pnl
@@ -632,9 +805,16 @@ class RadarRuntime:
         session.slippage_usdt = ledger.slippage_cost
         session.equity_usdt = entry.kernel.equity()
         session.peak_equity_usdt = max(session.peak_equity_usdt, session.equity_usdt)
-        session.ledger_state = entry.kernel.state()
-        session.save(update_fields=[*_LEDGER_FIELDS, *extra_fields])
+
+    def _save_session(self, entry: ArenaEntry, extra_fields: Sequence[str] = ()) -> None:
+        """Checkpoint: the kernel's ledger totals and state into its session row, with the
+        control fields the runtime changed since the last one (kill switch, selector)."""
+        self._refresh_totals(entry)
+        entry.session.ledger_state = entry.kernel.state()
+        changed = sorted({*extra_fields, *(entry.save_fields or ())})
+        entry.session.save(update_fields=[*_LEDGER_FIELDS, *changed])
         entry.checkpoint_due = False
+        entry.save_fields = None
 
     def _store_signal(self, entry: ArenaEntry, event: SignalEvent) -> None:
         sig = event.signal
@@ -763,7 +943,7 @@ class RadarRuntime:
             apply_controls(entry, now_ms=now_ms)
             # With its state, in this transaction: the controls stored are those in force
             # for every candle after this checkpoint (what a restart's catch-up relies on).
-            self._save_session(entry, ["status", "capital_weight"])
+            self._save_later(entry, ["status", "capital_weight"])
             log.info("selector: %s", decision.reason, extra={"strategy": decision.name})
 
     def arena_payload_for(self, entry: ArenaEntry, equity: float) -> dict[str, Any]:

@@ -80,7 +80,7 @@ async def _build_and_run(lock: SingleInstanceLock) -> dict[str, Any]:
     feed_run = asyncio.ensure_future(feed.run())
     lock.on_lost = lambda: loop.call_soon_threadsafe(feed_run.cancel)
     try:
-        stats = await feed_run
+        stats = await runtime.feeding(feed_run)
     except asyncio.CancelledError:
         if lock.lost:
             raise LockLost(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,19 +70,43 @@ class _Series:
     value_sql_types: tuple[str, ...]
 
 
-def candles_upsert(
-    *, rows: Sequence[CandleRow], exchange: str, symbol: str, timeframe: str
-) -> UpsertResult:
-    """Insert or update candles ``(open_time_ms, open, high, low, close, volume)`` of one
-    series; identical stored candles are not touched. A repeated open time keeps its last row."""
-    series = _Series(
+def _candle_series(exchange: str, symbol: str, timeframe: str) -> _Series:
+    return _Series(
         model=Candle,
         fixed_key={"exchange": exchange, "symbol": symbol, "timeframe": timeframe},
         time_column="open_time_ms",
         value_columns=("open", "high", "low", "close", "volume"),
         value_sql_types=("float8",) * 5,
     )
-    return _upsert(series, rows)
+
+
+def candles_upsert(
+    *, rows: Sequence[CandleRow], exchange: str, symbol: str, timeframe: str
+) -> UpsertResult:
+    """Insert or update candles ``(open_time_ms, open, high, low, close, volume)`` of one
+    series; identical stored candles are not touched. A repeated open time keeps its last row."""
+    return _upsert(_candle_series(exchange, symbol, timeframe), rows)
+
+
+def candles_upsert_many(
+    *, rows: Mapping[str, Sequence[CandleRow]], exchange: str, timeframe: str
+) -> UpsertResult:
+    """:func:`candles_upsert` of several symbols (``rows`` by symbol) at once: on PostgreSQL,
+    up to ``_FEW_ROWS`` rows in all are stored by ONE statement (the live runtime's group
+    commit), otherwise symbol by symbol."""
+    parts = [
+        (_candle_series(exchange, symbol, timeframe), _last_per_key(symbol_rows))
+        for symbol, symbol_rows in rows.items()
+        if symbol_rows
+    ]
+    count = sum(len(part_rows) for _, part_rows in parts)
+    if connection.vendor == "postgresql" and 0 < count <= _FEW_ROWS:
+        inserted, updated = _upsert_postgresql_few(parts)
+        return UpsertResult(inserted, updated, count - inserted - updated)
+    total = UpsertResult()
+    for series, part_rows in parts:
+        total += _upsert(series, part_rows)
+    return total
 
 
 def funding_upsert(*, rows: Sequence[FundingRow], exchange: str, symbol: str) -> UpsertResult:
@@ -101,12 +125,13 @@ def funding_upsert(*, rows: Sequence[FundingRow], exchange: str, symbol: str) ->
 def _upsert(series: _Series, rows: Sequence[_Row]) -> UpsertResult:
     if not rows:
         return UpsertResult()
-    # ON CONFLICT DO UPDATE may not touch one row twice in a statement: keep the last row per key.
-    unique_rows = list({row[0]: row for row in rows}.values())
+    unique_rows = _last_per_key(rows)
+    if connection.vendor == "postgresql" and len(unique_rows) <= _FEW_ROWS:
+        # One statement is atomic on its own: no savepoint (two more round trips) around it.
+        inserted, updated = _upsert_postgresql_few([(series, unique_rows)])
+        return UpsertResult(inserted, updated, len(unique_rows) - inserted - updated)
     with transaction.atomic():
-        if connection.vendor == "postgresql" and len(unique_rows) <= _FEW_ROWS:
-            inserted, updated = _upsert_postgresql_few(series, unique_rows)
-        elif connection.vendor == "postgresql":
+        if connection.vendor == "postgresql":
             inserted, updated = _upsert_postgresql(series, unique_rows)
         elif connection.vendor == "sqlite":
             inserted, updated = _upsert_sqlite(series, unique_rows)
@@ -115,6 +140,11 @@ def _upsert(series: _Series, rows: Sequence[_Row]) -> UpsertResult:
                 f"bulk upsert supports PostgreSQL and SQLite, not {connection.vendor}"
             )
     return UpsertResult(inserted, updated, len(unique_rows) - inserted - updated)
+
+
+def _last_per_key(rows: Sequence[_Row]) -> list[_Row]:
+    # ON CONFLICT DO UPDATE may not touch one row twice in a statement: keep the last row per key.
+    return list({row[0]: row for row in rows}.values())
 
 
 def _names(series: _Series) -> tuple[str, list[str], list[str], list[str]]:
@@ -132,14 +162,20 @@ def _names(series: _Series) -> tuple[str, list[str], list[str], list[str]]:
 _FEW_ROWS = 50
 
 
-def _upsert_postgresql_few(series: _Series, rows: list[_Row]) -> tuple[int, int]:
-    """Insert or update a few rows in one statement; unchanged rows are not written."""
-    table, fixed, row_columns, values = _names(series)
+def _upsert_postgresql_few(parts: Sequence[tuple[_Series, list[_Row]]]) -> tuple[int, int]:
+    """Insert or update a few rows of one or more series of the same table in one statement;
+    unchanged rows are not written."""
+    table, fixed, row_columns, values = _names(parts[0][0])
     insert_columns = ", ".join([*fixed, *row_columns])
     placeholders = ", ".join(["%s"] * (len(fixed) + len(row_columns)))
     differs = " OR ".join(f"t.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in values)
-    fixed_params = list(series.fixed_key.values())
-    params = [value for row in rows for value in (*fixed_params, *row)]
+    rows = [row for _, part_rows in parts for row in part_rows]
+    params = [
+        value
+        for series, part_rows in parts
+        for row in part_rows
+        for value in (*series.fixed_key.values(), *row)
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""

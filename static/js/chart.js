@@ -1,6 +1,7 @@
 /* Candle charts (TradingView lightweight-charts v4, vendored) for the Chart and Backtest pages.
    Data comes from a json_script block; live closed candles arrive as an htmx out-of-band swap
-   of a hidden element carrying data-candle="t_ms,o,h,l,c,v". */
+   of a hidden element carrying data-candle="t_ms,o,h,l,c,v" (the newest) and data-candles, every
+   candle of that commit separated by ";" (several when the runtime caught up). */
 (function () {
   "use strict";
   var THEME = {
@@ -60,17 +61,20 @@
       document.body.addEventListener("htmx:oobAfterSwap", function (evt) {
         var target = evt.detail && evt.detail.target;
         if (!target || !target.dataset || !target.dataset.candle) return;
-        var c = target.dataset.candle.split(",").map(Number);
-        var t = Math.floor(c[0] / 1000 / step) * step;
-        // A closed 1m candle extends the current bucket of a higher timeframe.
-        if (lastBar && lastBar.time === t) {
-          lastBar = { time: t, open: lastBar.open, high: Math.max(lastBar.high, c[2]), low: Math.min(lastBar.low, c[3]), close: c[4] };
-        } else if (!lastBar || t > lastBar.time) {
-          lastBar = { time: t, open: c[1], high: c[2], low: c[3], close: c[4] };
-        } else {
-          return;
-        }
-        live.candles.update(lastBar);
+        // Every candle of the commit, oldest first (a catch-up commits several at once).
+        (target.dataset.candles || target.dataset.candle).split(";").forEach(function (text) {
+          var c = text.split(",").map(Number);
+          var t = Math.floor(c[0] / 1000 / step) * step;
+          // A closed 1m candle extends the current bucket of a higher timeframe.
+          if (lastBar && lastBar.time === t) {
+            lastBar = { time: t, open: lastBar.open, high: Math.max(lastBar.high, c[2]), low: Math.min(lastBar.low, c[3]), close: c[4] };
+          } else if (!lastBar || t > lastBar.time) {
+            lastBar = { time: t, open: c[1], high: c[2], low: c[3], close: c[4] };
+          } else {
+            return;
+          }
+          live.candles.update(lastBar);
+        });
       });
     }
     var bt = readJson("backtest-data");

@@ -28,6 +28,7 @@ class Recorder:
         self.rows: list[tuple[float, ...]] = []
         self.prices: list[tuple[str, float]] = []
         self.alerts: list[str] = []
+        self.flushed_after: int | None = None  # candles handed over when the feed flushed
 
     async def on_closed_candle(self, symbol, row):
         self.closed.append((symbol, int(row[0])))
@@ -44,6 +45,9 @@ class Recorder:
 
     async def on_alert(self, level, message):
         self.alerts.append(message)
+
+    async def flush(self):
+        self.flushed_after = len(self.closed)
 
 
 # -- the detector, one test per way a close shows up ------------------------------------------
@@ -136,6 +140,7 @@ def test_every_real_candle_arrives_once_and_in_order_despite_every_fault(btc):
     times = [t for _, t in rec.closed]
     assert times == [int(t) for t in btc[10:, 0]]  # no loss, no duplicate, in order
     assert np.array_equal(np.array(rec.rows), btc[10:])  # final values, never forming ones
+    assert rec.flushed_after == len(times)  # the handler was told once every candle was handed
     assert any("disconnected" in a for a in rec.alerts)
     assert any("dropped malformed" in a for a in rec.alerts)
 

@@ -5,8 +5,10 @@ the L2 book and trades), detects closes (:mod:`trading.feed.detector`), heals ev
 REST BEFORE handing newer candles on, reconnects with exponential backoff, and calls the
 handler: ``on_closed_candle`` for each closed 1m candle exactly once and in order,
 ``on_price`` for forming-candle updates (a price ticker only: it never reaches a strategy),
-``on_order_book`` / ``on_trades`` for order flow, ``on_alert`` for anything a trader should see.
-Every REST call goes through the shared rate limiter.
+``on_order_book`` / ``on_trades`` for order flow, ``on_alert`` for anything a trader should see,
+and ``flush`` once every stream ended normally (a handler that works in the background, like
+the runtime's group commit, returns from it when all it was handed is done). Every REST call
+goes through the shared rate limiter.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class FeedHandler(Protocol):
     async def on_order_book(self, symbol: str, book: dict[str, Any]) -> None: ...
     async def on_trades(self, symbol: str, trades: list[dict[str, Any]]) -> None: ...
     async def on_alert(self, level: str, message: str) -> None: ...
+    async def flush(self) -> None: ...
 
 
 class Limiter(Protocol):
@@ -90,7 +93,8 @@ class MarketFeed:
         self._stopping.set()
 
     async def run(self) -> FeedStats:
-        """Run until stopped or until a replay is exhausted on every symbol."""
+        """Run until stopped or until a replay is exhausted on every symbol; then wait for the
+        handler to finish what it was handed (``flush``)."""
         tasks = [asyncio.create_task(self._candles(s), name=f"candles:{s}") for s in self.symbols]
         side = []
         if self.watch_books:
@@ -103,6 +107,7 @@ class MarketFeed:
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
+        await self.handler.flush()
         return self.stats
 
     async def _candles(self, symbol: str) -> None:

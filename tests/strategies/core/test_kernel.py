@@ -211,8 +211,8 @@ def test_restoring_the_state_mid_run_gives_the_same_trades_as_an_uninterrupted_r
 def test_the_risk_gate_sees_both_volatility_states_on_real_candles() -> None:
     """The gate's high-volatility flag (it doubles the slippage estimate) must be computable
     from the snapshot: the ATR percentile window fits in it. Over the bundled BTC week, sampled
-    hourly once the 500-period window is full, the flag is sometimes on and sometimes off, and always equals
-    the regime rule applied to the snapshot's own 5m candles."""
+    hourly once the 500-period window is full, the flag is sometimes on and sometimes off, and
+    always equals the regime rule applied to the snapshot's own 5m candles."""
     from strategies.core.regime import Volatility, last_regime
     from tests.conftest import SAMPLE_DIR
 
