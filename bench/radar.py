@@ -44,8 +44,8 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 RSS_EVERY = 2_000
 MINUTE_MS = 60_000
-# RSS growth over the second half of a replay still called flat: allocator noise and the closed
-# trades the ledgers keep (before the fix: ~750 KB per 1,000 candles).
+# RSS growth over the second half of a replay still called flat: allocator noise (before the
+# fix: ~750 KB per 1,000 candles).
 FLAT_KB_PER_1000 = 50
 
 
@@ -121,7 +121,7 @@ def run_child(args: argparse.Namespace) -> None:
     received: dict[tuple[str, int], float] = {}
     latencies_ms = array("d")  # 8 bytes a candle: the benchmark's own growth stays negligible
     rss: list[tuple[int, float]] = [(0, rss_mb())]
-    trades_held: list[int] = [0]  # closed trades the ledgers hold (in each kernel's state)
+    trades_held: list[int] = [0]  # closed trades the ledgers hold (until the next checkpoint)
 
     class TimedStatus:
         """The health registry, timing each candle from its arrival to ``candle_processed``
@@ -203,8 +203,8 @@ def run_child(args: argparse.Namespace) -> None:
 def memory_verdict(rss: list[tuple[int, float]], trades_held: list[int]) -> str:
     """RSS growth over the second half of the replay (the first half holds the warm-up: each
     kernel's candle history filling up to its window, the allocator's pools, Django's caches),
-    and the closed trades the ledgers gained meanwhile (kept in each kernel's state: they grow
-    with trades, not with candles)."""
+    and the closed trades the ledgers held at both points (stored as rows, summed in the state
+    and dropped from memory at each checkpoint: they should not grow)."""
     if len(rss) < 5:
         return f"memory: too short to judge (needs {4 * RSS_EVERY:,} candles or more)"
     end = len(rss) - 1

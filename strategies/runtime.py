@@ -286,7 +286,7 @@ def preload_stored_history(kernels: Sequence[StrategyKernel], exchange: str) -> 
     """
     needs: dict[str, list[tuple[StrategyKernel, int, int]]] = {}
     for kernel in kernels:
-        for symbol in kernel.state()["symbols"]:
+        for symbol in kernel.symbols():
             last = last_candle_ms(kernel, symbol)
             if last is not None:
                 start = last - history_span_ms(kernel, symbol)
@@ -342,7 +342,7 @@ def _kernel_mode(status: str) -> Mode:
 
 def _last_close_ms(kernel: StrategyKernel) -> int | None:
     """Close time of the latest candle ``kernel`` processed on any symbol."""
-    opens = [last_candle_ms(kernel, s) for s in kernel.state()["symbols"]]
+    opens = [last_candle_ms(kernel, s) for s in kernel.symbols()]
     known = [t for t in opens if t is not None]
     return max(known) + MINUTE_MS if known else None
 
@@ -810,7 +810,11 @@ class RadarRuntime:
         """Checkpoint: the kernel's ledger totals and state into its session row, with the
         control fields the runtime changed since the last one (kill switch, selector)."""
         self._refresh_totals(entry)
-        entry.session.ledger_state = entry.kernel.state()
+        entry.session.ledger_state = entry.kernel.state(include_closed=False)
+        # Stored as Position rows and summed in the state: the kernel need not keep them, so a
+        # long-running radar's memory does not grow with its trades either.
+        entry.kernel.ledger.closed.clear()
+        entry.kernel.shadow_ledger.closed.clear()
         changed = sorted({*extra_fields, *(entry.save_fields or ())})
         entry.session.save(update_fields=[*_LEDGER_FIELDS, *changed])
         entry.checkpoint_due = False
@@ -898,8 +902,16 @@ class RadarRuntime:
     def results(self) -> list[StrategyResults]:
         out = []
         for entry in self.arena:
-            closed = entry.kernel.ledger.closed
-            shadow = entry.kernel.shadow_ledger.closed
+            # From the stored trades, not the kernel: a compact checkpoint does not carry the
+            # closed trades, and the same order (exit time, then opening order) either way.
+            closed: list[float] = []
+            shadow: list[float] = []
+            for net, is_shadow in (
+                Position.objects.filter(session=entry.session, status=Position.Status.CLOSED)
+                .order_by("exit_time_ms", "id")
+                .values_list("net_pnl", "shadow")
+            ):
+                (shadow if is_shadow else closed).append(net)
             session = entry.session
             peak = max(session.peak_equity_usdt, session.initial_capital_usdt)
             equity = entry.kernel.equity()
@@ -908,11 +920,11 @@ class RadarRuntime:
                     name=entry.config.name,
                     initial_capital_usdt=session.initial_capital_usdt,
                     equity_usdt=equity,
-                    net_pnls=tuple(t.net_pnl for t in closed),
+                    net_pnls=tuple(closed),
                     max_drawdown_pct=max(0.0, (peak - equity) / peak * 100.0),
                     status=session.status,
                     capital_weight=session.capital_weight,
-                    shadow_net_pnls=tuple(t.net_pnl for t in shadow),
+                    shadow_net_pnls=tuple(shadow),
                 )
             )
         return out

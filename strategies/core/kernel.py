@@ -1321,18 +1321,25 @@ class StrategyKernel:
 
     # -- persistence ---------------------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols this kernel trades."""
+        return tuple(self._symbols)
+
+    def state(self, include_closed: bool = True) -> dict[str, Any]:
         """JSON-safe state: restore with ``StrategyKernel(..., state=kernel.state())``.
 
         Candle history is not included: the caller preloads it again (from the database live,
-        from the same arrays in a backtest) before feeding the next candle.
+        from the same arrays in a backtest) before feeding the next candle. Without
+        ``include_closed`` the ledgers' closed trades are left out (their sums are kept): the
+        live runtime's checkpoints, whose trades are stored as rows, stay the same size
+        however many trades were made.
         """
         return {
             "version": STATE_VERSION,
             "name": self.name,
             "mode": self.mode.value,
-            "ledger": self.ledger.to_dict(),
-            "shadow_ledger": self.shadow_ledger.to_dict(),
+            "ledger": self.ledger.to_dict(include_closed),
+            "shadow_ledger": self.shadow_ledger.to_dict(include_closed),
             "kill_switch": self.kill_switch.to_dict(),
             "pending": [o.to_dict() for o in self.pending],
             "rng": _json_safe(self.rng.bit_generator.state),

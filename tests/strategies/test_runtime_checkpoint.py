@@ -112,3 +112,16 @@ def test_a_restart_between_checkpoints_replays_the_stored_candles_to_the_same_en
     after = stored()
     assert after == expected
     assert any(p[2] == "closed" for p in after["positions"])  # momentum traded: not vacuous
+    # The checkpoints carry the sums of the closed trades, never the trades (they are rows):
+    # a restarted kernel reports the totals of every trade, those before the restart included.
+    for entry in restarted.arena:
+        state = TradingSession.objects.get(pk=entry.session.pk).ledger_state
+        closed = Position.objects.filter(
+            session=entry.session, status=Position.Status.CLOSED, shadow=False
+        )
+        assert state["ledger"]["closed"] == [] and state["shadow_ledger"]["closed"] == []
+        assert state["ledger"]["realised"]["trades"] == closed.count(), entry.config.name
+        assert len(entry.kernel.ledger.closed) < closed.count() or not closed.exists()
+        assert entry.kernel.ledger.realised_net_pnl == sum(
+            closed.order_by("exit_time_ms", "id").values_list("net_pnl", flat=True)
+        ), entry.config.name

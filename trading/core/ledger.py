@@ -40,7 +40,8 @@ O 99,500 H 99,800 L 98,800 C 99,700 (green) → O→L reaches 99,000; fill 99,00
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
@@ -64,6 +65,85 @@ from trading.core.types import (
 )
 
 STATE_VERSION = 1
+
+
+_TOTALS = ("gross_pnl", "net_pnl", "fees", "funding", "slippage_cost")
+
+
+class RealisedTotals:
+    """Running sums over the closed trades, in closing order (USDT), equal bit for bit to
+    Python's ``sum(t.x for t in closed)``: since Python 3.12 ``sum`` of floats is Neumaier's
+    compensated sum, which is kept here as a running ``(sum, compensation)`` pair per total.
+    A checkpoint stores these pairs instead of every closed trade, so its size does not grow
+    with the number of trades."""
+
+    __slots__ = ("_pairs", "trades")
+
+    def __init__(self) -> None:
+        self._pairs = {name: [0.0, 0.0] for name in _TOTALS}
+        self.trades = 0
+
+    def add(self, trade: ClosedTrade) -> None:
+        for name in _TOTALS:
+            pair = self._pairs[name]
+            total, x = pair[0], float(getattr(trade, name))
+            t = total + x
+            # CPython's sum(): c += (big − t) + small, the lost low-order part.
+            pair[1] += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
+            pair[0] = t
+        self.trades += 1
+
+    def value(self, name: str) -> float:
+        total, c = self._pairs[name]
+        return total + c if c and math.isfinite(c) else total
+
+    @property
+    def gross_pnl(self) -> float:
+        return self.value("gross_pnl")
+
+    @property
+    def net_pnl(self) -> float:
+        return self.value("net_pnl")
+
+    @property
+    def fees(self) -> float:
+        return self.value("fees")
+
+    @property
+    def funding(self) -> float:
+        return self.value("funding")
+
+    @property
+    def slippage_cost(self) -> float:
+        return self.value("slippage_cost")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trades": self.trades, **{name: list(pair) for name, pair in self._pairs.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RealisedTotals:
+        totals = cls()
+        totals.trades = int(data["trades"])
+        for name in _TOTALS:
+            total, c = data[name]
+            totals._pairs[name] = [float(total), float(c)]
+        return totals
+
+    @classmethod
+    def of(cls, trades: Iterable[ClosedTrade]) -> RealisedTotals:
+        totals = cls()
+        for trade in trades:
+            totals.add(trade)
+        return totals
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RealisedTotals):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{name}={self.value(name)!r}" for name in _TOTALS)
+        return f"RealisedTotals(trades={self.trades}, {values})"
 
 
 class LedgerError(TradingCoreError):
@@ -254,7 +334,10 @@ class Ledger:
         self.slippage = slippage if slippage is not None else SlippageModel()
         self.cash_usdt = capital_usdt
         self.positions: dict[str, OpenPosition] = {}
+        # Closed trades of THIS process's life (a compact checkpoint does not carry them);
+        # ``realised`` sums every trade ever closed.
         self.closed: list[ClosedTrade] = []
+        self.realised = RealisedTotals()
         self._next_id = 1
         self._last_funding_ms: dict[str, int] = {}
 
@@ -291,28 +374,26 @@ class Ledger:
 
     @property
     def realised_gross_pnl(self) -> float:
-        return sum(t.gross_pnl for t in self.closed)
+        return self.realised.gross_pnl
 
     @property
     def realised_net_pnl(self) -> float:
-        return sum(t.net_pnl for t in self.closed)
+        return self.realised.net_pnl
 
     @property
     def fees_paid(self) -> float:
         """All fees charged so far, open positions' entry fees included (USDT)."""
-        return sum(t.fees for t in self.closed) + sum(p.entry_fee for p in self.positions.values())
+        return self.realised.fees + sum(p.entry_fee for p in self.positions.values())
 
     @property
     def funding_paid(self) -> float:
         """Net funding cost so far, open positions included (USDT, > 0 paid)."""
-        return sum(t.funding for t in self.closed) + sum(p.funding for p in self.positions.values())
+        return self.realised.funding + sum(p.funding for p in self.positions.values())
 
     @property
     def slippage_cost(self) -> float:
         """Total slippage, informational: already inside the fill prices (USDT)."""
-        return sum(t.slippage_cost for t in self.closed) + sum(
-            p.slippage_cost for p in self.positions.values()
-        )
+        return self.realised.slippage_cost + sum(p.slippage_cost for p in self.positions.values())
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -467,6 +548,7 @@ class Ledger:
         del self.positions[position_id]
         self.cash_usdt += gross - exit_fee
         self.closed.append(trade)
+        self.realised.add(trade)
         return trade
 
     def apply_funding(self, symbol: str, rate: float, mark_price: float, time_ms: int) -> float:
@@ -556,7 +638,9 @@ class Ledger:
     # -- persistence ---------------------------------------------------------------------------
 
     def to_dict(self, include_closed: bool = True) -> dict[str, Any]:
-        """Plain, JSON-safe state; :meth:`from_dict` restores an identical ledger."""
+        """Plain, JSON-safe state; :meth:`from_dict` restores an identical ledger. Without
+        ``include_closed`` (the live checkpoints) the closed trades are left out, their sums
+        kept: the state's size stays bounded by the open positions."""
         return {
             "version": STATE_VERSION,
             "initial_capital_usdt": self.initial_capital_usdt,
@@ -567,6 +651,7 @@ class Ledger:
             "last_funding_ms": dict(self._last_funding_ms),
             "positions": [p.to_dict() for p in self.positions.values()],
             "closed": [t.to_dict() for t in self.closed] if include_closed else [],
+            "realised": self.realised.to_dict(),
         }
 
     @classmethod
@@ -588,4 +673,11 @@ class Ledger:
             position = OpenPosition.from_dict(raw)
             ledger.positions[position.position_id] = position
         ledger.closed = [ClosedTrade.from_dict(raw) for raw in data["closed"]]
+        # States written before the sums were stored carry every closed trade: sum them.
+        realised = data.get("realised")
+        ledger.realised = (
+            RealisedTotals.from_dict(realised)
+            if realised is not None
+            else RealisedTotals.of(ledger.closed)
+        )
         return ledger

@@ -294,3 +294,48 @@ def test_cash_moves_by_exactly_the_net_pnl_of_each_trade(
         trade.gross_pnl - trade.entry_fee - trade.exit_fee - trade.funding, abs=1e-9
     )
     assert ledger.fees_paid == pytest.approx(trade.entry_fee + trade.exit_fee)
+
+
+def _trade_round_trips(ledger: Ledger, count: int, start_ms: int = 0) -> None:
+    """``count`` long trades, each opened and closed at a different price."""
+    for i in range(count):
+        t = start_ms + i * HOUR_MS
+        position = long_btc(ledger, time_ms=t)
+        ledger.close(
+            position.position_id, 100_000 + 37.5 * (i % 7 - 3), t + MINUTE, ExitReason.SIGNAL_EXIT
+        )
+
+
+def test_a_compact_state_keeps_the_sums_of_the_closed_trades_and_does_not_grow() -> None:
+    """The live checkpoint (``include_closed=False``) leaves the closed trades out: its size is
+    the same after 3 or 30 trades, and a ledger restored from it reports the very same totals
+    (the sums, bit for bit) and goes on from there exactly as the original."""
+    ledger = Ledger(10_000)
+    _trade_round_trips(ledger, 3)
+    small = json.dumps(ledger.to_dict(include_closed=False))
+    _trade_round_trips(ledger, 27, start_ms=3 * HOUR_MS)
+    ledger.apply_funding(BTC, 0.0001, 100_000, 40 * HOUR_MS)  # nothing open: no effect
+    state = json.loads(json.dumps(ledger.to_dict(include_closed=False)))
+    assert abs(len(json.dumps(state)) - len(small)) < 100  # only the numbers' digits differ
+    assert len(json.dumps(ledger.to_dict())) > 10 * len(small)  # the full state: 30 trades
+    assert state["closed"] == []
+    restored = Ledger.from_dict(state)
+    assert restored.closed == []
+    for total in ("realised_gross_pnl", "realised_net_pnl", "fees_paid", "funding_paid"):
+        assert getattr(restored, total) == getattr(ledger, total), total
+    assert restored.realised.trades == 30
+    assert ledger.realised_net_pnl == sum(t.net_pnl for t in ledger.closed)
+    assert ledger.fees_paid == sum(t.fees for t in ledger.closed)
+    _trade_round_trips(restored, 2, start_ms=50 * HOUR_MS)
+    _trade_round_trips(ledger, 2, start_ms=50 * HOUR_MS)
+    assert restored.to_dict(include_closed=False) == ledger.to_dict(include_closed=False)
+
+
+def test_a_state_written_before_the_sums_were_stored_restores_them_from_its_trades() -> None:
+    ledger = Ledger(10_000)
+    _trade_round_trips(ledger, 4)
+    state = ledger.to_dict()
+    del state["realised"]
+    restored = Ledger.from_dict(state)
+    assert restored.realised == ledger.realised
+    assert restored.realised_net_pnl == ledger.realised_net_pnl
