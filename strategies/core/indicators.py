@@ -955,3 +955,14 @@ def percentile_rank(x: ArrayLike, n: int) -> FloatArray:
             counts[begin : begin + step] = (chunk <= chunk[:, -1:]).sum(axis=1)
         out[start + n - 1 :] = 100.0 * counts / n
     return out
+
+
+def percentile_rank_last(x: ArrayLike, n: int) -> float:
+    """``percentile_rank(x, n)[-1]`` bit for bit, comparing only the last window (for a
+    decision, which needs the newest value alone)."""
+    values = _as_float_array(x, "x")
+    n = _check_period(n)
+    if len(values) - _first_valid(values) < n:
+        return NAN
+    window = values[-n:]
+    return 100.0 * int(np.count_nonzero(window <= window[-1])) / n

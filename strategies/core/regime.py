@@ -31,7 +31,15 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from strategies.core.indicators import ADX, ATR, PercentileRank, adx, atr, percentile_rank
+from strategies.core.indicators import (
+    ADX,
+    ATR,
+    PercentileRank,
+    adx,
+    atr,
+    percentile_rank,
+    percentile_rank_last,
+)
 from trading.core.candles import CANDLE_COLUMNS, C, H, L
 
 FloatArray = NDArray[np.float64]
@@ -189,8 +197,8 @@ def last_regime(
     volatility = Volatility.UNKNOWN
     if len(candles) >= rules.atr_period + rules.atr_percentile_window:
         atr_values = atr(high, low, close, rules.atr_period)
-        percentile = percentile_rank(100.0 * atr_values / close, rules.atr_percentile_window)
-        volatility = Volatility(int(_volatility_codes(percentile[-1:], rules)[0]))
+        last = percentile_rank_last(100.0 * atr_values / close, rules.atr_percentile_window)
+        volatility = Volatility(int(_volatility_codes(np.array([last]), rules)[0]))
     return regime, volatility
 
 

@@ -224,3 +224,20 @@ def test_last_regime_is_the_last_row_of_classify_regime() -> None:
                 )
             seen.add(state.volatility)
     assert Volatility.UNKNOWN in seen and len(seen) > 2
+
+
+def test_the_last_percentile_rank_equals_the_series_last_value_bit_for_bit() -> None:
+    """What the risk gate computes per decision (the newest value only) against the series."""
+    from strategies.core.indicators import atr, percentile_rank, percentile_rank_last
+    from tests.conftest import SAMPLE_DIR
+
+    candles = read_candles_csv(SAMPLE_DIR / "binance-usdm_ETH-USDT_1m_20250617-20250623.csv.gz")
+    atr_pct = 100.0 * atr(candles[:, 2], candles[:, 3], candles[:, 4], 14) / candles[:, 4]
+    rng = np.random.default_rng(7)
+    for n in (1, 20, 288, 500):
+        for end in rng.integers(1, len(atr_pct), 40):
+            series = percentile_rank(atr_pct[:end], n)
+            last = percentile_rank_last(atr_pct[:end], n)
+            assert (np.isnan(series[-1]) and np.isnan(last)) or series[-1] == last, (n, end)
+    ties = np.array([1.0, 2.0, 2.0, 2.0, 0.5])
+    assert percentile_rank_last(ties, 4) == percentile_rank(ties, 4)[-1] == 25.0
