@@ -165,10 +165,8 @@ _FEW_ROWS = 50
 def _upsert_postgresql_few(parts: Sequence[tuple[_Series, list[_Row]]]) -> tuple[int, int]:
     """Insert or update a few rows of one or more series of the same table in one statement;
     unchanged rows are not written."""
-    table, fixed, row_columns, values = _names(parts[0][0])
-    insert_columns = ", ".join([*fixed, *row_columns])
+    _, fixed, row_columns, _ = _names(parts[0][0])
     placeholders = ", ".join(["%s"] * (len(fixed) + len(row_columns)))
-    differs = " OR ".join(f"t.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in values)
     rows = [row for _, part_rows in parts for row in part_rows]
     params = [
         value
@@ -176,23 +174,34 @@ def _upsert_postgresql_few(parts: Sequence[tuple[_Series, list[_Row]]]) -> tuple
         for row in part_rows
         for value in (*series.fixed_key.values(), *row)
     ]
+    source = "VALUES " + ", ".join(f"({placeholders})" for _ in rows)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH upserted AS (
-                INSERT INTO {table} AS t ({insert_columns})
-                VALUES {", ".join(f"({placeholders})" for _ in rows)}
-                ON CONFLICT ({", ".join([*fixed, row_columns[0]])}) DO UPDATE
-                SET {", ".join(f"{c} = EXCLUDED.{c}" for c in values)}
-                WHERE {differs}
-                RETURNING (t.xmax = 0) AS inserted
-            )
-            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-            FROM upserted
-            """,  # noqa: S608 - identifiers are quoted model names, values are parameters
-            params,
+        return _insert_on_conflict(cursor, parts[0][0], source, params)
+
+
+def _insert_on_conflict(
+    cursor: Any, series: _Series, source: str, params: Sequence[Any]
+) -> tuple[int, int]:
+    """``INSERT INTO <table> <source> ON CONFLICT <natural key> DO UPDATE`` the rows whose
+    values differ; ``source`` (``VALUES ...`` or ``SELECT ...``) yields the fixed key columns
+    then the row columns. Returns (inserted, updated); unchanged rows are not written."""
+    table, fixed, row_columns, values = _names(series)
+    differs = " OR ".join(f"t.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in values)
+    cursor.execute(
+        f"""
+        WITH upserted AS (
+            INSERT INTO {table} AS t ({", ".join([*fixed, *row_columns])}) {source}
+            ON CONFLICT ({", ".join([*fixed, row_columns[0]])}) DO UPDATE
+            SET {", ".join(f"{c} = EXCLUDED.{c}" for c in values)}
+            WHERE {differs}
+            RETURNING (t.xmax = 0) AS inserted
         )
-        inserted, updated = cursor.fetchone()
+        SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+        FROM upserted
+        """,  # noqa: S608 - identifiers are quoted model names, values are parameters
+        params,
+    )
+    inserted, updated = cursor.fetchone()
     return int(inserted), int(updated)
 
 
@@ -246,23 +255,10 @@ def _upsert_postgresql(series: _Series, rows: list[_Row]) -> tuple[int, int]:
                 return cursor.rowcount, updated
         except IntegrityError:
             pass  # a concurrent writer stored some of these keys: take the conflict-safe path
-        excluded_differs = " OR ".join(f"t.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in values)
-        cursor.execute(
-            f"""
-            WITH upserted AS (
-                INSERT INTO {table} AS t ({insert_columns}) {select_incoming}
-                ON CONFLICT ({", ".join([*fixed, time_column])}) DO UPDATE
-                SET {", ".join(f"{c} = EXCLUDED.{c}" for c in values)}
-                WHERE {excluded_differs}
-                RETURNING (t.xmax = 0) AS inserted
-            )
-            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-            FROM upserted
-            """,  # noqa: S608 - identifiers are quoted model names, values are parameters
-            fixed_params,
+        inserted, updated_on_retry = _insert_on_conflict(
+            cursor, series, select_incoming, fixed_params
         )
-        inserted, updated_on_retry = cursor.fetchone()
-    return int(inserted), updated + int(updated_on_retry)
+    return inserted, updated + updated_on_retry
 
 
 def _stored_in_range(series: _Series, rows: list[_Row]) -> bool:
