@@ -95,8 +95,8 @@ class VwapRsi(Strategy):
         counts[p.trend_timeframe] = max(counts.get(p.trend_timeframe, 0), p.trend_ema_period)
         return counts
 
-    def read(self, market: MarketSnapshot) -> VwapRsiReading | None:
-        """Indicator values at ``market.now_ms``, or ``None`` while warming up."""
+    def _closed_windows(self, market: MarketSnapshot) -> tuple[np.ndarray, np.ndarray] | None:
+        """The entry and trend candles when both are warm and an entry candle just closed."""
         p = self.params
         warmup = self.warmup_candles()
         candles = candles_of(market.candles, p.timeframe, self.kind)
@@ -105,6 +105,15 @@ class VwapRsi(Strategy):
             return None
         if not just_closed(candles, p.timeframe, market.now_ms):
             return None
+        return candles, trend
+
+    def read(self, market: MarketSnapshot) -> VwapRsiReading | None:
+        """Indicator values at ``market.now_ms``, or ``None`` while warming up."""
+        p = self.params
+        windows = self._closed_windows(market)
+        if windows is None:
+            return None
+        candles, trend = windows
         h, lo, c, v = candles[:, H], candles[:, L], candles[:, C], candles[:, V]
         if p.vwap_window == 0:
             vwap = indicators.vwap_session(candles[:, T], h, lo, c, v)[-1]
@@ -134,13 +143,10 @@ class VwapRsi(Strategy):
         ~95 % of closes that fail early.
         """
         p = self.params
-        warmup = self.warmup_candles()
-        candles = candles_of(market.candles, p.timeframe, self.kind)
-        trend = candles_of(market.candles, p.trend_timeframe, self.kind)
-        if len(candles) < warmup[p.timeframe] or len(trend) < warmup[p.trend_timeframe]:
+        windows = self._closed_windows(market)
+        if windows is None:
             return None
-        if not just_closed(candles, p.timeframe, market.now_ms):
-            return None
+        candles, trend = windows
         tf = p.timeframe
         ratio = volume_ratio(candles, p.volume_window)
         if not math.isfinite(ratio) or ratio <= p.volume_spike_mult:
