@@ -45,14 +45,25 @@ def _publish_refresh() -> None:
 
 
 def _record(
-    name: str, action: str, user: AbstractBaseUser | AnonymousUser | None, reason: str
+    name: str,
+    action: str,
+    user: AbstractBaseUser | AnonymousUser | None,
+    reason: str,
+    *,
+    alert: tuple[str, str],
 ) -> ControlAction:
-    return ControlAction.objects.create(
+    """Store the control action, and after commit announce it (``alert`` = level, message) and
+    refresh the arena and session views."""
+    recorded = ControlAction.objects.create(
         strategy_name=name,
         action=action,
         user=user if user is not None and user.is_authenticated else None,
         reason=reason.strip(),
     )
+    level, message = alert
+    publish_on_commit("alerts", "alert.new", {"level": level, "message": message})
+    _publish_refresh()
+    return recorded
 
 
 def strategy_pause(*, name: str, user: AbstractBaseUser | None, reason: str = "") -> ControlAction:
@@ -63,11 +74,13 @@ def strategy_pause(*, name: str, user: AbstractBaseUser | None, reason: str = ""
             raise ControlError(f"{name} is {session.status}, only an active strategy can pause")
         session.status = TradingSession.Status.PAUSED
         session.save(update_fields=["status"])
-        action = _record(name, ControlAction.Action.PAUSE, user, reason)
-        publish_on_commit(
-            "alerts", "alert.new", {"level": "info", "message": f"{name} paused by {user}"}
+        action = _record(
+            name,
+            ControlAction.Action.PAUSE,
+            user,
+            reason,
+            alert=("info", f"{name} paused by {user}"),
         )
-        _publish_refresh()
     return action
 
 
@@ -82,11 +95,13 @@ def strategy_resume(*, name: str, user: AbstractBaseUser | None, reason: str = "
             )
         session.status = TradingSession.Status.ACTIVE
         session.save(update_fields=["status"])
-        action = _record(name, ControlAction.Action.RESUME, user, reason)
-        publish_on_commit(
-            "alerts", "alert.new", {"level": "info", "message": f"{name} resumed by {user}"}
+        action = _record(
+            name,
+            ControlAction.Action.RESUME,
+            user,
+            reason,
+            alert=("info", f"{name} resumed by {user}"),
         )
-        _publish_refresh()
     return action
 
 
@@ -113,11 +128,11 @@ def kill_switch_reset(*, name: str, user: AbstractBaseUser | None, reason: str) 
                 "status",
             ]
         )
-        action = _record(name, ControlAction.Action.RESET_KILL_SWITCH, user, reason)
-        publish_on_commit(
-            "alerts",
-            "alert.new",
-            {"level": "warning", "message": f"kill switch of {name or 'account'} reset by {user}"},
+        action = _record(
+            name,
+            ControlAction.Action.RESET_KILL_SWITCH,
+            user,
+            reason,
+            alert=("warning", f"kill switch of {name or 'account'} reset by {user}"),
         )
-        _publish_refresh()
     return action
