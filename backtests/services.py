@@ -223,12 +223,7 @@ def load_db_data(
         candles = candles.filter(open_time_ms__gte=start_ms)
     if end_ms is not None:
         candles = candles.filter(open_time_ms__lt=end_ms)
-    rows = list(
-        candles.order_by("open_time_ms").values_list(
-            "open_time_ms", "open", "high", "low", "close", "volume"
-        )
-    )
-    array = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    array = candles.order_by("open_time_ms").as_array()
     lo = int(array[0, 0]) if len(array) else 0
     hi = int(array[-1, 0]) + MINUTE_MS if len(array) else 0
     funding = np.array(

@@ -236,7 +236,7 @@ def history_span_ms(kernel: StrategyKernel, symbol: str) -> int:
 
 def stored_candles(exchange: str, symbol: str, after_ms: int, until_ms: int) -> np.ndarray:
     """Stored 1m candles ``[open_ms, o, h, l, c, v]`` with ``after_ms < open_ms <= until_ms``."""
-    rows = (
+    return (
         Candle.objects.filter(
             exchange=exchange,
             symbol=symbol,
@@ -245,9 +245,8 @@ def stored_candles(exchange: str, symbol: str, after_ms: int, until_ms: int) -> 
             open_time_ms__lte=until_ms,
         )
         .order_by("open_time_ms")
-        .values_list("open_time_ms", "open", "high", "low", "close", "volume")
+        .as_array()
     )
-    return np.array(list(rows), dtype=np.float64).reshape(-1, 6)
 
 
 def trim_history(kernel: StrategyKernel, symbol: str) -> int:

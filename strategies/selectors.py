@@ -65,13 +65,7 @@ def _candles(
         qs = qs.filter(exchange=exchange)
     if since_ms is not None:
         qs = qs.filter(open_time_ms__gte=since_ms)
-    rows = list(
-        qs.order_by("-open_time_ms").values_list(
-            "open_time_ms", "open", "high", "low", "close", "volume"
-        )[:limit]
-    )
-    rows.reverse()
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+    return np.ascontiguousarray(qs.order_by("-open_time_ms").as_array(limit)[::-1])
 
 
 # --- radar ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -57,6 +58,16 @@ class Asset(models.Model):
         return f"{self.base}-{self.quote}"
 
 
+class CandleQuerySet(models.QuerySet["Candle"]):
+    def as_array(self, limit: int | None = None) -> np.ndarray:
+        """The candles, in the queryset's order (the first ``limit``), as the ``(N, 6)``
+        float64 array ``[open_time_ms, open, high, low, close, volume]`` the core reads."""
+        rows = self.values_list("open_time_ms", "open", "high", "low", "close", "volume")
+        if limit is not None:
+            rows = rows[:limit]
+        return np.array(list(rows), dtype=np.float64).reshape(-1, 6)
+
+
 class Candle(models.Model):
     """A CLOSED OHLCV candle, keyed by its open time in UTC milliseconds."""
 
@@ -69,6 +80,8 @@ class Candle(models.Model):
     low = models.FloatField()
     close = models.FloatField()
     volume = models.FloatField(help_text="base-asset volume")
+
+    objects = CandleQuerySet.as_manager()
 
     class Meta:
         ordering = ["exchange", "symbol", "timeframe", "open_time_ms"]
