@@ -207,7 +207,8 @@ def replay(arena, live_server_url, replay_file):
         exchange, feed, runtime = await radar.build(
             replay_paths=[replay_file], speed=REPLAY_SPEED, fallback_to_replay=True, out=out
         )
-        return exchange, feed, runtime, asyncio.ensure_future(feed.run())
+        # As ``radar.run_feed`` drives it: the runtime's writer starts and stops with the feed.
+        return exchange, feed, runtime, asyncio.ensure_future(runtime.feeding(feed.run()))
 
     exchange, feed, runtime, task = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
     running = Replay(loop, exchange, feed, runtime, task, out)
