@@ -60,7 +60,13 @@ class BacktestResult:
     trade_regimes: list[str]  # regime at entry of each trade
     skipped_reason: str | None
     elapsed_s: float
-    final_state: dict[str, Any] = field(default_factory=dict)
+    kernel: StrategyKernel = field(repr=False, compare=False)  # as the run left it
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        """The kernel's state at the end of the run (:meth:`StrategyKernel.state`), built on
+        demand: most runs of a sweep never read it."""
+        return self.kernel.state()
 
     @property
     def signals(self) -> list[SignalEvent]:
@@ -160,7 +166,7 @@ def run_backtest(
         # Still skipped at the end (e.g. no open interest at all): say so, never a silent zero.
         skipped_reason=kernel.skipped_reason(symbol),
         elapsed_s=time.perf_counter() - started,
-        final_state=kernel.state(),
+        kernel=kernel,
     )
 
 

@@ -51,6 +51,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
+from strategies.core import recursions
+
 FloatArray = NDArray[np.float64]
 NAN: Final = math.nan
 DAY_MS: Final = 86_400_000
@@ -83,6 +85,8 @@ def _first_valid(*arrays: FloatArray) -> int:
     """First index at which every input is a number (TA-Lib skips leading NaN the same way)."""
     start = 0
     for array in arrays:
+        if len(array) and not math.isnan(array[0]):  # the usual case: starts with a number
+            continue
         valid = np.flatnonzero(~np.isnan(array))
         start = max(start, int(valid[0]) if len(valid) else len(array))
     return start
@@ -186,57 +190,6 @@ def _directional_moves_one(
     return plus_dm, minus_dm
 
 
-def _wilder_average(values: FloatArray, n: int) -> FloatArray:
-    """Wilder's smoothing of values[0..]: a = mean(values[:n]) (summed left to right), then
-    a = (a * (n - 1) + value) / n. Returns len(values) - n + 1 averages."""
-    xs = values.tolist()
-    total = 0.0
-    for value in xs[:n]:
-        total += value
-    average = total / n
-    result = [average]
-    append = result.append
-    keep = n - 1
-    for value in xs[n:]:
-        average = (average * keep + value) / n
-        append(average)
-    return np.array(result)
-
-
-def _wilder_sum(values: FloatArray, n: int) -> FloatArray:
-    """Wilder's running sum (TA-Lib's DM/TR smoothing for ADX): s = sum(values[:n-1]), then
-    s = s - s / n + value for each later value. Returns len(values) - n + 1 sums."""
-    xs = values.tolist()
-    total = 0.0
-    for value in xs[: n - 1]:
-        total += value
-    result: list[float] = []
-    append = result.append
-    for value in xs[n - 1 :]:
-        total = total - total / n + value
-        append(total)
-    return np.array(result)
-
-
-def _adx_from_dx(dx: FloatArray, n: int) -> FloatArray:
-    """ADX from DX values (NaN where +DI + -DI was 0: skipped, ADX holds):
-    first ADX = sum(DX[:n]) / n, then ADX = (ADX * (n - 1) + DX) / n."""
-    xs = dx.tolist()
-    total = 0.0
-    for value in xs[:n]:
-        if value == value:
-            total += value
-    average = total / n
-    result = [average]
-    append = result.append
-    keep = n - 1
-    for value in xs[n:]:
-        if value == value:
-            average = (average * keep + value) / n
-        append(average)
-    return np.array(result)
-
-
 def _typical_price(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
     return (high + low + close) / 3.0
 
@@ -279,17 +232,7 @@ def ema(x: ArrayLike, n: int) -> FloatArray:
     start = _first_valid(values)
     if len(values) - start < n:
         return out
-    xs = values[start:].tolist()
-    k = 2.0 / (n + 1)
-    total = 0.0
-    for value in xs[:n]:
-        total += value
-    prev = total / n
-    result = [prev]
-    append = result.append
-    for value in xs[n:]:
-        prev = (value - prev) * k + prev
-        append(prev)
+    result = recursions.ema_seeded(values[start:], n)
     out[start + n - 1 :] = result
     return out
 
@@ -316,8 +259,8 @@ def rsi(close: ArrayLike, n: int = 14) -> FloatArray:
     diffs = np.diff(values[start:])
     gains = np.where(diffs > 0, diffs, 0.0)
     losses = np.where(diffs < 0, -diffs, 0.0)
-    avg_gain = _wilder_average(gains, n)
-    avg_loss = _wilder_average(losses, n)
+    avg_gain = recursions.wilder_average(gains, n)
+    avg_loss = recursions.wilder_average(losses, n)
     total = avg_gain + avg_loss
     with np.errstate(invalid="ignore", divide="ignore"):
         result = np.where(total != 0.0, 100.0 * (avg_gain / total), 50.0)
@@ -326,31 +269,10 @@ def rsi(close: ArrayLike, n: int = 14) -> FloatArray:
 
 
 def rsi_last(close: ArrayLike, n: int = 14) -> float:
-    """``rsi(close, n)[-1]`` bit for bit, without building the whole series (for a decision
-    that reads only the last closed candle): the same Wilder recursion, the same float
-    operations in the same order, no intermediate arrays. NaN while warming up."""
-    values = _as_float_array(close, "close")
-    n = _check_period(n, 2)
-    start = _first_valid(values)
-    if len(values) - start <= n:
-        return NAN
-    diffs = np.diff(values[start:])
-    gains = np.where(diffs > 0, diffs, 0.0).tolist()
-    losses = np.where(diffs < 0, -diffs, 0.0).tolist()
-    gain_total = 0.0
-    for value in gains[:n]:
-        gain_total += value
-    loss_total = 0.0
-    for value in losses[:n]:
-        loss_total += value
-    avg_gain = gain_total / n
-    avg_loss = loss_total / n
-    keep = n - 1
-    for gain, loss in zip(gains[n:], losses[n:], strict=True):
-        avg_gain = (avg_gain * keep + gain) / n
-        avg_loss = (avg_loss * keep + loss) / n
-    total = avg_gain + avg_loss
-    return 100.0 * (avg_gain / total) if total != 0.0 else 50.0
+    """``rsi(close, n)[-1]`` (for a decision that reads only the last closed candle); NaN while
+    warming up."""
+    series = rsi(close, n)
+    return float(series[-1]) if len(series) else NAN
 
 
 def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> FloatArray:
@@ -369,32 +291,16 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> Float
     start = _first_valid(h, lo, c)
     if length - start <= n:
         return out
-    result = _wilder_average(_true_range(h[start:], lo[start:], c[start:])[1:], n)
+    result = recursions.wilder_average(_true_range(h[start:], lo[start:], c[start:])[1:], n)
     out[start + n :] = result
     return out
 
 
 def atr_last(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> float:
-    """``atr(high, low, close, n)[-1]`` bit for bit, without building the series (for a
-    decision that reads only the last closed candle): the same true ranges and the same
-    Wilder recursion, operation for operation. NaN while warming up."""
-    h, lo, c = (
-        _as_float_array(a, name) for a, name in ((high, "high"), (low, "low"), (close, "close"))
-    )
-    length = _same_length(h, lo, c)
-    n = _check_period(n)
-    start = _first_valid(h, lo, c)
-    if length - start <= n:
-        return NAN
-    ranges = _true_range(h[start:], lo[start:], c[start:])[1:].tolist()
-    total = 0.0
-    for value in ranges[:n]:
-        total += value
-    average = total / n
-    keep = n - 1
-    for value in ranges[n:]:
-        average = (average * keep + value) / n
-    return average
+    """``atr(high, low, close, n)[-1]`` (for a decision that reads only the last closed
+    candle); NaN while warming up."""
+    series = atr(high, low, close, n)
+    return float(series[-1]) if len(series) else NAN
 
 
 def adx(
@@ -434,9 +340,9 @@ def adx_with_sums(
         return adx_out, plus_out, minus_out, tr_out, plus_sum_out, minus_sum_out
     hs, ls, cs = h[start:], lo[start:], c[start:]
     plus_dm, minus_dm = _directional_moves(hs, ls)
-    s_tr = _wilder_sum(_true_range(hs, ls, cs)[1:], n)
-    s_plus = _wilder_sum(plus_dm[1:], n)
-    s_minus = _wilder_sum(minus_dm[1:], n)
+    s_tr = recursions.wilder_sum(_true_range(hs, ls, cs)[1:], n)
+    s_plus = recursions.wilder_sum(plus_dm[1:], n)
+    s_minus = recursions.wilder_sum(minus_dm[1:], n)
     with np.errstate(invalid="ignore", divide="ignore"):
         plus_di = np.where(s_tr != 0.0, 100.0 * (s_plus / s_tr), 0.0)
         minus_di = np.where(s_tr != 0.0, 100.0 * (s_minus / s_tr), 0.0)
@@ -448,7 +354,7 @@ def adx_with_sums(
     plus_sum_out[start + n :] = s_plus
     minus_sum_out[start + n :] = s_minus
     if len(dx) >= n:
-        adx_out[start + 2 * n - 1 :] = _adx_from_dx(dx, n)
+        adx_out[start + 2 * n - 1 :] = recursions.adx_from_dx(dx, n)
     return adx_out, plus_out, minus_out, tr_out, plus_sum_out, minus_sum_out
 
 

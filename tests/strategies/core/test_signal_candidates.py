@@ -19,11 +19,8 @@ from strategies.core.base import PositionView, build_strategy
 from strategies.core.indicators import (
     adx,
     adx_with_sums,
-    atr,
-    atr_last,
     ema,
     rsi,
-    rsi_last,
     vwap_session,
 )
 from strategies.core.kernel import KernelConfig, StrategyKernel
@@ -131,25 +128,6 @@ def test_rsi_bounds_hold_for_every_window_length(n: int) -> None:
             if np.isfinite(value):
                 assert low[k] - 1e-9 <= value <= high[k] + 1e-9, (k, length)
         assert (high - low < 5.0).mean() > 0.5  # tight where usable
-
-
-def test_rsi_last_is_bit_identical_to_the_last_rsi_value() -> None:
-    close = BTC[:4000, 4]
-    for end in range(1, 4000, 13):
-        for n in (2, 14, 30):
-            window = close[max(0, end - 500) : end]
-            expected, got = rsi(window, n)[-1], rsi_last(window, n)
-            assert (np.isnan(expected) and np.isnan(got)) or expected == got
-
-
-def test_atr_last_is_bit_identical_to_the_last_atr_value() -> None:
-    five = aggregate_candles(BTC, "5m")
-    for end in range(1, len(five), 7):
-        for n in (1, 14, 30):
-            window = five[max(0, end - 500) : end]
-            expected = atr(window[:, 2], window[:, 3], window[:, 4], n)[-1]
-            got = atr_last(window[:, 2], window[:, 3], window[:, 4], n)
-            assert (np.isnan(expected) and np.isnan(got)) or expected == got
 
 
 @pytest.mark.parametrize("timeframe", ["1m", "5m", "15m"])
