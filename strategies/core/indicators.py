@@ -139,20 +139,6 @@ class _RunningWindowSum:
         return self._sum
 
 
-def _true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
-    """TR[i] = max(high[i] - low[i], |high[i] - close[i-1]|, |low[i] - close[i-1]|), i ≥ 1.
-
-    TR[0] is NaN (no previous close), as in TA-Lib's TRANGE.
-    """
-    tr = np.full(len(high), NAN)
-    prev_close = close[:-1]
-    tr[1:] = np.maximum(
-        np.maximum(high[1:] - low[1:], np.abs(high[1:] - prev_close)),
-        np.abs(low[1:] - prev_close),
-    )
-    return tr
-
-
 def _true_range_one(high: float, low: float, prev_close: float) -> float:
     greatest = high - low
     to_high = abs(high - prev_close)
@@ -162,22 +148,6 @@ def _true_range_one(high: float, low: float, prev_close: float) -> float:
     if to_low > greatest:
         greatest = to_low
     return greatest
-
-
-def _directional_moves(high: FloatArray, low: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Wilder's +DM and -DM (index 0 is NaN).
-
-    up = high[i] - high[i-1], down = low[i-1] - low[i];
-    +DM = up if up > 0 and up > down else 0; -DM = down if down > 0 and down > up else 0.
-    """
-    up = np.full(len(high), NAN)
-    down = np.full(len(high), NAN)
-    up[1:] = high[1:] - high[:-1]
-    down[1:] = low[:-1] - low[1:]
-    plus_dm = np.where((up > 0) & (up > down), up, 0.0)
-    minus_dm = np.where((down > 0) & (down > up), down, 0.0)
-    plus_dm[0] = minus_dm[0] = NAN
-    return plus_dm, minus_dm
 
 
 def _directional_moves_one(
@@ -232,8 +202,7 @@ def ema(x: ArrayLike, n: int) -> FloatArray:
     start = _first_valid(values)
     if len(values) - start < n:
         return out
-    result = recursions.ema_seeded(values[start:], n)
-    out[start + n - 1 :] = result
+    (out[start:],) = recursions.ema(values[start:], n=n)
     return out
 
 
@@ -256,15 +225,7 @@ def rsi(close: ArrayLike, n: int = 14) -> FloatArray:
     start = _first_valid(values)
     if len(values) - start <= n:
         return out
-    diffs = np.diff(values[start:])
-    gains = np.where(diffs > 0, diffs, 0.0)
-    losses = np.where(diffs < 0, -diffs, 0.0)
-    avg_gain = recursions.wilder_average(gains, n)
-    avg_loss = recursions.wilder_average(losses, n)
-    total = avg_gain + avg_loss
-    with np.errstate(invalid="ignore", divide="ignore"):
-        result = np.where(total != 0.0, 100.0 * (avg_gain / total), 50.0)
-    out[start + n :] = result
+    (out[start:],) = recursions.rsi(values[start:], n=n)
     return out
 
 
@@ -291,8 +252,7 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> Float
     start = _first_valid(h, lo, c)
     if length - start <= n:
         return out
-    result = recursions.wilder_average(_true_range(h[start:], lo[start:], c[start:])[1:], n)
-    out[start + n :] = result
+    (out[start:],) = recursions.atr(recursions.true_range(h[start:], lo[start:], c[start:]), n=n)
     return out
 
 
@@ -327,35 +287,15 @@ def adx_with_sums(
     h, lo, c = (
         _as_float_array(a, name) for a, name in ((high, "high"), (low, "low"), (close, "close"))
     )
-    length = _same_length(h, lo, c)
+    _same_length(h, lo, c)
     n = _check_period(n, 2)
-    adx_out = np.full(length, NAN)
-    plus_out = np.full(length, NAN)
-    minus_out = np.full(length, NAN)
-    tr_out = np.full(length, NAN)
-    plus_sum_out = np.full(length, NAN)
-    minus_sum_out = np.full(length, NAN)
     start = _first_valid(h, lo, c)
-    if length - start <= n:
-        return adx_out, plus_out, minus_out, tr_out, plus_sum_out, minus_sum_out
-    hs, ls, cs = h[start:], lo[start:], c[start:]
-    plus_dm, minus_dm = _directional_moves(hs, ls)
-    s_tr = recursions.wilder_sum(_true_range(hs, ls, cs)[1:], n)
-    s_plus = recursions.wilder_sum(plus_dm[1:], n)
-    s_minus = recursions.wilder_sum(minus_dm[1:], n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        plus_di = np.where(s_tr != 0.0, 100.0 * (s_plus / s_tr), 0.0)
-        minus_di = np.where(s_tr != 0.0, 100.0 * (s_minus / s_tr), 0.0)
-        di_sum = plus_di + minus_di
-        dx = np.where(di_sum != 0.0, 100.0 * (np.abs(minus_di - plus_di) / di_sum), NAN)
-    plus_out[start + n :] = plus_di
-    minus_out[start + n :] = minus_di
-    tr_out[start + n :] = s_tr
-    plus_sum_out[start + n :] = s_plus
-    minus_sum_out[start + n :] = s_minus
-    if len(dx) >= n:
-        adx_out[start + 2 * n - 1 :] = recursions.adx_from_dx(dx, n)
-    return adx_out, plus_out, minus_out, tr_out, plus_sum_out, minus_sum_out
+    hs, ls = h[start:], lo[start:]
+    computed = recursions.adx(hs, ls, recursions.true_range(hs, ls, c[start:]), n=n)
+    if start > 0:  # leading NaN in an input: NaN there too
+        computed = tuple(np.concatenate([np.full(start, NAN), part]) for part in computed)
+    adx_values, plus_di, minus_di, tr_sum, plus_sum, minus_sum = computed
+    return adx_values, plus_di, minus_di, tr_sum, plus_sum, minus_sum
 
 
 def bollinger(

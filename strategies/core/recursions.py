@@ -22,6 +22,7 @@ returns a new float64 array; the formulas and units are those of the indicator t
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable, MutableSequence, Sequence
 from typing import Any, Final
@@ -53,101 +54,182 @@ def _compiler() -> Callable[[Loop], Loop] | None:
 
 
 # --- the loops (one definition each; compiled or interpreted)
-
-
-def _wilder_average_loop(values: Sequence[float], n: int, out: MutableSequence[float]) -> None:
-    total = 0.0
-    for i in range(n):
-        total += values[i]
-    average = total / n
-    out[0] = average
-    keep = n - 1
-    for i in range(n, len(values)):
-        average = (average * keep + values[i]) / n
-        out[i - n + 1] = average
-
-
-def _wilder_sum_loop(values: Sequence[float], n: int, out: MutableSequence[float]) -> None:
-    total = 0.0
-    for i in range(n - 1):
-        total += values[i]
-    for i in range(n - 1, len(values)):
-        total = total - total / n + values[i]
-        out[i - n + 1] = total
-
-
-def _adx_from_dx_loop(dx: Sequence[float], n: int, out: MutableSequence[float]) -> None:
-    total = 0.0
-    for i in range(n):
-        value = dx[i]
-        if value == value:  # NaN DX (+DI + -DI = 0) is skipped
-            total += value
-    average = total / n
-    out[0] = average
-    keep = n - 1
-    for i in range(n, len(dx)):
-        value = dx[i]
-        if value == value:
-            average = (average * keep + value) / n
-        out[i - n + 1] = average
+#
+# Each takes its input arrays (no NaN: the caller strips leading NaN), the period n and its
+# output arrays of the same length, filled with NaN by the caller; it fills what is computable.
 
 
 def _ema_loop(values: Sequence[float], n: int, out: MutableSequence[float]) -> None:
     k = 2.0 / (n + 1)
     total = 0.0
-    for i in range(n):
+    for i in range(min(n, len(values))):
         total += values[i]
+    if len(values) < n:
+        return
     previous = total / n
-    out[0] = previous
+    out[n - 1] = previous
     for i in range(n, len(values)):
         previous = (values[i] - previous) * k + previous
-        out[i - n + 1] = previous
+        out[i] = previous
+
+
+def _rsi_loop(close: Sequence[float], n: int, out: MutableSequence[float]) -> None:
+    gain_total = 0.0
+    loss_total = 0.0
+    avg_gain = 0.0
+    avg_loss = 0.0
+    keep = n - 1
+    for i in range(1, len(close)):
+        d = close[i] - close[i - 1]
+        gain = d if d > 0 else 0.0
+        loss = -d if d < 0 else 0.0
+        if i < n:
+            gain_total += gain
+            loss_total += loss
+            continue
+        if i == n:
+            avg_gain = (gain_total + gain) / n
+            avg_loss = (loss_total + loss) / n
+        else:
+            avg_gain = (avg_gain * keep + gain) / n
+            avg_loss = (avg_loss * keep + loss) / n
+        total = avg_gain + avg_loss
+        out[i] = 100.0 * (avg_gain / total) if total != 0.0 else 50.0
+
+
+def _atr_loop(true_range: Sequence[float], n: int, out: MutableSequence[float]) -> None:
+    total = 0.0
+    average = 0.0
+    keep = n - 1
+    for i in range(1, len(true_range)):  # TR[0] is undefined (no previous close)
+        if i < n:
+            total += true_range[i]
+            continue
+        # the first average is the mean of TR[1..n]; then Wilder's smoothing
+        average = (total + true_range[i]) / n if i == n else (average * keep + true_range[i]) / n
+        out[i] = average
+
+
+def _adx_loop(
+    high: Sequence[float],
+    low: Sequence[float],
+    true_range: Sequence[float],
+    n: int,
+    adx_out: MutableSequence[float],
+    plus_di_out: MutableSequence[float],
+    minus_di_out: MutableSequence[float],
+    tr_sum_out: MutableSequence[float],
+    plus_sum_out: MutableSequence[float],
+    minus_sum_out: MutableSequence[float],
+) -> None:
+    s_tr = 0.0
+    s_plus = 0.0
+    s_minus = 0.0
+    dx_total = 0.0
+    adx = 0.0
+    keep = n - 1
+    for i in range(1, len(true_range)):
+        up = high[i] - high[i - 1]
+        down = low[i - 1] - low[i]
+        plus_dm = up if up > 0 and up > down else 0.0
+        minus_dm = down if down > 0 and down > up else 0.0
+        if i < n:  # bars 1 .. n - 1: plain sums
+            s_tr += true_range[i]
+            s_plus += plus_dm
+            s_minus += minus_dm
+            continue
+        s_tr = s_tr - s_tr / n + true_range[i]
+        s_plus = s_plus - s_plus / n + plus_dm
+        s_minus = s_minus - s_minus / n + minus_dm
+        plus_di = 100.0 * (s_plus / s_tr) if s_tr != 0.0 else 0.0
+        minus_di = 100.0 * (s_minus / s_tr) if s_tr != 0.0 else 0.0
+        tr_sum_out[i] = s_tr
+        plus_sum_out[i] = s_plus
+        minus_sum_out[i] = s_minus
+        plus_di_out[i] = plus_di
+        minus_di_out[i] = minus_di
+        di_sum = plus_di + minus_di
+        defined = di_sum != 0.0  # else DX is undefined: skipped, the ADX holds
+        dx = 100.0 * (abs(minus_di - plus_di) / di_sum) if defined else 0.0
+        if i < 2 * n - 1:
+            if defined:
+                dx_total += dx
+            continue
+        if i == 2 * n - 1:
+            if defined:
+                dx_total += dx
+            adx = dx_total / n
+        elif defined:
+            adx = (adx * keep + dx) / n
+        adx_out[i] = adx
 
 
 class _Recursion:
-    """One loop, run compiled (on arrays) or interpreted (on lists); both return
-    ``len(values) - n + 1`` results (none when there are fewer than n values)."""
+    """One loop, run compiled (on arrays) or interpreted (on lists); returns its ``outputs``
+    arrays, as long as the inputs, NaN where the loop wrote nothing."""
 
-    def __init__(self, loop: Loop) -> None:
+    def __init__(self, loop: Loop, outputs: int) -> None:
         self.loop = loop
+        self.outputs = outputs
         self._compiled: Loop | None = None
         self._resolved = False
 
-    def __call__(self, values: FloatArray, n: int) -> FloatArray:
+    def __call__(self, *inputs: FloatArray, n: int) -> tuple[FloatArray, ...]:
         if not self._resolved:
             compile_loop = _compiler()
             self._compiled = compile_loop(self.loop) if compile_loop is not None else None
             self._resolved = True
         if self._compiled is None:
-            return self.interpreted(values, n)
-        out = np.empty(max(0, len(values) - n + 1))
-        if len(out):
-            self._compiled(np.ascontiguousarray(values, dtype=np.float64), int(n), out)
-        return out
+            return self.interpreted(*inputs, n=n)
+        length = len(inputs[0])
+        outs = tuple(np.full(length, np.nan) for _ in range(self.outputs))
+        arrays = [np.ascontiguousarray(values, dtype=np.float64) for values in inputs]
+        self._compiled(*arrays, int(n), *outs)
+        return outs
 
-    def interpreted(self, values: FloatArray, n: int) -> FloatArray:
+    def interpreted(self, *inputs: FloatArray, n: int) -> tuple[FloatArray, ...]:
         """The loop run by CPython (the reference the compiled loop is checked against)."""
-        results: list[Any] = [0.0] * max(0, len(values) - n + 1)
-        if results:
-            self.loop(np.asarray(values, dtype=np.float64).tolist(), int(n), results)
-        return np.array(results, dtype=np.float64)
+        length = len(inputs[0])
+        outs: list[list[Any]] = [[math.nan] * length for _ in range(self.outputs)]
+        lists = [np.asarray(values, dtype=np.float64).tolist() for values in inputs]
+        self.loop(*lists, int(n), *outs)
+        return tuple(np.array(out, dtype=np.float64) for out in outs)
 
 
-wilder_average: Final = _Recursion(_wilder_average_loop)
-"""Wilder's smoothing: a = mean(values[:n]) (summed left to right), then a = (a * (n - 1) +
-value) / n for each later value; ``len(values) - n + 1`` averages."""
+ema: Final = _Recursion(_ema_loop, outputs=1)
+"""``(ema,)`` of ``values``: k = 2 / (n + 1), e[n - 1] = mean(values[:n]) (summed left to
+right), then e[i] = (values[i] - e[i - 1]) * k + e[i - 1]; NaN before n - 1."""
 
-wilder_sum: Final = _Recursion(_wilder_sum_loop)
-"""Wilder's running sum (TA-Lib's TR / DM smoothing for ADX): s = sum(values[:n - 1]), then
-s = s - s / n + value for each later value; ``len(values) - n + 1`` sums."""
+rsi: Final = _Recursion(_rsi_loop, outputs=1)
+"""``(rsi,)`` of ``close``: d[i] = close[i] - close[i - 1]; average gain and loss = plain means
+over d[1..n], then avg = (avg * (n - 1) + gain or loss) / n; RSI = 100 * avg_gain /
+(avg_gain + avg_loss), 50 when both are 0; NaN before n."""
 
-adx_from_dx: Final = _Recursion(_adx_from_dx_loop)
-"""ADX from DX values (NaN DX skipped: the ADX holds): first = sum(DX[:n]) / n, then
-ADX = (ADX * (n - 1) + DX) / n; ``len(dx) - n + 1`` values."""
+atr: Final = _Recursion(_atr_loop, outputs=1)
+"""``(atr,)`` of the true ranges (:func:`true_range`, price units): ATR[n] = mean(TR[1..n]),
+then ATR[i] = (ATR[i - 1] * (n - 1) + TR[i]) / n; NaN before n."""
 
-ema_seeded: Final = _Recursion(_ema_loop)
-"""EMA with k = 2 / (n + 1) seeded by the mean of the first n values, then
-e = (value - e) * k + e; ``len(values) - n + 1`` values."""
+adx: Final = _Recursion(_adx_loop, outputs=6)
+"""``(adx, +DI, -DI, S(TR), S(+DM), S(-DM))`` of ``high, low, true_range`` (:func:`true_range`):
++DM = up if up > 0 and up > down else 0 with up = high[i] - high[i - 1], down = low[i - 1] -
+low[i] (-DM likewise); Wilder sums S = S - S / n + today's value from
+bar n (a plain sum over bars 1..n-1 before), +DI = 100 * S(+DM) / S(TR) (0 when S(TR) = 0),
+DX = 100 * |+DI - -DI| / (+DI + -DI) (undefined when that sum is 0: skipped, the ADX holds),
+ADX[2n - 1] = sum of the defined DX of bars n..2n-1 / n, then ADX = (ADX * (n - 1) + DX) / n.
+NaN before 2n - 1 (ADX) and n (the others)."""
+
+
+def true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
+    """TR[i] = max(high[i] - low[i], |high[i] - close[i-1]|, |low[i] - close[i-1]|) (price
+    units) for i ≥ 1; TR[0] is NaN (no previous close), as in TA-Lib's TRANGE. Vectorised: no
+    recursion; the input of :data:`atr` and :data:`adx`."""
+    tr = np.full(len(high), np.nan)
+    prev_close = close[:-1]
+    tr[1:] = np.maximum(
+        np.maximum(high[1:] - low[1:], np.abs(high[1:] - prev_close)),
+        np.abs(low[1:] - prev_close),
+    )
+    return tr
 
 
 def is_compiled() -> bool:

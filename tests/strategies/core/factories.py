@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from hypothesis import strategies as st
 
 from strategies.core.base import MarketSnapshot
 from trading.core.candles import read_candles_csv, timeframe_ms
@@ -89,3 +90,22 @@ def recorded_style_open_interest(
     for time_ms, added in build_ups.items():
         oi[times >= time_ms] += added
     return np.column_stack([times, oi])
+
+
+@st.composite
+def random_candles(draw: st.DrawFn) -> np.ndarray:
+    """Random OHLCV with price levels from 1e-4 to 1e5, flat stretches and zero volumes."""
+    count = draw(st.integers(min_value=0, max_value=250))
+    seed = draw(st.integers(min_value=0, max_value=2**32 - 1))
+    scale = draw(st.sampled_from([1e-4, 1.0, 3e4, 1e5]))
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(0.0, 0.002, count) * (rng.random(count) > 0.2)
+    close = scale * np.exp(np.cumsum(steps))
+    open_ = np.r_[close[:1], close[:-1]]
+    high = np.maximum(open_, close) * (
+        1 + rng.exponential(0.001, count) * (rng.random(count) > 0.3)
+    )
+    low = np.minimum(open_, close) * (1 - rng.exponential(0.001, count) * (rng.random(count) > 0.3))
+    volume = rng.exponential(5.0, count) * (rng.random(count) > 0.15)
+    t = 1_746_489_600_000 + np.cumsum(rng.integers(1, 4, count)) * 60_000.0
+    return np.column_stack([t, open_, high, low, close, volume])

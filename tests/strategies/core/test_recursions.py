@@ -19,42 +19,38 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strategies.core import indicators, recursions
+from tests.strategies.core.factories import random_candles
 from trading.core.candles import C, H, L, aggregate_candles, read_candles_csv
 
 ROOT = Path(__file__).resolve().parents[3]
 BTC_FILE = ROOT / "data/sample/binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz"
 BTC = read_candles_csv(BTC_FILE)
 RECURSIONS = {
-    "wilder_average": recursions.wilder_average,
-    "wilder_sum": recursions.wilder_sum,
-    "adx_from_dx": recursions.adx_from_dx,
-    "ema_seeded": recursions.ema_seeded,
+    "ema": (recursions.ema, "c"),
+    "rsi": (recursions.rsi, "c"),
+    "atr": (recursions.atr, "t"),
+    "adx": (recursions.adx, "hlt"),
 }
 jit_enabled = recursions._jit_wanted()
 
 
-def _series(candles: np.ndarray) -> dict[str, np.ndarray]:
-    """The inputs the indicators hand to the recursions, from real candles: closes, gains,
-    true ranges, directional moves, and a DX series with NaN (+DI + -DI = 0) placed in it."""
-    high, low, close = candles[:, H], candles[:, L], candles[:, C]
-    diffs = np.diff(close)
-    true_range = np.maximum(
-        np.maximum(high[1:] - low[1:], np.abs(high[1:] - close[:-1])), np.abs(low[1:] - close[:-1])
+def _same_bits(got: tuple[np.ndarray, ...], expected: tuple[np.ndarray, ...]) -> bool:
+    return len(got) == len(expected) and all(
+        a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+        for a, b in zip(got, expected, strict=True)
     )
-    up, down = np.diff(high), -np.diff(low)
-    dx = 100.0 * np.abs(up - down) / (np.abs(up) + np.abs(down) + 1.0)
-    dx[::37] = np.nan
-    return {
-        "close": close,
-        "gains": np.where(diffs > 0, diffs, 0.0),
-        "true_range": true_range,
-        "plus_dm": np.where((up > 0) & (up > down), up, 0.0),
-        "dx": dx,
-    }
 
 
-def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+def _compare(name: str, candles: np.ndarray, n: int) -> int:
+    """Compiled vs interpreted on ``candles``; returns how many numbers were compared."""
+    recursion, columns = RECURSIONS[name]
+    high, low, close = candles[:, H], candles[:, L], candles[:, C]
+    series = {"h": high, "l": low, "c": close, "t": recursions.true_range(high, low, close)}
+    inputs = [series[column] for column in columns]
+    got, expected = recursion(*inputs, n=n), recursion.interpreted(*inputs, n=n)
+    assert _same_bits(got, expected), (name, n, len(candles))
+    assert all(len(out) == len(candles) for out in got)
+    return sum(int(np.isfinite(out).sum()) for out in got)
 
 
 @pytest.mark.parametrize("timeframe", ["1m", "5m", "1h"])
@@ -63,53 +59,45 @@ def test_compiled_loops_give_the_bits_of_the_interpreted_loops_on_real_candles(
     timeframe: str, name: str
 ) -> None:
     candles = BTC if timeframe == "1m" else aggregate_candles(BTC, timeframe)
-    recursion = RECURSIONS[name]
     compared = 0
-    for series in _series(candles).values():
-        if name != "adx_from_dx":
-            series = series[~np.isnan(series)]  # the others never see NaN (stripped before)
-        for n in (2, 14, 50):
-            for window in (series, series[-500:], series[: n + 3]):
-                got, expected = recursion(window, n), recursion.interpreted(window, n)
-                assert len(got) == len(window) - n + 1
-                assert _same_bits(got, expected), (name, timeframe, n, len(window))
-                compared += len(got)
-    assert compared > 1000
+    for n in (2, 14, 50):
+        for window in (candles, candles[-500:], candles[: 2 * n + 3], candles[:n]):
+            compared += _compare(name, window, n)
+    assert compared > 300
 
 
-finite_values = st.floats(min_value=0.0, max_value=1e7, allow_nan=False, allow_infinity=False)
-
-
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
-    st.lists(st.one_of(finite_values, st.floats(min_value=1e-9, max_value=1e-3)), max_size=300),
-    st.integers(min_value=1, max_value=40),
-    st.sampled_from(sorted(RECURSIONS)),
+    random_candles(), st.integers(min_value=2, max_value=40), st.sampled_from(sorted(RECURSIONS))
 )
-def test_compiled_loops_give_the_bits_of_the_interpreted_loops_on_random_series(
-    values: list[float], n: int, name: str
+def test_compiled_loops_give_the_bits_of_the_interpreted_loops_on_random_candles(
+    candles: np.ndarray, n: int, name: str
 ) -> None:
-    array = np.array(values, dtype=np.float64)
-    recursion = RECURSIONS[name]
-    got, expected = recursion(array, n), recursion.interpreted(array, n)
-    assert len(got) == max(0, len(array) - n + 1)
-    assert _same_bits(got, expected)
+    """Prices from 1e-4 to 1e5, flat stretches (zero moves: RSI 50, undefined DX)."""
+    _compare(name, candles, n)
 
 
-def test_fewer_values_than_the_period_give_no_result() -> None:
-    for recursion in RECURSIONS.values():
-        assert len(recursion(np.array([1.0, 2.0]), 3)) == 0
-        assert len(recursion.interpreted(np.array([1.0, 2.0]), 3)) == 0
+def test_an_rsi_worked_by_hand() -> None:
+    """n = 2, closes 10, 12, 11, 14: moves +2, -1, +3. First averages over the first two
+    moves: gain (2 + 0) / 2 = 1, loss (0 + 1) / 2 = 0.5 -> RSI 100 * 1 / 1.5 = 66.67; then
+    gain (1 * 1 + 3) / 2 = 2, loss (0.5 * 1 + 0) / 2 = 0.25 -> RSI 100 * 2 / 2.25 = 88.89."""
+    (values,) = recursions.rsi(np.array([10.0, 12.0, 11.0, 14.0]), n=2)
+    assert np.isnan(values[:2]).all()
+    assert values[2:].tolist() == [100.0 * (1.0 / 1.5), 100.0 * (2.0 / 2.25)]
 
 
-def test_a_wilder_average_worked_by_hand() -> None:
-    """n = 2: seed (2 + 4) / 2 = 3; then (3 * 1 + 6) / 2 = 4.5; then (4.5 + 1) / 2 = 2.75."""
-    values = np.array([2.0, 4.0, 6.0, 1.0])
-    assert recursions.wilder_average(values, 2).tolist() == [3.0, 4.5, 2.75]
-    # Wilder sum, n = 2: start 2; then 2 - 1 + 4 = 5; 5 - 2.5 + 6 = 8.5; 8.5 - 4.25 + 1 = 5.25.
-    assert recursions.wilder_sum(values, 2).tolist() == [5.0, 8.5, 5.25]
-    # EMA, n = 3, k = 0.5: seed (2 + 4 + 6) / 3 = 4; then (1 - 4) * 0.5 + 4 = 2.5.
-    assert recursions.ema_seeded(values, 3).tolist() == [4.0, 2.5]
+def test_an_ema_worked_by_hand() -> None:
+    """n = 3, k = 0.5: seed (2 + 4 + 6) / 3 = 4; then (1 - 4) * 0.5 + 4 = 2.5."""
+    (values,) = recursions.ema(np.array([2.0, 4.0, 6.0, 1.0]), n=3)
+    assert values[2:].tolist() == [4.0, 2.5]
+    assert np.isnan(values[:2]).all()
+
+
+def test_fewer_values_than_the_period_give_only_nan() -> None:
+    short = np.array([1.0, 2.0])
+    for recursion, columns in RECURSIONS.values():
+        for out in recursion(*[short] * len(columns), n=3):
+            assert len(out) == 2 and np.isnan(out).all()
 
 
 @pytest.mark.skipif(not jit_enabled, reason="SCALPRADAR_JIT disables the compiled loops")
