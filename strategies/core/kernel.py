@@ -721,7 +721,7 @@ class StrategyKernel:
                     if holding_stops is None:
                         if exit_at is None:
                             exit_at = self.exit_candidates(symbol, times)
-                        holding_stops = np.union1d(candidates, np.flatnonzero(exit_at))
+                        holding_stops = np.flatnonzero(candidate_at | exit_at)
                     stops = holding_stops
                 bars = bars or _Bars.of(rows, times)
                 j = self._hold(st, symbol, bars, i, stops, single, equity, held, events)
