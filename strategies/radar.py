@@ -21,6 +21,7 @@ from django.db import connections
 
 from scalpradar.config import get_config
 from scalpradar.health import radar_status
+from strategies.core import recursions
 from strategies.kernel_config import kernel_config_from
 from strategies.models import StrategyConfig
 from strategies.runtime import RadarRuntime, build_arena, last_candle_ms
@@ -161,6 +162,8 @@ async def build(
     )
     for symbol, series in funding.items():
         runtime.set_funding(symbol, series)
+    # Compile the indicator loops before the first candle rather than while deciding on it.
+    await sync_to_async(recursions.warm_up)()
     # Kernels restored from a checkpoint replay the candles stored since, before new ones.
     await sync_to_async(runtime.catch_up)()
     last_closed = {}

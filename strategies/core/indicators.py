@@ -28,8 +28,10 @@ Each indicator also has an incremental class (``SMA(n).update(x)`` ...) for the 
 O(1) per closed candle (O(1) amortised for the rolling windows), NaN during the same warm-up,
 and BIT-IDENTICAL to the vectorised function, so a backtest and live trading take the same
 decision even on a threshold. Recursions (EMA, RSI, ATR, ADX, VWAPSession) repeat the
-vectorised arithmetic operation for operation (the vectorised side is a tight float loop, the
-one non-numpy step). Rolling windows (SMA, VolumeSMA, Bollinger, VWAPRolling) use the same
+vectorised arithmetic operation for operation. On the vectorised side EMA, RSI, ATR and ADX are
+the one non-numpy step: a sequential float loop per indicator, written once in
+:mod:`strategies.core.recursions` and compiled by numba when it is installed (the same bits as
+CPython gives, tested). Rolling windows (SMA, VolumeSMA, Bollinger, VWAPRolling) use the same
 running sum on both sides: exactly rounded (math.fsum) every n windows, then
 ``sum += new - old``; rounding drift is thus bounded to n - 1 additions. ``PercentileRank``
 (used by the regime) counts, so it is exact too.
@@ -41,7 +43,6 @@ market gives RSI 50 (TA-Lib: 0, which would read as "oversold" during an exchang
 
 from __future__ import annotations
 
-import itertools
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
@@ -202,7 +203,7 @@ def ema(x: ArrayLike, n: int) -> FloatArray:
     start = _first_valid(values)
     if len(values) - start < n:
         return out
-    (out[start:],) = recursions.ema(values[start:], n=n)
+    (out[start:],) = recursions.ema(values[start:], n)
     return out
 
 
@@ -225,7 +226,7 @@ def rsi(close: ArrayLike, n: int = 14) -> FloatArray:
     start = _first_valid(values)
     if len(values) - start <= n:
         return out
-    (out[start:],) = recursions.rsi(values[start:], n=n)
+    (out[start:],) = recursions.rsi(values[start:], n)
     return out
 
 
@@ -252,7 +253,8 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> Float
     start = _first_valid(h, lo, c)
     if length - start <= n:
         return out
-    (out[start:],) = recursions.atr(recursions.true_range(h[start:], lo[start:], c[start:]), n=n)
+    (ranges,) = recursions.true_range(h[start:], lo[start:], c[start:])
+    (out[start:],) = recursions.atr(ranges, n)
     return out
 
 
@@ -291,7 +293,8 @@ def adx_with_sums(
     n = _check_period(n, 2)
     start = _first_valid(h, lo, c)
     hs, ls = h[start:], lo[start:]
-    computed = recursions.adx(hs, ls, recursions.true_range(hs, ls, c[start:]), n=n)
+    (ranges,) = recursions.true_range(hs, ls, c[start:])
+    computed = recursions.adx(hs, ls, ranges, n)
     if start > 0:  # leading NaN in an input: NaN there too
         computed = tuple(np.concatenate([np.full(start, NAN), part]) for part in computed)
     adx_values, plus_di, minus_di, tr_sum, plus_sum, minus_sum = computed
@@ -415,23 +418,14 @@ def vwap_session(
             (volume, "volume"),
         )
     )
-    length = _same_length(t, h, lo, c, v)
+    _same_length(t, h, lo, c, v)
     session_ms = _check_period(session_ms)
-    out = np.full(length, NAN)
-    if length == 0:
-        return out
     sessions = np.floor_divide(t, session_ms)
     if (np.diff(sessions) < 0).any():
         raise ValueError("open_time_ms must be increasing for vwap_session")
-    weighted = _typical_price(h, lo, c) * v
-    bounds = np.flatnonzero(np.r_[True, sessions[1:] != sessions[:-1], True])
-    # One cumsum per session (a loop over sessions, not candles): a left-to-right running sum,
-    # bit-identical to VWAPSession's.
-    for begin, end in itertools.pairwise(bounds.tolist()):
-        traded = np.cumsum(v[begin:end])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[begin:end] = np.where(traded != 0.0, np.cumsum(weighted[begin:end]) / traded, NAN)
-    return out
+    # Left-to-right running sums per session, bit-identical to VWAPSession's.
+    (vwap,) = recursions.session_vwap(sessions, h, lo, c, v)
+    return vwap
 
 
 # --- incremental

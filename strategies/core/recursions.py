@@ -97,6 +97,40 @@ def _rsi_loop(close: Sequence[float], n: int, out: MutableSequence[float]) -> No
         out[i] = 100.0 * (avg_gain / total) if total != 0.0 else 50.0
 
 
+def _true_range_loop(
+    high: Sequence[float], low: Sequence[float], close: Sequence[float], out: MutableSequence[float]
+) -> None:
+    for i in range(1, len(close)):
+        greatest = high[i] - low[i]
+        to_high = abs(high[i] - close[i - 1])
+        if to_high > greatest:
+            greatest = to_high
+        to_low = abs(low[i] - close[i - 1])
+        if to_low > greatest:
+            greatest = to_low
+        out[i] = greatest
+
+
+def _session_vwap_loop(
+    session: Sequence[float],
+    high: Sequence[float],
+    low: Sequence[float],
+    close: Sequence[float],
+    volume: Sequence[float],
+    out: MutableSequence[float],
+) -> None:
+    traded = 0.0
+    weighted = 0.0
+    for i in range(len(session)):
+        if i == 0 or session[i] != session[i - 1]:  # a new session: the sums restart
+            traded = 0.0
+            weighted = 0.0
+        traded += volume[i]
+        weighted += (high[i] + low[i] + close[i]) / 3.0 * volume[i]
+        if traded != 0.0:
+            out[i] = weighted / traded
+
+
 def _atr_loop(true_range: Sequence[float], n: int, out: MutableSequence[float]) -> None:
     total = 0.0
     average = 0.0
@@ -164,52 +198,82 @@ def _adx_loop(
         adx_out[i] = adx
 
 
-class _Recursion:
-    """One loop, run compiled (on arrays) or interpreted (on lists); returns its ``outputs``
-    arrays, as long as the inputs, NaN where the loop wrote nothing."""
+_LOOPS: list[CompiledLoop] = []  # every loop made, for warm_up
+_SAMPLE: Final = np.linspace(1.0, 2.0, 8)
 
-    def __init__(self, loop: Loop, outputs: int) -> None:
+
+class CompiledLoop:
+    """A loop run compiled (numba, on arrays) or interpreted (CPython, on lists).
+
+    Called with its input arrays (the same length, no NaN) then its scalar parameters (a
+    period, thresholds); returns its ``outputs`` arrays, as long as the inputs, NaN where the
+    loop wrote nothing. The loop receives ``(*inputs, *parameters, *outputs)``.
+    """
+
+    def __init__(self, loop: Loop, outputs: int, sample: tuple[FloatArray | float, ...]) -> None:
+        """``sample``: small arguments of the right types, for :func:`warm_up`."""
         self.loop = loop
         self.outputs = outputs
+        self.sample = sample
         self._compiled: Loop | None = None
         self._resolved = False
+        _LOOPS.append(self)
 
-    def __call__(self, *inputs: FloatArray, n: int) -> tuple[FloatArray, ...]:
+    def __call__(self, *args: FloatArray | float) -> tuple[FloatArray, ...]:
         if not self._resolved:
             compile_loop = _compiler()
             self._compiled = compile_loop(self.loop) if compile_loop is not None else None
             self._resolved = True
         if self._compiled is None:
-            return self.interpreted(*inputs, n=n)
-        length = len(inputs[0])
-        outs = tuple(np.full(length, np.nan) for _ in range(self.outputs))
-        arrays = [np.ascontiguousarray(values, dtype=np.float64) for values in inputs]
-        self._compiled(*arrays, int(n), *outs)
-        return outs
+            return self.interpreted(*args)
+        outs = np.full((self.outputs, len(args[0])), np.nan)  # type: ignore[arg-type]
+        self._compiled(*(_contiguous(a) for a in args), *outs)
+        return tuple(outs)
 
-    def interpreted(self, *inputs: FloatArray, n: int) -> tuple[FloatArray, ...]:
+    def interpreted(self, *args: FloatArray | float) -> tuple[FloatArray, ...]:
         """The loop run by CPython (the reference the compiled loop is checked against)."""
-        length = len(inputs[0])
+        length = len(args[0])  # type: ignore[arg-type]
         outs: list[list[Any]] = [[math.nan] * length for _ in range(self.outputs)]
-        lists = [np.asarray(values, dtype=np.float64).tolist() for values in inputs]
-        self.loop(*lists, int(n), *outs)
+        plain = [a.tolist() if isinstance(a, np.ndarray) else a for a in args]
+        self.loop(*plain, *outs)
         return tuple(np.array(out, dtype=np.float64) for out in outs)
 
 
-ema: Final = _Recursion(_ema_loop, outputs=1)
+def _contiguous(value: FloatArray | float) -> FloatArray | float:
+    """An input array as numba compiles the loop for (C-contiguous float64: one compiled
+    version); scalars as they are (an int period stays an int)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == np.float64 and value.flags.c_contiguous:
+            return value
+        return np.ascontiguousarray(value, dtype=np.float64)
+    return value
+
+
+true_range: Final = CompiledLoop(_true_range_loop, outputs=1, sample=(_SAMPLE, _SAMPLE, _SAMPLE))
+"""``(tr,)`` of ``high, low, close`` (price units): TR[i] = max(high[i] - low[i],
+|high[i] - close[i-1]|, |low[i] - close[i-1]|) for i ≥ 1; TR[0] is NaN (no previous close), as
+in TA-Lib's TRANGE. The input of :data:`atr` and :data:`adx`."""
+
+session_vwap: Final = CompiledLoop(_session_vwap_loop, outputs=1, sample=(_SAMPLE,) * 5)
+"""``(vwap,)`` of ``session, high, low, close, volume``: from each session's first candle
+(where ``session`` changes), cumulative sums left to right of typical price × volume (typical =
+(high + low + close) / 3) and of volume; VWAP = their ratio, NaN while the session has traded
+no volume."""
+
+ema: Final = CompiledLoop(_ema_loop, outputs=1, sample=(_SAMPLE, 2))
 """``(ema,)`` of ``values``: k = 2 / (n + 1), e[n - 1] = mean(values[:n]) (summed left to
 right), then e[i] = (values[i] - e[i - 1]) * k + e[i - 1]; NaN before n - 1."""
 
-rsi: Final = _Recursion(_rsi_loop, outputs=1)
+rsi: Final = CompiledLoop(_rsi_loop, outputs=1, sample=(_SAMPLE, 2))
 """``(rsi,)`` of ``close``: d[i] = close[i] - close[i - 1]; average gain and loss = plain means
 over d[1..n], then avg = (avg * (n - 1) + gain or loss) / n; RSI = 100 * avg_gain /
 (avg_gain + avg_loss), 50 when both are 0; NaN before n."""
 
-atr: Final = _Recursion(_atr_loop, outputs=1)
+atr: Final = CompiledLoop(_atr_loop, outputs=1, sample=(_SAMPLE, 2))
 """``(atr,)`` of the true ranges (:func:`true_range`, price units): ATR[n] = mean(TR[1..n]),
 then ATR[i] = (ATR[i - 1] * (n - 1) + TR[i]) / n; NaN before n."""
 
-adx: Final = _Recursion(_adx_loop, outputs=6)
+adx: Final = CompiledLoop(_adx_loop, outputs=6, sample=(_SAMPLE, _SAMPLE, _SAMPLE, 2))
 """``(adx, +DI, -DI, S(TR), S(+DM), S(-DM))`` of ``high, low, true_range`` (:func:`true_range`):
 +DM = up if up > 0 and up > down else 0 with up = high[i] - high[i - 1], down = low[i - 1] -
 low[i] (-DM likewise); Wilder sums S = S - S / n + today's value from
@@ -219,17 +283,13 @@ ADX[2n - 1] = sum of the defined DX of bars n..2n-1 / n, then ADX = (ADX * (n - 
 NaN before 2n - 1 (ADX) and n (the others)."""
 
 
-def true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
-    """TR[i] = max(high[i] - low[i], |high[i] - close[i-1]|, |low[i] - close[i-1]|) (price
-    units) for i ≥ 1; TR[0] is NaN (no previous close), as in TA-Lib's TRANGE. Vectorised: no
-    recursion; the input of :data:`atr` and :data:`adx`."""
-    tr = np.full(len(high), np.nan)
-    prev_close = close[:-1]
-    tr[1:] = np.maximum(
-        np.maximum(high[1:] - low[1:], np.abs(high[1:] - prev_close)),
-        np.abs(low[1:] - prev_close),
-    )
-    return tr
+def warm_up() -> bool:
+    """Compile every loop made so far (or load it from numba's disk cache: ~1 s the first time
+    in a process, mostly importing numba) rather than on the first decision of a live feed,
+    where it would delay that candle's events. Returns :func:`is_compiled`."""
+    for loop in _LOOPS:
+        loop(*loop.sample)
+    return is_compiled()
 
 
 def is_compiled() -> bool:

@@ -25,12 +25,15 @@ time, for live trading) give identical results.
 from __future__ import annotations
 
 import math
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from strategies.core import recursions
 from strategies.core.indicators import (
     ADX,
     ATR,
@@ -140,11 +143,6 @@ class RegimeState:
         )
 
 
-def _last_index_where(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
-    """For each i, the largest j ≤ i with mask[j] (-1 if none)."""
-    return np.maximum.accumulate(np.where(mask, np.arange(len(mask)), -1))
-
-
 def _volatility_codes(percentile: FloatArray, thresholds: RegimeThresholds) -> CodeArray:
     codes = np.full(len(percentile), Volatility.NORMAL, dtype=np.int8)
     codes[percentile >= thresholds.high_vol_percentile] = Volatility.HIGH
@@ -208,32 +206,60 @@ def regimes_from_directional(
     minus_di: FloatArray,
     thresholds: RegimeThresholds | None = None,
 ) -> CodeArray:
-    """The trend rule over whole arrays: ``Regime`` codes equal to folding ``next_regime``.
-
-    The hysteresis is resolved without a loop: a candle is TRENDING_UP when the last candle that
-    started an up trend (ADX ≥ adx_trend, +DI > -DI) is more recent than every candle that
-    started something else (a down trend, ADX < adx_range) or ended an up trend (-DI > +DI
-    inside the band); likewise down; otherwise RANGING (UNKNOWN where ADX is NaN).
-    """
+    """The trend rule over whole arrays: ``Regime`` codes equal to folding ``next_regime``
+    from UNKNOWN (the fold is one compiled loop, :mod:`strategies.core.recursions`)."""
     rules = thresholds or RegimeThresholds()
-    known = ~np.isnan(adx_values)
-    strong = known & (adx_values >= rules.adx_trend)
-    weak = known & (adx_values < rules.adx_range)
-    band = known & ~strong & ~weak
-    up_wins = plus_di > minus_di
-    down_wins = minus_di > plus_di
-    last_up = _last_index_where(strong & up_wins)
-    last_down = _last_index_where(strong & down_wins)
-    last_ranging = _last_index_where(weak)
-    up_ended = _last_index_where(band & down_wins)
-    down_ended = _last_index_where(band & up_wins)
-    regime = np.full(len(adx_values), Regime.RANGING, dtype=np.int8)
-    regime[last_up > np.maximum.reduce([last_down, last_ranging, up_ended])] = Regime.TRENDING_UP
-    regime[last_down > np.maximum.reduce([last_up, last_ranging, down_ended])] = (
-        Regime.TRENDING_DOWN
+    if len(adx_values) == 0:
+        return np.empty(0, dtype=np.int8)
+    (codes,) = _trend_rule(
+        adx_values, plus_di, minus_di, float(rules.adx_trend), float(rules.adx_range)
     )
-    regime[~known] = Regime.UNKNOWN
-    return regime
+    return codes.astype(np.int8)
+
+
+# Regime codes as plain ints for the compiled fold (numba reads module ints as constants).
+_UNKNOWN: Final = int(Regime.UNKNOWN)
+_RANGING: Final = int(Regime.RANGING)
+_UP: Final = int(Regime.TRENDING_UP)
+_DOWN: Final = int(Regime.TRENDING_DOWN)
+
+
+def _trend_rule_loop(
+    adx_values: Sequence[float],
+    plus_di: Sequence[float],
+    minus_di: Sequence[float],
+    adx_trend: float,
+    adx_range: float,
+    out: MutableSequence[float],
+) -> None:
+    """``next_regime`` folded over the candles, the previous regime carried along."""
+    previous = _UNKNOWN
+    for i in range(len(adx_values)):
+        value = adx_values[i]
+        if value != value:  # NaN: ADX still warming up
+            regime = _UNKNOWN
+        elif value >= adx_trend:
+            if plus_di[i] > minus_di[i]:
+                regime = _UP
+            elif minus_di[i] > plus_di[i]:
+                regime = _DOWN
+            else:
+                regime = previous if previous != _UNKNOWN else _RANGING
+        elif value < adx_range:
+            regime = _RANGING
+        elif previous == _UP and minus_di[i] <= plus_di[i]:
+            regime = _UP
+        elif previous == _DOWN and plus_di[i] <= minus_di[i]:
+            regime = _DOWN
+        else:
+            regime = _RANGING
+        out[i] = regime
+        previous = regime
+
+
+_trend_rule: Final = recursions.CompiledLoop(
+    _trend_rule_loop, outputs=1, sample=(np.full(4, 30.0), np.ones(4), np.zeros(4), 25.0, 20.0)
+)
 
 
 def next_regime(

@@ -18,18 +18,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies.core import indicators, recursions
+from strategies.core import indicators, recursions, regime
 from tests.strategies.core.factories import random_candles
-from trading.core.candles import C, H, L, aggregate_candles, read_candles_csv
+from trading.core.candles import C, H, L, T, V, aggregate_candles, read_candles_csv
 
 ROOT = Path(__file__).resolve().parents[3]
 BTC_FILE = ROOT / "data/sample/binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz"
 BTC = read_candles_csv(BTC_FILE)
-RECURSIONS = {
-    "ema": (recursions.ema, "c"),
-    "rsi": (recursions.rsi, "c"),
-    "atr": (recursions.atr, "t"),
-    "adx": (recursions.adx, "hlt"),
+RECURSIONS = {  # inputs by column (t: true range, s: UTC session), and whether it takes n
+    "ema": (recursions.ema, "c", True),
+    "rsi": (recursions.rsi, "c", True),
+    "atr": (recursions.atr, "t", True),
+    "adx": (recursions.adx, "hlt", True),
+    "true_range": (recursions.true_range, "hlc", False),
+    "session_vwap": (recursions.session_vwap, "shlcv", False),
 }
 jit_enabled = recursions._jit_wanted()
 
@@ -43,11 +45,13 @@ def _same_bits(got: tuple[np.ndarray, ...], expected: tuple[np.ndarray, ...]) ->
 
 def _compare(name: str, candles: np.ndarray, n: int) -> int:
     """Compiled vs interpreted on ``candles``; returns how many numbers were compared."""
-    recursion, columns = RECURSIONS[name]
+    recursion, columns, takes_period = RECURSIONS[name]
     high, low, close = candles[:, H], candles[:, L], candles[:, C]
-    series = {"h": high, "l": low, "c": close, "t": recursions.true_range(high, low, close)}
-    inputs = [series[column] for column in columns]
-    got, expected = recursion(*inputs, n=n), recursion.interpreted(*inputs, n=n)
+    (ranges,) = recursions.true_range(high, low, close)
+    session = np.floor_divide(candles[:, T], 86_400_000)
+    series = {"h": high, "l": low, "c": close, "v": candles[:, V], "t": ranges, "s": session}
+    args = [series[column] for column in columns] + ([n] if takes_period else [])
+    got, expected = recursion(*args), recursion.interpreted(*args)
     assert _same_bits(got, expected), (name, n, len(candles))
     assert all(len(out) == len(candles) for out in got)
     return sum(int(np.isfinite(out).sum()) for out in got)
@@ -81,23 +85,24 @@ def test_an_rsi_worked_by_hand() -> None:
     """n = 2, closes 10, 12, 11, 14: moves +2, -1, +3. First averages over the first two
     moves: gain (2 + 0) / 2 = 1, loss (0 + 1) / 2 = 0.5 -> RSI 100 * 1 / 1.5 = 66.67; then
     gain (1 * 1 + 3) / 2 = 2, loss (0.5 * 1 + 0) / 2 = 0.25 -> RSI 100 * 2 / 2.25 = 88.89."""
-    (values,) = recursions.rsi(np.array([10.0, 12.0, 11.0, 14.0]), n=2)
+    (values,) = recursions.rsi(np.array([10.0, 12.0, 11.0, 14.0]), 2)
     assert np.isnan(values[:2]).all()
     assert values[2:].tolist() == [100.0 * (1.0 / 1.5), 100.0 * (2.0 / 2.25)]
 
 
 def test_an_ema_worked_by_hand() -> None:
     """n = 3, k = 0.5: seed (2 + 4 + 6) / 3 = 4; then (1 - 4) * 0.5 + 4 = 2.5."""
-    (values,) = recursions.ema(np.array([2.0, 4.0, 6.0, 1.0]), n=3)
+    (values,) = recursions.ema(np.array([2.0, 4.0, 6.0, 1.0]), 3)
     assert values[2:].tolist() == [4.0, 2.5]
     assert np.isnan(values[:2]).all()
 
 
 def test_fewer_values_than_the_period_give_only_nan() -> None:
     short = np.array([1.0, 2.0])
-    for recursion, columns in RECURSIONS.values():
-        for out in recursion(*[short] * len(columns), n=3):
-            assert len(out) == 2 and np.isnan(out).all()
+    for recursion, columns, takes_period in RECURSIONS.values():
+        if takes_period:
+            for out in recursion(*[short] * len(columns), 3):
+                assert len(out) == 2 and np.isnan(out).all()
 
 
 @pytest.mark.skipif(not jit_enabled, reason="SCALPRADAR_JIT disables the compiled loops")
@@ -120,7 +125,7 @@ def test_with_the_jit_disabled_an_indicator_is_the_same_float() -> None:
     script = (
         "import sys; import numpy as np\n"
         "from strategies.core import indicators, recursions\n"
-        "from trading.core.candles import C, H, L, aggregate_candles, read_candles_csv\n"
+        "from trading.core.candles import C, H, L, T, V, aggregate_candles, read_candles_csv\n"
         f"btc = read_candles_csv({str(BTC_FILE)!r})\n"
         "w = aggregate_candles(btc, '5m')[-500:]\n"
         "h, lo, c = w[:, H], w[:, L], w[:, C]\n"
@@ -141,3 +146,28 @@ def test_with_the_jit_disabled_an_indicator_is_the_same_float() -> None:
     compiled_flag, bits = done.stdout.split()
     assert compiled_flag == "False"
     assert bits == np.concatenate(here).tobytes().hex()
+
+
+@pytest.mark.skipif(not jit_enabled, reason="SCALPRADAR_JIT disables the compiled loops")
+def test_warm_up_compiles_every_loop_before_the_first_decision() -> None:
+    pytest.importorskip("numba")
+    assert recursions.warm_up()
+    loops = [recursion for recursion, _, _ in RECURSIONS.values()] + [regime._trend_rule]
+    assert set(map(id, loops)) <= set(map(id, recursions._LOOPS))
+    for loop in recursions._LOOPS:
+        assert loop._resolved and loop._compiled is not None
+
+
+@pytest.mark.parametrize("timeframe", ["1m", "5m"])
+def test_the_compiled_trend_rule_gives_the_codes_of_the_interpreted_one(timeframe: str) -> None:
+    """The regime fold (``regime._trend_rule``) on the real ADX / DI series, thresholds around
+    their values so that every branch of the rule is taken."""
+    candles = BTC if timeframe == "1m" else aggregate_candles(BTC, timeframe)
+    adx_values, plus_di, minus_di = indicators.adx(candles[:, H], candles[:, L], candles[:, C])
+    seen: set[float] = set()
+    for trend, band in ((25.0, 20.0), (30.0, 15.0), (40.0, 35.0)):
+        args = (adx_values, plus_di, minus_di, trend, band)
+        (got,), (expected,) = regime._trend_rule(*args), regime._trend_rule.interpreted(*args)
+        assert got.tobytes() == expected.tobytes()
+        seen |= set(got.tolist())
+    assert seen == {0.0, 1.0, 2.0, 3.0}
