@@ -10,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     PATH="/app/.venv/bin:$PATH" \
-    SCALPRADAR_DATA_DIR=/app/var
+    SCALPRADAR_DATA_DIR=/app/var \
+    NUMBA_CACHE_DIR=/app/var/numba-cache
 
 # uv from PyPI, pinned to the minor version that wrote uv.lock.
 RUN pip install --no-cache-dir "uv==0.13.*"

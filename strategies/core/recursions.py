@@ -22,6 +22,7 @@ returns a new float64 array; the formulas and units are those of the indicator t
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 from collections.abc import Callable, MutableSequence, Sequence
@@ -32,6 +33,7 @@ from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
 Loop = Callable[..., None]
+log = logging.getLogger(__name__)
 
 
 def _jit_wanted() -> bool:
@@ -40,17 +42,35 @@ def _jit_wanted() -> bool:
 
 @functools.cache
 def _compiler() -> Callable[[Loop], Loop] | None:
-    """numba's ``njit(cache=True)`` (no fastmath), or None when numba is absent or disabled.
-
-    Imported at the first recursion, not with this module (importing numba takes ~0.5 s)."""
+    """A function compiling a loop with numba (no fastmath), or None when numba is absent or
+    disabled. numba is imported here, at the first loop run, not with this module (importing
+    it takes ~0.5 s)."""
     if not _jit_wanted():
         return None
     try:
         import numba  # type: ignore[import-untyped,unused-ignore]
     except ImportError:  # an interpreter numba does not support yet: interpreted loops
         return None
-    compile_loop: Callable[[Loop], Loop] = numba.njit(cache=True)
+
+    def compile_loop(loop: Loop) -> Loop:
+        try:
+            compiled: Loop = numba.njit(cache=True)(loop)
+        except RuntimeError as exc:  # nowhere to write the cache (read-only install, no home)
+            _warn_uncached(str(exc))
+            compiled = numba.njit(cache=False)(loop)
+        return compiled
+
     return compile_loop
+
+
+@functools.cache
+def _warn_uncached(reason: str) -> None:
+    """Once per process and reason."""
+    log.warning(
+        "numba cannot cache the compiled indicator loops (%s): they are compiled again in each "
+        "process (~1 s); set NUMBA_CACHE_DIR to a writable directory to keep them",
+        reason.split(":", 1)[-1].strip(),  # "no locator available for file ...", per file
+    )
 
 
 # --- the loops (one definition each; compiled or interpreted)

@@ -171,3 +171,34 @@ def test_the_compiled_trend_rule_gives_the_codes_of_the_interpreted_one(timefram
         assert got.tobytes() == expected.tobytes()
         seen |= set(got.tolist())
     assert seen == {0.0, 1.0, 2.0, 3.0}
+
+
+def _double_loop(values: np.ndarray, out: np.ndarray) -> None:
+    for i in range(len(values)):
+        out[i] = values[i] * 2.0
+
+
+@pytest.mark.skipif(not jit_enabled, reason="SCALPRADAR_JIT disables the compiled loops")
+def test_a_read_only_install_compiles_without_the_disk_cache(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where numba finds no writable cache directory (a read-only image whose user has no home:
+    ``RuntimeError: cannot cache function ... no locator available``), the loop is compiled
+    for this process only, with a warning naming NUMBA_CACHE_DIR, instead of failing."""
+    numba = pytest.importorskip("numba")
+    real_njit = numba.njit
+
+    def njit_without_cache_dir(*args: object, **options: object) -> object:
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function '_double_loop': no locator available")
+        return real_njit(*args, **options)
+
+    monkeypatch.setattr(numba, "njit", njit_without_cache_dir)
+    monkeypatch.setattr(recursions, "_LOOPS", [])
+    recursions._warn_uncached.cache_clear()  # warned once per process and reason
+    loop = recursions.CompiledLoop(_double_loop, outputs=1, sample=(np.ones(2),))
+    with caplog.at_level("WARNING", logger="strategies.core.recursions"):
+        (doubled,) = loop(np.array([1.5, -2.0]))
+    assert doubled.tolist() == [3.0, -4.0]
+    assert loop._compiled is not None
+    assert "NUMBA_CACHE_DIR" in caplog.text
