@@ -18,9 +18,10 @@ parameter sets to 2 processes two at a time; its timing covers, in each process,
 validation and aggregation of the candles (once per process and sweep: they do not depend on
 the parameters), every whole ``run_backtest`` and a summary row of each result sent back; best
 of 5 sweeps, each with a new sweep id (so each prepares its candles and derived values again).
-The first run in a process also compiles (or loads from numba's disk cache) the indicator
-recursions (``strategies.core.recursions``): ~1 s once per process, outside the timings like
-the imports; the bench prints whether they ran compiled.
+The indicator loops (``strategies.core.recursions``) are compiled (or loaded from numba's disk
+cache) before any timing, by ``recursions.warm_up()`` as the radar and ``optimize`` do: ~1 s
+once per process, outside the timings like the imports; the bench prints whether they run
+compiled (``SCALPRADAR_JIT=0``: interpreted). The forked sweep processes inherit them.
 ``--reference`` also times (b) with every candle sent through ``on_candle`` (no skipping), the
 loop the live runtime runs.
 """
@@ -137,11 +138,11 @@ def main() -> None:
             "vwap_rsi", params, SYMBOL, candles, funding=funding, config=KernelConfig(), **options
         )
 
+    # As a long-running process (radar, worker, optimize) does: compile the indicator loops now.
+    how = "compiled (numba)" if recursions.warm_up() else "interpreted (CPython)"
+    print(f"indicator loops: {how}")
     for label, params in (("default parameters", {}), ("trading parameters", TRADING_PARAMS)):
-        result = single(params)  # imports, compiles, caches; the result is the same every time
-        if not params:
-            how = "compiled (numba)" if recursions.is_compiled() else "interpreted (CPython)"
-            print(f"indicator recursions: {how}")
+        result = single(params)  # imports, caches; the result is the same every time
         seconds = best_of(5, lambda params=params: single(params))
         print(
             f"single run, {label}: {n:,} candles in {seconds * 1000:.1f} ms = "

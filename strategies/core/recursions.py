@@ -5,18 +5,23 @@ each step needs the previous step's rounded result, so numpy cannot vectorise it
 it costs ~0.1 µs per step (~50 µs per 500-candle window, ~200 µs for the four of ADX). A
 backtest decision reads several of them, so they were most of a run's time.
 
-Each recursion is written ONCE below, as a plain loop over indexable values that fills ``out``.
-When numba is installed (a project dependency) it compiles that same function to machine code,
-lazily at the first call and cached on disk: ~1 µs per 500 steps. numba is used without
+Each recursion is written ONCE below, as a plain loop over indexable values that fills its
+outputs (:class:`CompiledLoop`). When numba is installed (a project dependency) it compiles that
+same function to machine code, cached on disk: ~1 µs per 500 steps. numba is used without
 ``fastmath``, so every ``+ - * /`` stays the IEEE-754 double operation CPython performs, in the
 same order, with no fused multiply-add and no reassociation: the compiled and the interpreted
-loop give the same bits (tests/strategies/test_recursions.py runs both on real candles and on
-random series). Without numba, or with the environment variable ``SCALPRADAR_JIT=0``, the same
-loops run in CPython over lists.
+loop give the same bits (tests/strategies/core/test_recursions.py runs both on real candles and
+on random series), and a process may switch from one to the other at any call.
 
-Every function takes a 1-D float64 array without NaN (the callers strip leading NaN first) and
-returns a new float64 array; the formulas and units are those of the indicator that calls it
-(see ``indicators``).
+When: importing numba and loading the compiled code costs ~1 s per process, more than a
+one-off backtest of a few weeks spends in these loops. So a process runs them interpreted
+until it has run ``STEPS_BEFORE_COMPILING`` steps, then compiled; long-running processes (the
+radar, ``optimize``, the benchmarks) switch at start with :func:`warm_up`. Without numba, or
+with the environment variable ``SCALPRADAR_JIT=0``, they always run in CPython.
+
+Each loop takes 1-D float64 arrays without NaN (the callers strip leading NaN first) and
+returns new float64 arrays as long; the formulas and units are those of the indicator that
+calls it (see ``indicators``).
 """
 
 from __future__ import annotations
@@ -220,10 +225,23 @@ def _adx_loop(
 
 _LOOPS: list[CompiledLoop] = []  # every loop made, for warm_up
 _SAMPLE: Final = np.linspace(1.0, 2.0, 8)
+STEPS_BEFORE_COMPILING: Final = 2_000_000
+"""Loop steps a process runs interpreted before it compiles (~0.3 s of CPython loops, a third
+of what importing numba and loading the compiled code costs): a one-off backtest of a few
+weeks stays interpreted and starts at once; a sweep, a long backtest or a worker compiles."""
+
+
+class _Switch:
+    """Whether this process runs the loops compiled: from :func:`warm_up`, or once
+    ``STEPS_BEFORE_COMPILING`` interpreted steps have run."""
+
+    compiling = False
+    interpreted_steps = 0
 
 
 class CompiledLoop:
-    """A loop run compiled (numba, on arrays) or interpreted (CPython, on lists).
+    """A loop run compiled (numba, on arrays) or interpreted (CPython, on lists); both give the
+    same bits, so a process may switch at any call (:class:`_Switch`).
 
     Called with its input arrays (the same length, no NaN) then its scalar parameters (a
     period, thresholds); returns its ``outputs`` arrays, as long as the inputs, NaN where the
@@ -236,16 +254,27 @@ class CompiledLoop:
         self.outputs = outputs
         self.sample = sample
         self._compiled: Loop | None = None
-        self._resolved = False
         _LOOPS.append(self)
 
     def __call__(self, *args: FloatArray | float) -> tuple[FloatArray, ...]:
-        if not self._resolved:
-            compile_loop = _compiler()
-            self._compiled = compile_loop(self.loop) if compile_loop is not None else None
-            self._resolved = True
         if self._compiled is None:
-            return self.interpreted(*args)
+            if not _Switch.compiling:
+                _Switch.interpreted_steps += len(args[0])  # type: ignore[arg-type]
+                if _Switch.interpreted_steps < STEPS_BEFORE_COMPILING or _compiler() is None:
+                    return self.interpreted(*args)
+                _Switch.compiling = True
+            if _compiler() is None:
+                return self.interpreted(*args)
+        return self.compiled(*args)
+
+    def compiled(self, *args: FloatArray | float) -> tuple[FloatArray, ...]:
+        """The loop run as numba machine code (compiled, or loaded from the disk cache, at the
+        first call). Raises ``RuntimeError`` when numba is absent or ``SCALPRADAR_JIT=0``."""
+        if self._compiled is None:
+            compile_loop = _compiler()
+            if compile_loop is None:
+                raise RuntimeError("numba is not installed or SCALPRADAR_JIT=0")
+            self._compiled = compile_loop(self.loop)
         outs = np.full((self.outputs, len(args[0])), np.nan)  # type: ignore[arg-type]
         self._compiled(*(_contiguous(a) for a in args), *outs)
         return tuple(outs)
@@ -304,14 +333,19 @@ NaN before 2n - 1 (ADX) and n (the others)."""
 
 
 def warm_up() -> bool:
-    """Compile every loop made so far (or load it from numba's disk cache: ~1 s the first time
-    in a process, mostly importing numba) rather than on the first decision of a live feed,
-    where it would delay that candle's events. Returns :func:`is_compiled`."""
+    """Switch this process to the compiled loops now and compile every loop made so far (or
+    load it from numba's disk cache: ~1 s the first time in a process, mostly importing numba),
+    rather than after ``STEPS_BEFORE_COMPILING`` interpreted steps or in the middle of a live
+    candle. Long-running processes call it (the radar before its first candle, ``optimize``,
+    the benchmarks). Returns :func:`is_compiled`; without numba it does nothing."""
+    if _compiler() is None:
+        return False
+    _Switch.compiling = True
     for loop in _LOOPS:
-        loop(*loop.sample)
-    return is_compiled()
+        loop.compiled(*loop.sample)
+    return True
 
 
 def is_compiled() -> bool:
-    """True when the recursions run as numba machine code (for the benchmarks' report)."""
-    return _compiler() is not None
+    """True when this process runs the loops as numba machine code."""
+    return _Switch.compiling and _compiler() is not None

@@ -8,6 +8,7 @@ series of wide magnitudes.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -34,6 +35,10 @@ RECURSIONS = {  # inputs by column (t: true range, s: UTC session), and whether 
     "session_vwap": (recursions.session_vwap, "shlcv", False),
 }
 jit_enabled = recursions._jit_wanted()
+needs_numba = pytest.mark.skipif(
+    not jit_enabled or importlib.util.find_spec("numba") is None,
+    reason="numba absent or disabled (SCALPRADAR_JIT=0): no compiled loops to compare",
+)
 
 
 def _same_bits(got: tuple[np.ndarray, ...], expected: tuple[np.ndarray, ...]) -> bool:
@@ -51,12 +56,13 @@ def _compare(name: str, candles: np.ndarray, n: int) -> int:
     session = np.floor_divide(candles[:, T], 86_400_000)
     series = {"h": high, "l": low, "c": close, "v": candles[:, V], "t": ranges, "s": session}
     args = [series[column] for column in columns] + ([n] if takes_period else [])
-    got, expected = recursion(*args), recursion.interpreted(*args)
+    got, expected = recursion.compiled(*args), recursion.interpreted(*args)
     assert _same_bits(got, expected), (name, n, len(candles))
     assert all(len(out) == len(candles) for out in got)
     return sum(int(np.isfinite(out).sum()) for out in got)
 
 
+@needs_numba
 @pytest.mark.parametrize("timeframe", ["1m", "5m", "1h"])
 @pytest.mark.parametrize("name", sorted(RECURSIONS))
 def test_compiled_loops_give_the_bits_of_the_interpreted_loops_on_real_candles(
@@ -70,6 +76,7 @@ def test_compiled_loops_give_the_bits_of_the_interpreted_loops_on_real_candles(
     assert compared > 300
 
 
+@needs_numba
 @settings(max_examples=150, deadline=None)
 @given(
     random_candles(), st.integers(min_value=2, max_value=40), st.sampled_from(sorted(RECURSIONS))
@@ -105,15 +112,30 @@ def test_fewer_values_than_the_period_give_only_nan() -> None:
                 assert len(out) == 2 and np.isnan(out).all()
 
 
-@pytest.mark.skipif(not jit_enabled, reason="SCALPRADAR_JIT disables the compiled loops")
-def test_the_recursions_run_compiled_when_numba_is_installed() -> None:
-    pytest.importorskip("numba")
-    assert recursions.is_compiled()
+@needs_numba
+def test_a_process_compiles_after_enough_interpreted_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A short job stays interpreted (no ~1 s numba start); past ``STEPS_BEFORE_COMPILING``
+    loop steps the process switches to the compiled loops, with the same results."""
+    monkeypatch.setattr(recursions._Switch, "compiling", False)
+    monkeypatch.setattr(recursions._Switch, "interpreted_steps", 0)
+    monkeypatch.setattr(recursions, "STEPS_BEFORE_COMPILING", 1_000)
+    monkeypatch.setattr(recursions, "_LOOPS", [])
+    loop = recursions.CompiledLoop(recursions._ema_loop, outputs=1, sample=(np.ones(3), 2))
+    closes = BTC[:400, C]
+    (first,) = loop(closes, 14)
+    (second,) = loop(closes, 14)
+    assert loop._compiled is None and not recursions.is_compiled()  # 800 steps: interpreted
+    (third,) = loop(closes, 14)
+    assert loop._compiled is not None and recursions.is_compiled()  # 1,200: compiled
+    assert first.tobytes() == second.tobytes() == third.tobytes()
 
 
 def test_with_the_jit_disabled_an_indicator_is_the_same_float() -> None:
     """A process with ``SCALPRADAR_JIT=0`` (interpreted loops) computes the ADX, RSI, ATR and
-    EMA of a real 500-candle window to the same bits as this one."""
+    EMA of a real 500-candle window to the same bits as this one (compiled, numba allowing)."""
+    recursions.warm_up()
     window = aggregate_candles(BTC, "5m")[-500:]
     high, low, close = window[:, H], window[:, L], window[:, C]
     here = [
@@ -148,16 +170,16 @@ def test_with_the_jit_disabled_an_indicator_is_the_same_float() -> None:
     assert bits == np.concatenate(here).tobytes().hex()
 
 
-@pytest.mark.skipif(not jit_enabled, reason="SCALPRADAR_JIT disables the compiled loops")
+@needs_numba
 def test_warm_up_compiles_every_loop_before_the_first_decision() -> None:
-    pytest.importorskip("numba")
     assert recursions.warm_up()
     loops = [recursion for recursion, _, _ in RECURSIONS.values()] + [regime._trend_rule]
     assert set(map(id, loops)) <= set(map(id, recursions._LOOPS))
     for loop in recursions._LOOPS:
-        assert loop._resolved and loop._compiled is not None
+        assert loop._compiled is not None
 
 
+@needs_numba
 @pytest.mark.parametrize("timeframe", ["1m", "5m"])
 def test_the_compiled_trend_rule_gives_the_codes_of_the_interpreted_one(timeframe: str) -> None:
     """The regime fold (``regime._trend_rule``) on the real ADX / DI series, thresholds around
@@ -167,7 +189,10 @@ def test_the_compiled_trend_rule_gives_the_codes_of_the_interpreted_one(timefram
     seen: set[float] = set()
     for trend, band in ((25.0, 20.0), (30.0, 15.0), (40.0, 35.0)):
         args = (adx_values, plus_di, minus_di, trend, band)
-        (got,), (expected,) = regime._trend_rule(*args), regime._trend_rule.interpreted(*args)
+        (got,), (expected,) = (
+            regime._trend_rule.compiled(*args),
+            regime._trend_rule.interpreted(*args),
+        )
         assert got.tobytes() == expected.tobytes()
         seen |= set(got.tolist())
     assert seen == {0.0, 1.0, 2.0, 3.0}
@@ -178,7 +203,7 @@ def _double_loop(values: np.ndarray, out: np.ndarray) -> None:
         out[i] = values[i] * 2.0
 
 
-@pytest.mark.skipif(not jit_enabled, reason="SCALPRADAR_JIT disables the compiled loops")
+@needs_numba
 def test_a_read_only_install_compiles_without_the_disk_cache(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -198,7 +223,7 @@ def test_a_read_only_install_compiles_without_the_disk_cache(
     recursions._warn_uncached.cache_clear()  # warned once per process and reason
     loop = recursions.CompiledLoop(_double_loop, outputs=1, sample=(np.ones(2),))
     with caplog.at_level("WARNING", logger="strategies.core.recursions"):
-        (doubled,) = loop(np.array([1.5, -2.0]))
+        (doubled,) = loop.compiled(np.array([1.5, -2.0]))
     assert doubled.tolist() == [3.0, -4.0]
     assert loop._compiled is not None
     assert "NUMBA_CACHE_DIR" in caplog.text
