@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "sample"
@@ -19,3 +21,14 @@ def sample_dir() -> Path:
 @pytest.fixture
 def test_data_dir() -> Path:
     return TEST_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):  # type: ignore[no-untyped-def]
+    """pytest-django's test databases, with the connection of asgiref's shared executor thread
+    closed before they are dropped: async tests reach the database through it (Channels'
+    ``database_sync_to_async`` in the websocket tests), Django closes only the calling thread's
+    connections, and PostgreSQL refuses to drop a database still in use ("is being accessed by
+    other users", a teardown warning before)."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
