@@ -18,6 +18,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from scalpradar.consumers import IDS, dom_id, market_slug
+from scalpradar.streaming import streaming_content_for
 from trading import selectors
 from trading.core.fees import BITGET_VIP0, Liquidity, fee_for_fill
 from trading.core.liquidation import choose_leverage
@@ -173,7 +174,9 @@ def trades_csv(request: HttpRequest) -> StreamingHttpResponse:
         for row in selectors.trade_csv_rows(selectors.closed_trades(filters)):
             yield writer.writerow(row)
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response = StreamingHttpResponse(
+        streaming_content_for(request, lines()), content_type="text/csv"
+    )
     response["Content-Disposition"] = f'attachment; filename="trades-{date.today():%Y%m%d}.csv"'
     return response
 
