@@ -36,7 +36,7 @@ from strategies.core.levels import (
     volume_ratios,
 )
 from strategies.core.params import MomentumBreakoutParams
-from strategies.core.regime import RegimeThresholds, Volatility, classify_regime
+from strategies.core.regime import RegimeThresholds, Volatility, last_volatility
 from strategies.core.scoring import ScoreParts, ramp
 from strategies.core.snapshot import History
 from trading.core.candles import C, H, L
@@ -129,14 +129,14 @@ class MomentumBreakout(Strategy):
                 f"EMA({p.confirm_ema_period}) {price(ema_value)}"
             )
         rules = RegimeThresholds(atr_period=p.atr_period, atr_percentile_window=VOLATILITY_WINDOW)
-        volatility = classify_regime(candles, rules).at(-1)
-        high_volatility = volatility.volatility == Volatility.HIGH
+        volatility, atr_percentile = last_volatility(candles, rules)
+        high_volatility = volatility is Volatility.HIGH
         if p.require_high_volatility and not high_volatility:
             return None
         if high_volatility:
             reasons.append(
                 f"{p.timeframe} volatility high: ATR % at percentile "
-                f"{volatility.atr_percentile:.0f} "
+                f"{atr_percentile:.0f} "
                 f"of the last {VOLATILITY_WINDOW} candles"
             )
         parts = ScoreParts(

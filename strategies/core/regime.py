@@ -185,19 +185,29 @@ def last_regime(
 ) -> tuple[Regime, Volatility]:
     """``classify_regime(candles, thresholds).at(-1)``'s regime and volatility, computing only
     what they need: the trend rule over the whole array (its hysteresis reaches back), and
-    the ATR percentile only when the array is long enough for one (else UNKNOWN, as there).
+    the volatility of the last candle (:func:`last_volatility`).
     ``directional`` = ``adx(high, low, close, adx_period)`` of these candles when the caller
     already has it (the same arrays ``classify_regime`` computes)."""
     rules = thresholds or RegimeThresholds()
     high, low, close = candles[:, H], candles[:, L], candles[:, C]
     adx_values, plus_di, minus_di = directional or adx(high, low, close, rules.adx_period)
     regime = Regime(int(regimes_from_directional(adx_values, plus_di, minus_di, rules)[-1]))
-    volatility = Volatility.UNKNOWN
-    if len(candles) >= rules.atr_period + rules.atr_percentile_window:
-        atr_values = atr(high, low, close, rules.atr_period)
-        last = percentile_rank_last(100.0 * atr_values / close, rules.atr_percentile_window)
-        volatility = Volatility(int(_volatility_codes(np.array([last]), rules)[0]))
-    return regime, volatility
+    return regime, last_volatility(candles, rules)[0]
+
+
+def last_volatility(
+    candles: np.ndarray, thresholds: RegimeThresholds | None = None
+) -> tuple[Volatility, float]:
+    """``classify_regime(candles, thresholds).at(-1)``'s volatility and ATR percentile (0..100,
+    NaN while the window is shorter than ``atr_period + atr_percentile_window``), ranking the
+    last candle's ATR % only (:func:`indicators.percentile_rank_last`, bit for bit)."""
+    rules = thresholds or RegimeThresholds()
+    if len(candles) < rules.atr_period + rules.atr_percentile_window:
+        return Volatility.UNKNOWN, math.nan
+    high, low, close = candles[:, H], candles[:, L], candles[:, C]
+    atr_values = atr(high, low, close, rules.atr_period)
+    last = percentile_rank_last(100.0 * atr_values / close, rules.atr_percentile_window)
+    return Volatility(int(_volatility_codes(np.array([last]), rules)[0])), last
 
 
 def regimes_from_directional(

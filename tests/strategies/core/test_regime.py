@@ -18,6 +18,7 @@ from strategies.core.regime import (
     Volatility,
     classify_regime,
     last_regime,
+    last_volatility,
     next_regime,
     regimes_from_directional,
 )
@@ -222,6 +223,11 @@ def test_last_regime_is_the_last_row_of_classify_regime() -> None:
                     state.regime,
                     state.volatility,
                 )
+            volatility, percentile = last_volatility(window)
+            assert volatility == state.volatility
+            assert percentile == state.atr_percentile or (
+                np.isnan(percentile) and np.isnan(state.atr_percentile)
+            )
             seen.add(state.volatility)
     assert Volatility.UNKNOWN in seen and len(seen) > 2
 
