@@ -51,6 +51,7 @@ CSV_HEADER: Final = "timestamp_ms,open,high,low,close,volume"
 
 _TIMEFRAME_RE = re.compile(r"^([1-9][0-9]*)([mhd])$")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_KNOWN_MS: dict[str, int] = {}  # valid timeframes parsed so far
 
 
 class CandleError(ValueError):
@@ -71,13 +72,17 @@ def timeframe_ms(timeframe: str) -> int:
     ``timeframe_ms("15m") == 900_000``. Raises ``ValueError`` for anything else (``"1w"``,
     ``"0m"``, ``"5"``, ``"1M"``...).
     """
+    if isinstance(timeframe, str) and timeframe in _KNOWN_MS:
+        return _KNOWN_MS[timeframe]  # parsed before (a strategy asks at every decision)
     match = _TIMEFRAME_RE.match(timeframe) if isinstance(timeframe, str) else None
     if match is None:
         raise ValueError(
             f"unknown timeframe {timeframe!r}: expected <n>m, <n>h or <n>d with n ≥ 1, e.g. "
             '"1m", "5m", "15m", "1h", "4h", "1d"'
         )
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+    duration = int(match.group(1)) * _UNIT_MS[match.group(2)]
+    _KNOWN_MS[timeframe] = duration
+    return duration
 
 
 def _as_candle_array(candles: ArrayLike) -> FloatArray:
