@@ -14,7 +14,8 @@ P&L), VWAP+RSI:
 Run: ``.venv/bin/python bench/backtest.py [--reference]``. The candles and funding are read
 once, outside the timings; a single-run timing covers the whole ``run_backtest`` (validation,
 aggregation, pre-filter, replay, metrics-ready result), best of 5. The sweep hands the
-parameter sets to 2 processes two at a time; its timing covers, in each process, the
+parameter sets to 2 processes, half each (one task per process: the least inter-process
+traffic); its timing covers, in each process, the
 validation and aggregation of the candles (once per process and sweep: they do not depend on
 the parameters), every whole ``run_backtest`` and a summary row of each result sent back; best
 of 5 sweeps, each with a new sweep id (so each prepares its candles and derived values again).
@@ -65,6 +66,7 @@ GRID = {
     "adx_range_max": [25.0, 35.0],
     "stop_atr_mult": [1.0, 1.5],
 }
+PROCESSES = 2  # this machine's cores
 _CANDLES: np.ndarray | None = None  # set before the pool forks: shared, never pickled
 _FUNDING: np.ndarray | None = None
 _PREPARED: tuple[int, CandleSet] | None = None  # per process: (sweep id, its prepared candles)
@@ -156,12 +158,13 @@ def main() -> None:
         )
     grid = expand_grid(GRID)
     context = multiprocessing.get_context("fork")
-    with context.Pool(2) as pool:
+    with context.Pool(PROCESSES) as pool:
         pool.map(_run, [(0, params) for params in grid[:2]], chunksize=1)  # imports, untimed
         sweep = float("inf")
         for sweep_id in range(1, 6):  # best of 5, each a new sweep id: nothing carried over
             start = time.perf_counter()
-            rows = pool.map(_run, [(sweep_id, params) for params in grid], chunksize=2)
+            jobs = [(sweep_id, params) for params in grid]
+            rows = pool.map(_run, jobs, chunksize=len(jobs) // PROCESSES)
             sweep = min(sweep, time.perf_counter() - start)
     total = sum(row[0] for row in rows)
     trades = sum(row[1] for row in rows)
