@@ -570,7 +570,10 @@ class StrategyKernel:
                 f"1m candle {symbol} opened at {open_ms} ms is not after the last one "
                 f"({int(st.last_row[0])} ms)"
             )
-        o, h, lo, c = float(row_1m[1]), float(row_1m[2]), float(row_1m[3]), float(row_1m[4])
+        values = (
+            [float(x) for x in row_1m] if not isinstance(row_1m, np.ndarray) else row_1m.tolist()
+        )
+        o, h, lo, c = values[1], values[2], values[3], values[4]
         if st.builder is None:
             self.preload(symbol, np.empty((0, 6)))
         assert st.builder is not None  # noqa: S101  (preload above)
@@ -639,7 +642,7 @@ class StrategyKernel:
                 market = self._snapshot(st, now_ms)
             self._decide(st, symbol, market, now_ms, events)
 
-        st.last_row = [float(x) for x in row_1m]
+        st.last_row = values
         st.last_now_ms = now_ms
         return events
 
@@ -922,8 +925,8 @@ class StrategyKernel:
         if st.funding is not None and (st.last_now_ms is not None or several):
             passed = int(np.searchsorted(st.funding[:, 0], now_ms, side="right"))
             st.funding_cursor = max(st.funding_cursor, passed)
-        self._marks[symbol] = float(row[4])
-        st.last_row = [float(x) for x in row]
+        st.last_row = row.tolist()
+        self._marks[symbol] = st.last_row[4]
         st.last_now_ms = now_ms
 
     def _evaluate_kill_switch(self, equity: float, now_ms: int, events: list[KernelEvent]) -> None:
