@@ -28,6 +28,7 @@ from backtests.core.metrics import compute_metrics
 from backtests.models import BacktestRun
 from scalpradar.config import RadarConfig, get_config
 from scalpradar.events import backtest_group, publish_on_commit
+from strategies.core import recursions
 from strategies.core.base import (
     REGISTRY,
     OrderBook,
@@ -532,6 +533,9 @@ def optimize_job_run(job: Mapping[str, Any]) -> dict[str, Any]:
     or empty for the database), ``start_ms``/``end_ms`` (``None`` = all), ``capital``, ``seed``,
     plus free labels (``window``, ``sample``) copied to the result.
     """
+    # A sweep is many runs in this process: worth the ~1 s of loading the compiled indicator
+    # loops once (nothing after the first job).
+    recursions.warm_up()
     paths = job.get("data") or []
     symbol = job["symbol"]
     data = (

@@ -15,8 +15,8 @@ on random series), and a process may switch from one to the other at any call.
 
 When: importing numba and loading the compiled code costs ~1 s per process, more than a
 one-off backtest of a few weeks spends in these loops. So a process runs them interpreted
-until it has run ``STEPS_BEFORE_COMPILING`` steps, then compiled; long-running processes (the
-radar, ``optimize``, the benchmarks) switch at start with :func:`warm_up`. Without numba, or
+until it has run ``STEPS_BEFORE_COMPILING`` steps, then compiled; long jobs (the radar, a
+sweep job, the benchmarks) switch at start with :func:`warm_up`. Without numba, or
 with the environment variable ``SCALPRADAR_JIT=0``, they always run in CPython.
 
 Each loop takes 1-D float64 arrays without NaN (the callers strip leading NaN first) and
@@ -336,8 +336,8 @@ def warm_up() -> bool:
     """Switch this process to the compiled loops now and compile every loop made so far (or
     load it from numba's disk cache: ~1 s the first time in a process, mostly importing numba),
     rather than after ``STEPS_BEFORE_COMPILING`` interpreted steps or in the middle of a live
-    candle. Long-running processes call it (the radar before its first candle, ``optimize``,
-    the benchmarks). Returns :func:`is_compiled`; without numba it does nothing."""
+    candle. Long jobs call it (the radar before its first candle, each sweep job, the
+    benchmarks). Returns :func:`is_compiled`; without numba it does nothing."""
     if _compiler() is None:
         return False
     _Switch.compiling = True

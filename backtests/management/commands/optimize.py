@@ -20,7 +20,6 @@ from backtests import services
 from backtests.core.engine import BacktestDataError
 from backtests.core.sweep import expand_grid, parse_grid_option, rank, walk_forward_windows
 from backtests.tasks import optimize_job_task
-from strategies.core import recursions
 from trading.core.candles import MINUTE_MS
 
 
@@ -68,8 +67,6 @@ class Command(BaseCommand):
         )
         if len(data.candles) == 0:
             raise services.BacktestInputError(f"no 1m candles for {symbol}")
-        if len(combos) > 1:  # a sweep: worth the ~1 s of loading the compiled indicator loops
-            recursions.warm_up()
         start = int(data.candles[0, 0])
         end = int(data.candles[-1, 0]) + MINUTE_MS
         base = {
