@@ -257,14 +257,11 @@ class CompiledLoop:
         _LOOPS.append(self)
 
     def __call__(self, *args: FloatArray | float) -> tuple[FloatArray, ...]:
-        if self._compiled is None:
-            if not _Switch.compiling:
-                _Switch.interpreted_steps += len(args[0])  # type: ignore[arg-type]
-                if _Switch.interpreted_steps < STEPS_BEFORE_COMPILING or _compiler() is None:
-                    return self.interpreted(*args)
-                _Switch.compiling = True
-            if _compiler() is None:
+        if self._compiled is None and not _Switch.compiling:
+            _Switch.interpreted_steps += len(args[0])  # type: ignore[arg-type]
+            if _Switch.interpreted_steps < STEPS_BEFORE_COMPILING or _compiler() is None:
                 return self.interpreted(*args)
+            _Switch.compiling = True  # only ever set where numba is available
         return self.compiled(*args)
 
     def compiled(self, *args: FloatArray | float) -> tuple[FloatArray, ...]:
@@ -348,4 +345,4 @@ def warm_up() -> bool:
 
 def is_compiled() -> bool:
     """True when this process runs the loops as numba machine code."""
-    return _Switch.compiling and _compiler() is not None
+    return _Switch.compiling
