@@ -26,18 +26,11 @@ from backtests.core.engine import (
 )
 from backtests.core.metrics import compute_metrics
 from backtests.models import BacktestRun
-from scalpradar.config import RadarConfig, get_config
-from scalpradar.events import backtest_group, publish_on_commit
+from common.events import backtest_group, publish_on_commit
+from strategies.config import RadarConfig, get_config
 from strategies.core import recursions
-from strategies.core.base import (
-    REGISTRY,
-    OrderBook,
-    Strategy,
-    StrategyError,
-    build_params,
-    build_strategy,
-    strategy_class,
-)
+from strategies.core.base import OrderBook, Strategy, StrategyError
+from strategies.core.catalog import REGISTRY, build_params, build_strategy, strategy_class
 from strategies.core.kernel import KernelConfig
 from strategies.core.orderflow_data import read_order_books, read_trades
 from strategies.kernel_config import kernel_config_from

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from backtests import services
 from backtests.models import BacktestRun
-from scalpradar.consumers import dom_id
+from common.presenters import dom_id
 from strategies.models import StrategyConfig
 from trading.models import Asset, Candle
 from trading.views import render_page

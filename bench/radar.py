@@ -8,7 +8,7 @@
 
 SimulatedExchange -> MarketFeed -> RadarRuntime with every enabled strategy of
 ``config/strategies.yaml``, exactly as ``manage.py radar --replay --speed max --headless``
-builds it (``strategies.radar.build``), on a scratch database: a temp SQLite file, or a
+builds it (``radar.launch.build``), on a scratch database: a temp SQLite file, or a
 PostgreSQL database this script creates and drops (the URL's database name is replaced).
 
 Prints closed candles/s (feed start to feed end), the latency from the moment the runtime
@@ -108,7 +108,7 @@ def run_child(args: argparse.Namespace) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from strategies import radar
+    from radar import launch as radar
 
     logging.disable(logging.INFO)  # one JSON line per trade would time the terminal
     call_command("migrate", verbosity=0)

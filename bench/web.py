@@ -218,8 +218,8 @@ async def bench_sockets(clients: int, updates: int) -> tuple[int, int, float]:
     from django.contrib.auth.models import User
     from django.test import Client
 
+    from common.events import apublish
     from scalpradar.asgi import application
-    from scalpradar.events import apublish
 
     def cookie() -> bytes:
         client = Client()

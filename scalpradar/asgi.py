@@ -11,7 +11,7 @@ django_asgi_app = get_asgi_application()
 
 # A bare `daphne scalpradar.asgi:application` runs no system checks: validate the YAML here so
 # a bad value stops start-up with the file and key named.
-from scalpradar.config import get_config  # noqa: E402
+from strategies.config import get_config  # noqa: E402
 
 get_config()
 

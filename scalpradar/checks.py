@@ -9,7 +9,7 @@ from django.core.checks import Error, register
 
 @register("scalpradar")
 def check_yaml_config(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    from scalpradar.config import ConfigError, load_config_dir
+    from strategies.config import ConfigError, load_config_dir
 
     try:
         load_config_dir()

@@ -93,12 +93,13 @@ INSTALLED_APPS = [
     "scalpradar",
     "trading",
     "strategies",
+    "radar",
     "backtests",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "scalpradar.streaming.static_files_as_async_responses",
+    "common.streaming.static_files_as_async_responses",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -204,9 +205,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {
-    "trading.tasks.feed_*": {"queue": "feed"},
     "trading.tasks.poll_*": {"queue": "feed"},
-    "strategies.tasks.*": {"queue": "strategies"},
+    "radar.tasks.*": {"queue": "feed"},
     "backtests.tasks.*": {"queue": "backtests"},
 }
 # Celery beat (production only; the embedded mode runs the feed in-process and has no beat).
@@ -229,7 +229,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 55},
     },
     "radar-feed-bitget": {
-        "task": "strategies.tasks.radar_feed",
+        "task": "radar.tasks.radar_feed",
         "schedule": 60.0,
         "kwargs": {"exchange_name": "bitget"},
         "options": {"queue": "feed", "expires": 55},

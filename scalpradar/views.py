@@ -5,13 +5,13 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from scalpradar.health import health_report
+from radar.health import health_report
 
 
 @require_GET
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
-    """The radar's health (``scalpradar.health``): 200 when ok, 503 when degraded.
+    """The radar's health (``radar.health``): 200 when ok, 503 when degraded.
 
     Public for load balancers and docker health checks: no P&L, no error texts; a logged-in
     staff user also gets ``detail``."""

@@ -19,7 +19,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from strategies.core.base import REGISTRY, UnknownStrategy, strategy_class
+from strategies.core.base import UnknownStrategy
+from strategies.core.catalog import REGISTRY, strategy_class
 from strategies.models import ControlAction, SelectorDecision, Signal, StrategyConfig
 from trading.admin import ReadOnlyAdmin
 

@@ -6,7 +6,7 @@ One builder for every engine (live runtime, backtest command, browser backtests)
 
 from __future__ import annotations
 
-from scalpradar.config import RadarConfig
+from strategies.config import RadarConfig
 from strategies.core.kernel import KernelConfig
 from trading.core.fees import FeeSchedule
 from trading.core.risk import CorrelationGroup, RiskLimits

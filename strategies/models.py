@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from strategies.core.base import InvalidParams, UnknownStrategy, build_params
+from strategies.core.base import InvalidParams, UnknownStrategy
+from strategies.core.catalog import build_params
 from trading.core.types import Side
 from trading.models import Position
 

@@ -1,7 +1,7 @@
 """Reads for the dashboard pages: radar, arena, session, signals, chart.
 
 Each function returns JSON-safe dicts shaped like the live payloads the consumer renders
-(``scalpradar.consumers``), so a page and its websocket updates show the same partial.
+(``common.presenters``), so a page and its websocket updates show the same partial.
 Aggregations run in the database; per-trade series are loaded as bare value tuples.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from django.db.models import Count, Max, Q, Sum
 
-from scalpradar.consumers import arena_live, dom_id, fmt_time_ms, market_slug, signal_item
+from common.presenters import arena_live, dom_id, fmt_time_ms, market_slug, signal_item
 from strategies.core.base import MarketSnapshot
 from strategies.core.indicators import ema, vwap_session
 from strategies.core.liquidation_zones import liquidation_zones
@@ -43,7 +43,7 @@ REGIME_LABELS = {
 def kill_switch_limits() -> tuple[float, float]:
     """``(per-strategy, account)`` session loss limits in percent, from risk.yaml."""
     try:
-        from scalpradar.config import get_config
+        from strategies.config import get_config
 
         ks = get_config().risk.kill_switch
     except Exception:  # a broken config must not take the dashboard down: show the defaults

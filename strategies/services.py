@@ -2,7 +2,7 @@
 
 Each is recorded in ``ControlAction`` (who, what, why) in the same transaction as the session
 change, and the arena / session pages are refreshed by events published after the commit. The
-live runtime reads the session status on its next candle (``strategies.runtime``).
+live runtime reads the session status on its next candle (``radar.runtime``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
-from scalpradar.events import publish_now, publish_on_commit
+from common.events import publish_now, publish_on_commit
 from strategies import selectors
 from strategies.models import ControlAction
 from trading.models import TradingSession

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from scalpradar.consumers import market_slug
+from common.presenters import market_slug
 from strategies import selectors, services
 from strategies.models import StrategyConfig
 from trading import selectors as trading_selectors

@@ -12,13 +12,13 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from scalpradar.config import (
+from strategies.config import (
     ConfigError,
     get_config,
     load_config_dir,
     reload_config,
 )
-from strategies.core.base import strategy_class
+from strategies.core.catalog import strategy_class
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config"
@@ -98,7 +98,7 @@ def test_shipped_strategy_params_are_the_schema_defaults():
 def test_load_config_dir_works_without_django_settings():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     code = (
-        "from scalpradar.config import load_config_dir; "
+        "from strategies.config import load_config_dir; "
         "print(len(load_config_dir('config').assets.assets))"
     )
     result = subprocess.run(

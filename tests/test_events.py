@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from scalpradar.events import EventBatch, LatestPerKey
+from common.events import EventBatch, LatestPerKey
 
 
 def test_a_newer_snapshot_replaces_the_older_one_and_moves_to_the_end():

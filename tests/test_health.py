@@ -1,4 +1,4 @@
-"""``/health/``: 200 when the radar does its job, 503 when degraded (``scalpradar.health``)."""
+"""``/health/``: 200 when the radar does its job, 503 when degraded (``radar.health``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.db import OperationalError
 
-from scalpradar import health
-from scalpradar.config import get_config
+from radar import health
+from strategies.config import get_config
 from trading.feed.feed import FeedStats
 from trading.models import Candle, TradingSession
 
@@ -148,7 +148,7 @@ def test_staff_get_the_detail_section_with_kill_switch_reasons(client, django_us
 
 @pytest.mark.django_db(transaction=True)
 def test_health_after_a_headless_replay_reports_the_finished_replay(client, tmp_path):
-    from tests.strategies.test_radar import slice_sample
+    from tests.radar.test_radar import slice_sample
 
     path = slice_sample(tmp_path, "BTC", 0, 30)
     call_command("radar", "--replay", str(path), "--speed", "max", "--headless", stdout=StringIO())

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
-from scalpradar.events import publish_on_commit
+from common.events import publish_on_commit
 from trading.models import Alert
 
 ALERTS_GROUP = "alerts"

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 
-from scalpradar.consumers import alert_item, fmt_time_ms, open_position_row
+from common.presenters import alert_item, fmt_time_ms, open_position_row
 from trading.core.fees import BITGET_VIP0, Liquidity, fee_for_fill
 from trading.core.pnl import fees_share_of_gross, unrealised_pnl
 from trading.core.types import Side
@@ -99,7 +99,7 @@ def latest_marks(markets: Iterable[tuple[str, str]] | None = None) -> dict[str, 
 def open_positions(now_ms: int | None = None) -> list[dict[str, Any]]:
     """Open positions with mark, unrealised P&L (gross, and net of fees + funding), liquidation
     distance from the mark (%) and time in trade. Rows shaped like the live ``position.opened``
-    fragment (``scalpradar.consumers.open_position_row``) plus the mark-dependent fields.
+    fragment (``common.presenters.open_position_row``) plus the mark-dependent fields.
 
     Net unrealised = gross − entry fee − exit fee at the mark (taker) − funding paid.
     """

@@ -363,7 +363,7 @@ def exchange_symbols(exchange_name: str) -> list[str]:
 def exchange_open(exchange_name: str) -> Any:
     """A ccxt.pro exchange for the public REST reads of ``exchange_name``.
 
-    The exchange's name is its ccxt id, as in :func:`strategies.radar.build` (``exchanges.yaml``
+    The exchange's name is its ccxt id, as in :func:`radar.launch.build` (``exchanges.yaml``
     keys are ccxt ids; its settings live above ``trading`` in the stack). Funding and open
     interest are public data: no API key is handed over."""
     from trading.feed.live import create_exchange  # ccxt.pro is slow to import: only when used

@@ -17,8 +17,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from scalpradar.consumers import IDS, dom_id, market_slug
-from scalpradar.streaming import streaming_content_for
+from common.presenters import IDS, dom_id, market_slug
+from common.streaming import streaming_content_for
 from trading import selectors
 from trading.core.fees import BITGET_VIP0, Liquidity, fee_for_fill
 from trading.core.liquidation import choose_leverage

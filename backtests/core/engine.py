@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from strategies.core.base import OrderBook, Strategy, StrategyParams, build_strategy
+from strategies.core.base import OrderBook, Strategy, StrategyParams
+from strategies.core.catalog import build_strategy
 from strategies.core.kernel import (
     KernelConfig,
     KernelEvent,

@@ -2,7 +2,8 @@
 
 A strategy is a small class with
 
-* ``kind`` — its registry key (``"vwap_rsi"``), and ``register`` to add it: one line;
+* ``kind`` — its registry key (``"vwap_rsi"``); one line in ``strategies.core.catalog``
+  registers it;
 * ``Params`` — a pydantic model, the typed schema of its parameters. Defaults live in
   ``config/strategies.yaml``; the admin edits them; per-symbol overrides are merged over the
   defaults and the RESULT is validated again, so an override is applied in full or refused;
@@ -37,9 +38,8 @@ class StrategyError(Exception):
 
 
 class UnknownStrategy(StrategyError):
-    def __init__(self, kind: str) -> None:
-        known = ", ".join(sorted(REGISTRY)) or "none registered"
-        super().__init__(f"unknown strategy kind {kind!r} (known: {known})")
+    def __init__(self, kind: str, known: list[str]) -> None:
+        super().__init__(f"unknown strategy kind {kind!r} (known: {', '.join(known)})")
         self.kind = kind
 
 
@@ -257,51 +257,6 @@ class Strategy(ABC):
     def warmup_candles(self) -> dict[str, int]:
         """Closed candles per timeframe needed before ``decide`` can fire (default 200)."""
         return dict.fromkeys(self.inputs.timeframes, 200)
-
-
-REGISTRY: dict[str, type[Strategy]] = {}
-
-
-def register[S: type[Strategy]](cls: S) -> S:
-    """Class decorator: ``@register`` adds a strategy kind to the registry."""
-    kind = getattr(cls, "kind", None)
-    if not kind:
-        raise StrategyError(f"{cls.__name__} has no kind")
-    if kind in REGISTRY and REGISTRY[kind] is not cls:
-        raise StrategyError(f"strategy kind {kind!r} is registered twice")
-    REGISTRY[kind] = cls
-    return cls
-
-
-def strategy_class(kind: str) -> type[Strategy]:
-    from strategies.core import catalog  # noqa: F401  (registers the built-in strategies)
-
-    try:
-        return REGISTRY[kind]
-    except KeyError:
-        raise UnknownStrategy(kind) from None
-
-
-def build_params(
-    kind: str, params: Mapping[str, Any], override: Mapping[str, Any] | None = None
-) -> StrategyParams:
-    """Validate ``params`` merged with a per-symbol ``override`` against ``kind``'s schema.
-
-    The override is merged key by key over the defaults, then the whole result is validated,
-    so a symbol runs with exactly the parameters that were validated for it.
-    """
-    schema = strategy_class(kind).Params
-    merged = {**params, **(override or {})}
-    try:
-        return schema.model_validate(merged)
-    except ValidationError as exc:
-        raise InvalidParams(kind, format_validation_errors(exc)) from None
-
-
-def build_strategy(
-    kind: str, params: Mapping[str, Any], override: Mapping[str, Any] | None = None
-) -> Strategy:
-    return strategy_class(kind)(build_params(kind, params, override))
 
 
 def format_validation_errors(exc: ValidationError) -> list[str]:

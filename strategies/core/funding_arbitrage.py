@@ -20,7 +20,6 @@ from strategies.core.base import (
     MarketSnapshot,
     Signal,
     Strategy,
-    register,
 )
 from strategies.core.levels import (
     bracket_signal,
@@ -36,7 +35,6 @@ from trading.core.types import Side
 HOUR_MS = 3_600_000
 
 
-@register
 class FundingArbitrage(Strategy):
     kind = "funding_arbitrage"
     Params = FundingArbitrageParams

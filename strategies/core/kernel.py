@@ -1,6 +1,6 @@
 """The strategy kernel: ONE strategy's trading loop over closed 1m candles.
 
-The backtester (``backtests.core.engine``) and the live runtime (``strategies.runtime``) both
+The backtester (``backtests.core.engine``) and the live runtime (``radar.runtime``) both
 drive this class, candle by candle, so a backtest, the paper arena and live trading take the
 same decisions with the same fills, fees, funding and risk rules BY CONSTRUCTION: there is no
 second copy of the loop to drift apart.

@@ -38,7 +38,6 @@ from strategies.core.base import (
     MarketSnapshot,
     Signal,
     Strategy,
-    register,
 )
 from strategies.core.levels import (
     bracket_signal,
@@ -147,7 +146,6 @@ def _bin(
     ]
 
 
-@register
 class LiquidationZones(Strategy):
     kind = "liquidation_zones"
     Params = LiquidationZonesParams

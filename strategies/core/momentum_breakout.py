@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from strategies.core import indicators
-from strategies.core.base import Inputs, MarketSnapshot, Signal, Strategy, register
+from strategies.core.base import Inputs, MarketSnapshot, Signal, Strategy
 from strategies.core.levels import (
     bracket_signal,
     candles_of,
@@ -45,7 +45,6 @@ from trading.core.types import Side
 VOLATILITY_WINDOW = 200  # candles the ATR percentile is ranked over (fits a 500-candle snapshot)
 
 
-@register
 class MomentumBreakout(Strategy):
     kind = "momentum_breakout"
     Params = MomentumBreakoutParams

@@ -34,7 +34,6 @@ from strategies.core.base import (
     ScoreAdjustment,
     Signal,
     Strategy,
-    register,
 )
 from strategies.core.params import OrderFlowParams
 
@@ -132,7 +131,6 @@ def _average_window_volume(trades: np.ndarray, now_ms: int, window_ms: int) -> f
     return float(np.abs(trades[first:last, 2]).sum()) / ((window_start - span_start) / window_ms)
 
 
-@register
 class OrderFlow(Strategy):
     kind = "order_flow"
     Params = OrderFlowParams

@@ -18,7 +18,6 @@ from strategies.core.base import (
     PositionView,
     Signal,
     Strategy,
-    register,
 )
 from strategies.core.levels import (
     bracket_signal,
@@ -33,7 +32,6 @@ from trading.core.candles import C
 from trading.core.types import ExitReason, Side
 
 
-@register
 class SwingBaseline(Strategy):
     kind = "swing_baseline"
     Params = SwingBaselineParams

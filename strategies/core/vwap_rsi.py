@@ -29,7 +29,6 @@ from strategies.core.base import (
     PositionView,
     Signal,
     Strategy,
-    register,
 )
 from strategies.core.levels import (
     CANDIDATE_SLACK,
@@ -77,7 +76,6 @@ class VwapRsiReading:
     trend_ema: float
 
 
-@register
 class VwapRsi(Strategy):
     kind = "vwap_rsi"
     Params = VwapRsiParams

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from backtests import services
 from backtests.models import BacktestRun
 from strategies.core import catalog  # noqa: F401
-from strategies.core.base import REGISTRY
+from strategies.core.catalog import REGISTRY
 from tests.conftest import SAMPLE_DIR
 
 BTC_1M = str(SAMPLE_DIR / "binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz")

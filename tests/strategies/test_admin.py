@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from backtests.models import BacktestRun
-from strategies.core.base import strategy_class
+from strategies.core.catalog import strategy_class
 from strategies.models import ControlAction, SelectorDecision, Signal, StrategyConfig
 from trading.alerts import alert_create
 from trading.models import (

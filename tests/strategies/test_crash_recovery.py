@@ -33,7 +33,7 @@ import pytest
 import yaml
 from django.conf import settings
 
-from tests.strategies.test_radar import slice_sample
+from tests.radar.test_radar import slice_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 CANDLES = 600

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from scalpradar.config import load_config_dir
+from strategies.config import load_config_dir
 from strategies.management.commands.load_config import load_config_into_db
 from strategies.models import StrategyConfig
 from trading.models import Asset

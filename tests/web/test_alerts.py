@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.urls import reverse
 from django.utils import timezone
 
-from scalpradar.consumers import render_event
+from common.presenters import render_event
 from tests.web.conftest import BTC, T0
 from trading import selectors
 from trading.alerts import AlertError, alert_create

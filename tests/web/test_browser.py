@@ -2,7 +2,7 @@
 
 Daphne runs in a thread of this process (one per module: Twisted's reactor cannot restart), so
 the channel layer (in memory, or Redis with ``REDIS_URL``) and the test database are shared
-with the test. The ``replay`` fixture runs the real radar — ``strategies.radar.build`` over a
+with the test. The ``replay`` fixture runs the real radar — ``radar.launch.build`` over a
 slice of the bundled sample, then ``MarketFeed.run()`` — as a task on Daphne's own event loop,
 exactly as ``manage.py radar`` does, so its events reach the pages through the layer the
 consumers listen on. On SQLite the module runs on a database file in WAL mode, as the radar
@@ -198,7 +198,7 @@ def replay(arena, live_server_url, replay_file):
     """The radar running a real replay (speed 1200×) in the server process, stopped cleanly
     (feed stopped, its candle in progress committed, exchange closed) before the test database
     is flushed; a replay that failed meanwhile fails the test."""
-    from strategies import radar
+    from radar import launch as radar
 
     _, loop = live_server_url
     out = io.StringIO()
@@ -298,7 +298,7 @@ def test_live_replay_updates_the_radar_and_chart(arena, user, live_server_url, b
     # Signals: a signal.new event (published as the runtime publishes one) joins the live feed.
     page.goto(base + "/signals/")
     page.wait_for_selector("#ws-status.on", timeout=10_000)
-    from scalpradar.events import apublish
+    from common.events import apublish
 
     payload = {
         "strategy": "vwap_rsi",
@@ -351,8 +351,8 @@ def test_pause_from_the_arena_reaches_the_running_radar(
 def test_admin_parameter_edit_reaches_the_running_radar(
     arena, staff, live_server_url, browser, replay
 ):
+    from radar.runtime import last_candle_ms
     from strategies.models import StrategyConfig
-    from strategies.runtime import last_candle_ms
 
     base, _ = live_server_url
     pk = arena["configs"][1].pk  # momentum_breakout, default parameters
@@ -426,7 +426,7 @@ def test_positions_follow_live_prices_in_the_browser(arena, user, live_server_ur
     _login(page, base, "trader")
     page.goto(base + "/positions/")
     page.wait_for_selector("#ws-status.on", timeout=10_000)
-    from scalpradar.events import apublish
+    from common.events import apublish
 
     tick = {"symbol": BTC, "price": 105_000.0, "time_ms": 1_750_298_460_000, "kind": "last"}
     publish = apublish("market.BTC-USDT", "market.price", tick)

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 
+from common.events import apublish
 from scalpradar.asgi import application
-from scalpradar.events import apublish
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

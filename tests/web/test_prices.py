@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scalpradar.consumers import render_event
+from common.presenters import render_event
 from strategies.templatetags.prices import price
 
 

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scalpradar.config import ConfigError, load_config_dir
+from strategies.config import ConfigError, load_config_dir
 from strategies.models import StrategyConfig
 from trading.models import Asset
 

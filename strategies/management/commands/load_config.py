@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 
-from scalpradar.config import ConfigError, RadarConfig, load_config_dir
+from strategies.config import ConfigError, RadarConfig, load_config_dir
 from strategies.models import StrategyConfig
 from trading.models import Asset
 

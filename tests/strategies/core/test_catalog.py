@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from strategies.core.base import InvalidParams, Role, build_params, strategy_class
+from strategies.core.base import InvalidParams, Role
+from strategies.core.catalog import build_params, strategy_class
 from strategies.core.params import LiquidationZonesParams
 
 KINDS = {

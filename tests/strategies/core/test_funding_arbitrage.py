@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strategies.core.base import StrategySkipped, build_strategy, strategy_class
+from strategies.core.base import StrategySkipped
+from strategies.core.catalog import build_strategy, strategy_class
 from strategies.core.snapshot import SnapshotBuilder
 from tests.strategies.core.factories import candles, close_of, snapshot, sol_1m, sol_funding
 from trading.core.types import Side

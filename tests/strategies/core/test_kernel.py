@@ -19,15 +19,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from strategies.core.base import (
-    EntryType,
-    Inputs,
-    MarketSnapshot,
-    Signal,
-    Strategy,
-    StrategyParams,
-    build_strategy,
-)
+from strategies.core.base import EntryType, Inputs, MarketSnapshot, Signal, Strategy, StrategyParams
+from strategies.core.catalog import build_strategy
 from strategies.core.kernel import (
     FundingApplied,
     KernelConfig,

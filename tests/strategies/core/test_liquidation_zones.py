@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strategies.core.base import EntryType, StrategySkipped, build_params, strategy_class
+from strategies.core.base import EntryType, StrategySkipped
+from strategies.core.catalog import build_params, strategy_class
 from strategies.core.liquidation_zones import liquidation_zones, oi_build_ups
 from strategies.core.snapshot import SnapshotBuilder
 from tests.strategies.core.factories import (

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from strategies.core import indicators
-from strategies.core.base import EntryType, build_strategy, strategy_class
+from strategies.core.base import EntryType
+from strategies.core.catalog import build_strategy, strategy_class
 from strategies.core.snapshot import SnapshotBuilder
 from tests.strategies.core.factories import candles, close_of, eth_1m, snapshot
 from trading.core.types import Side

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strategies.core.base import Signal, Strategy, build_strategy
+from strategies.core.base import Signal, Strategy
+from strategies.core.catalog import build_strategy
 from strategies.core.orderflow_data import book_at, read_order_books, read_trades
 from strategies.core.snapshot import SnapshotBuilder, snapshot_at
 from tests.strategies.core.factories import (

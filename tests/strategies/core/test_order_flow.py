@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strategies.core.base import EntryType, MarketSnapshot, OrderBook, Role, Signal, strategy_class
+from strategies.core.base import EntryType, MarketSnapshot, OrderBook, Role, Signal
+from strategies.core.catalog import strategy_class
 from strategies.core.orderflow_data import book_at, read_order_books, read_trades
 from strategies.core.scoring import apply_confirmation
 from tests.strategies.core.factories import BTC_BOOK, BTC_TRADES

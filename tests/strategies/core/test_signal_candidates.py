@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from strategies.core import catalog  # noqa: F401  (registers the built-in kinds)
-from strategies.core.base import PositionView, build_strategy
+from strategies.core.base import PositionView
+from strategies.core.catalog import build_strategy
 from strategies.core.indicators import (
     adx,
     adx_with_sums,

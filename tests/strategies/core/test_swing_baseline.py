@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from strategies.core.base import EntryType, PositionView, build_strategy, strategy_class
+from strategies.core.base import EntryType, PositionView
+from strategies.core.catalog import build_strategy, strategy_class
 from strategies.core.snapshot import SnapshotBuilder
 from tests.strategies.core.factories import candles, eth_1m, snapshot
 from trading.core.types import ExitReason, Side

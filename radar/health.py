@@ -42,7 +42,7 @@ from channels.layers import get_channel_layer
 from django.db import DatabaseError, connection
 from django.db.models import Count, Max, Q
 
-from scalpradar.config import get_config
+from strategies.config import get_config
 
 MINUTE_MS = 60_000
 # A 1m candle closes every 60 s and is detected within the feed's grace (5 s); three minutes

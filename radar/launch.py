@@ -8,7 +8,6 @@ and consumers share that loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,12 +18,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
-from scalpradar.config import get_config
-from scalpradar.health import radar_status
+from radar.health import radar_status
+from radar.runtime import RadarRuntime, build_arena, last_candle_ms
+from strategies.config import get_config
 from strategies.core import recursions
 from strategies.kernel_config import kernel_config_from
 from strategies.models import StrategyConfig
-from strategies.runtime import RadarRuntime, build_arena, last_candle_ms
 from trading.core.candles import read_candles_csv
 from trading.core.csvdata import (
     CsvDataError,
@@ -214,59 +213,3 @@ async def run_headless(**kwargs: Any) -> RadarRuntime:
         await sync_to_async(connections.close_all, thread_sensitive=True)()
     print_summary(runtime, out)
     return runtime
-
-
-def run(
-    *,
-    replay_paths: Sequence[Path] | None,
-    speed: float | None,
-    host: str,
-    port: int,
-    headless: bool,
-    fallback_to_replay: bool,
-    out: TextIO,
-    warmup_hours: float = 24.0,
-) -> None:
-    kwargs = {
-        "replay_paths": replay_paths,
-        "speed": speed,
-        "fallback_to_replay": fallback_to_replay,
-        "out": out,
-        "warmup_hours": warmup_hours,
-    }
-    if headless:
-        asyncio.run(run_headless(**kwargs))
-        return
-    serve(host=host, port=port, **kwargs)
-
-
-def serve(*, host: str, port: int, **kwargs: Any) -> None:
-    """Daphne on the twisted asyncio loop, with the feed and runtime as tasks on that loop."""
-    from daphne.endpoints import build_endpoint_description_strings
-    from daphne.server import Server, twisted_loop
-    from twisted.internet import reactor
-
-    from scalpradar.asgi import application
-
-    out: TextIO = kwargs["out"]
-
-    async def main() -> None:
-        try:
-            exchange, feed, runtime = await build(**kwargs)
-        except RadarError as exc:
-            out.write(f"error: {exc}\n")
-            reactor.stop()  # type: ignore[attr-defined]
-            return
-        await run_feed(exchange, feed, runtime)
-        out.write("Replay finished; the dashboard stays up (Ctrl+C to stop).\n")
-
-    reactor.callWhenRunning(  # type: ignore[attr-defined]
-        lambda: twisted_loop.create_task(main())
-    )
-    out.write(f"Dashboard: http://{host}:{port}/  (Ctrl+C to stop)\n")
-    server = Server(
-        application=application,
-        endpoints=build_endpoint_description_strings(host=host, port=port),
-        signal_handlers=True,
-    )
-    server.run()

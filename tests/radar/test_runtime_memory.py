@@ -10,12 +10,12 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from scalpradar.config import get_config
+from radar.runtime import RadarRuntime, build_arena, history_span_ms, trim_history
+from strategies.config import get_config
 from strategies.kernel_config import kernel_config_from
 from strategies.models import Signal, StrategyConfig
-from strategies.runtime import RadarRuntime, build_arena, history_span_ms, trim_history
-from tests.strategies.test_radar import sample_candles
-from tests.strategies.test_runtime_checkpoint import stored
+from tests.radar.test_radar import sample_candles
+from tests.radar.test_runtime_checkpoint import stored
 from trading.models import Candle, Position, TradingSession
 
 SYMBOL = "BTC/USDT:USDT"

@@ -1,6 +1,6 @@
 """The feed worker task: the radar's live assembly under a single-instance lock.
 
-The live exchange is replaced by the replay exchange (``strategies.radar.create_exchange``
+The live exchange is replaced by the replay exchange (``radar.launch.create_exchange``
 patched), so the real ``probe``, ``build``, feed and runtime run end to end on real candles.
 """
 
@@ -20,7 +20,8 @@ import redis
 from django.core.management import call_command
 
 from scalpradar.celery import app
-from strategies import radar, tasks
+from radar import launch as radar
+from radar import tasks
 from trading.core.candles import read_candles_csv
 from trading.feed.simulated import SimulatedExchange
 from trading.locks import single_instance_lock
@@ -139,7 +140,7 @@ def test_an_unreachable_exchange_is_retried_with_a_bound_then_fails_in_one_clear
 
 
 def test_the_feed_task_goes_to_the_feed_queue_and_is_acknowledged_on_receipt(monkeypatch):
-    """``strategies.tasks.*`` routes to ``strategies``; this one task is sent to ``feed``."""
+    """``radar.tasks.*`` routes to ``strategies``; this one task is sent to ``feed``."""
     sent: list[dict[str, Any]] = []
 
     def send_task(name: str, args: Any, kwargs: Any, **options: Any) -> None:

@@ -19,9 +19,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections, transaction
 
-from strategies.runtime import RadarRuntime
-from tests.strategies.test_radar import running_radar, sample_candles
-from tests.strategies.test_runtime_checkpoint import radar, stored
+from radar.runtime import RadarRuntime
+from tests.radar.test_radar import running_radar, sample_candles
+from tests.radar.test_runtime_checkpoint import radar, stored
 from trading.models import Candle, Position, TradingSession
 
 SYMBOL = "BTC/USDT:USDT"

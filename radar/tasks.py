@@ -3,10 +3,10 @@
 ``radar_feed`` is the production form of ``manage.py radar``'s live mode without the web
 server: one long-running task per exchange on the ``feed`` queue, holding the single-instance
 lock ``feed:<exchange>`` (:mod:`trading.locks`) for as long as the feed runs. It assembles the
-same pieces as the radar (:func:`strategies.radar.build`: live exchange -> feed -> runtime) and
+same pieces as the radar (:func:`radar.launch.build`: live exchange -> feed -> runtime) and
 runs the feed until it stops.
 
-Routing: ``CELERY_TASK_ROUTES`` sends ``strategies.tasks.*`` to the ``strategies`` queue, but
+Routing: ``CELERY_TASK_ROUTES`` sends ``radar.tasks.*`` to the ``strategies`` queue, but
 the feed must run on the ``feed`` workers (one process per exchange, next to the REST pollers),
 so every send of this task (``delay``, ``apply_async``, beat) carries ``queue="feed"`` unless the
 caller names another: an explicit queue option wins over the route patterns. (Celery's
@@ -30,8 +30,8 @@ from asgiref.sync import sync_to_async
 from celery import Task, shared_task
 from django.db import connections
 
-from scalpradar.config import get_config
-from strategies import radar
+from radar import launch as radar
+from strategies.config import get_config
 from trading.locks import LockLost, SingleInstanceLock, single_instance_lock
 
 log = logging.getLogger(__name__)

@@ -35,13 +35,13 @@ import pytest
 from django.core.management import call_command
 
 from backtests.core.engine import BacktestResult, run_backtest
-from scalpradar.config import RadarConfig, get_config
-from strategies import radar
-from strategies.core.base import build_strategy
+from radar import launch as radar
+from strategies.config import RadarConfig, get_config
+from strategies.core.catalog import build_strategy
 from strategies.core.kernel import KernelConfig
 from strategies.kernel_config import kernel_config_from
 from strategies.models import Signal, StrategyConfig
-from tests.strategies.test_radar import SAMPLE, slice_sample
+from tests.radar.test_radar import SAMPLE, slice_sample
 from trading.core.types import ExitReason
 from trading.models import Candle, Position, TradingSession
 

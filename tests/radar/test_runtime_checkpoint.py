@@ -11,11 +11,11 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from scalpradar.config import get_config
+from radar.runtime import RadarRuntime, build_arena, last_candle_ms
+from strategies.config import get_config
 from strategies.kernel_config import kernel_config_from
 from strategies.models import Signal, StrategyConfig
-from strategies.runtime import RadarRuntime, build_arena, last_candle_ms
-from tests.strategies.test_radar import sample_candles
+from tests.radar.test_radar import sample_candles
 from trading.models import Candle, Position, TradingSession
 
 SYMBOL = "BTC/USDT:USDT"

@@ -27,7 +27,7 @@ the runtime, in that transaction:
    repeats one).
 
 Events go to the dashboard only after that transaction commits, the batch's snapshots
-coalesced (``scalpradar.events.EventBatch``: one ``market.candle`` per symbol carrying every
+coalesced (``common.events.EventBatch``: one ``market.candle`` per symbol carrying every
 candle, the newest ``arena.update`` per strategy; signals, positions, funding and alerts all
 sent). A SIGKILL at any point leaves either all of a batch's effects or none of them; a candle
 queued but not committed is healed from the exchange on restart like one never received.
@@ -65,10 +65,11 @@ from asgiref.sync import sync_to_async
 from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 
-from scalpradar.events import EventBatch, LatestPerKey, market_group, publish_on_commit
-from scalpradar.health import RadarStatus
+from common.events import EventBatch, LatestPerKey, market_group, publish_on_commit
+from radar.health import RadarStatus
 from strategies.core.arena import SelectorRules, StrategyResults, rank, select
-from strategies.core.base import OrderBook, Strategy, build_strategy
+from strategies.core.base import OrderBook, Strategy
+from strategies.core.catalog import build_strategy
 from strategies.core.kernel import (
     FundingApplied,
     KernelConfig,
@@ -373,7 +374,7 @@ class RadarRuntime:
         replay would otherwise send one per market minute); ``max_batch``: most candles
         committed together, and most queued for the writer (group commit, module doc);
         ``status``: the health registry told of every candle and feed message
-        (``scalpradar.health``)."""
+        (``radar.health``)."""
         self.arena = arena
         self.exchange = exchange
         self.selector_rules = selector_rules or SelectorRules()

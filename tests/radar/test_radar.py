@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from scalpradar.config import get_config
-from strategies.core.kernel import Mode
-from strategies.kernel_config import kernel_config_from
-from strategies.models import StrategyConfig
-from strategies.runtime import (
+from radar.runtime import (
     ArenaEntry,
     RadarRuntime,
     build_arena,
     history_span_ms,
     last_candle_ms,
 )
+from strategies.config import get_config
+from strategies.core.kernel import Mode
+from strategies.kernel_config import kernel_config_from
+from strategies.models import StrategyConfig
 from strategies.services import kill_switch_reset, strategy_pause, strategy_resume
 from trading.core.candles import read_candles_csv
 from trading.models import Candle, TradingSession

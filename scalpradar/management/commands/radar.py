@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from strategies import radar
+from scalpradar import serve as radar
 from strategies.models import StrategyConfig
 
 

@@ -1,0 +1,279 @@
+"""The YAML configuration in ``config/``: the four files read and checked together.
+
+* ``assets.yaml``, ``risk.yaml``, ``exchanges.yaml`` — schemas and checks in ``trading.config``;
+* ``strategies.yaml`` — one entry per strategy instance, its params validated by its kind's own
+  schema (``strategies.core``), per-symbol overrides merged over them and validated again
+  (an override for a symbol not in ``assets.yaml`` is refused).
+
+:func:`load_config_dir` reads and checks everything, and raises :class:`ConfigError` listing EVERY
+problem found, one line each: ``file: key.path = value — why (line N)``. It needs no Django
+settings when given a path. :func:`get_config` caches the result per directory for the process;
+:func:`reload_config` re-reads it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+
+from common.yamlcheck import (
+    NO_VALUE,
+    ConfigError,
+    Problem,
+    StrictSchema,
+    YamlDoc,
+    display_path,
+    problems_from,
+    read_yaml,
+    report,
+)
+from strategies.core.base import StrategyParams, UnknownStrategy
+from strategies.core.catalog import REGISTRY, strategy_class
+from trading.config import AssetsFile, ExchangesFile, RiskFile, TradingChecks
+
+__all__ = ["ConfigError", "RadarConfig", "get_config", "load_config_dir", "reload_config"]
+
+NAME_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
+
+
+# --- strategies.yaml ---------------------------------------------------------------------------
+
+
+class StrategyEntry(StrictSchema):
+    name: str = Field(max_length=64)
+    kind: str
+    enabled: bool
+    virtual_capital_usdt: float = Field(gt=0, le=1_000_000_000)
+    description: str = ""
+    params: dict[str, Any]
+    symbol_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError("must be a slug: letters, digits, '-' and '_' only")
+        return value
+
+    def resolved_params(self) -> dict[str, Any]:
+        """All parameters of the kind, defaults filled in, as JSON-safe values (the DB form)."""
+        schema = strategy_class(self.kind).Params
+        return schema.model_validate(self.params).model_dump(mode="json")
+
+    def resolved_overrides(self) -> dict[str, dict[str, Any]]:
+        """Each override restricted to its own keys, values normalised by the schema."""
+        schema = strategy_class(self.kind).Params
+        resolved = {}
+        for symbol, override in self.symbol_overrides.items():
+            merged = schema.model_validate({**self.params, **override}).model_dump(mode="json")
+            resolved[symbol] = {key: merged[key] for key in override}
+        return resolved
+
+
+class StrategiesFile(StrictSchema):
+    strategies: list[StrategyEntry] = Field(min_length=1)
+
+
+FILE_SCHEMAS: dict[str, type[StrictSchema]] = {
+    "assets.yaml": AssetsFile,
+    "strategies.yaml": StrategiesFile,
+    "risk.yaml": RiskFile,
+    "exchanges.yaml": ExchangesFile,
+}
+
+
+@dataclass(frozen=True)
+class RadarConfig:
+    """The validated configuration of one directory."""
+
+    directory: Path
+    assets: AssetsFile
+    strategies: StrategiesFile
+    risk: RiskFile
+    exchanges: ExchangesFile
+
+    def strategy(self, name: str) -> StrategyEntry:
+        for entry in self.strategies.strategies:
+            if entry.name == name:
+                return entry
+        raise KeyError(f"no strategy named {name!r} in strategies.yaml")
+
+    @property
+    def enabled_symbols(self) -> list[str]:
+        return [asset.symbol for asset in self.assets.assets if asset.enabled]
+
+
+def load_config_dir(path: Path | str | None = None) -> RadarConfig:
+    """Read and validate the four files of ``path`` (default ``settings.CONFIG_DIR``).
+
+    Raises :class:`ConfigError` with every problem found across all files.
+    """
+    directory = Path(path) if path is not None else _default_dir()
+    problems: list[Problem] = []
+    docs: dict[str, YamlDoc] = {}
+    parsed: dict[str, Any] = {}
+    for name, schema in FILE_SCHEMAS.items():
+        file = display_path(directory / name)
+        doc = read_yaml(directory / name, file, problems)
+        if doc is None:
+            continue
+        docs[file] = doc
+        try:
+            parsed[name] = schema.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(problems_from(exc, file, schema))
+    problems.extend(_Checks(directory, docs, parsed).run())
+    if problems:
+        raise ConfigError(report(problems, docs))
+    return RadarConfig(
+        directory=directory,
+        assets=parsed["assets.yaml"],
+        strategies=parsed["strategies.yaml"],
+        risk=parsed["risk.yaml"],
+        exchanges=parsed["exchanges.yaml"],
+    )
+
+
+def _default_dir() -> Path:
+    from django.conf import settings
+
+    return Path(settings.CONFIG_DIR)
+
+
+class _Checks(TradingChecks):
+    """The trading checks plus those of ``strategies.yaml``."""
+
+    def run(self) -> list[Problem]:
+        return [*self._assets(), *self._strategies(), *self._risk(), *self._exchanges()]
+
+    def _strategies(self) -> Iterator[Problem]:
+        file = self.files["strategies.yaml"]
+        symbols = self._known_symbols()
+        assets = self.parsed.get("assets.yaml")
+        fed = set(assets.timeframes) if assets is not None else None
+        seen: dict[str, int] = {}
+        for index, entry in self._entries("strategies.yaml", "strategies"):
+            name = entry.get("name")
+            if isinstance(name, str):
+                if name in seen:
+                    yield Problem(
+                        file,
+                        ("strategies", index, "name"),
+                        name,
+                        f"duplicate strategy name: already used by strategies[{seen[name]}]",
+                    )
+                else:
+                    seen[name] = index
+            kind = entry.get("kind")
+            if not isinstance(kind, str):
+                continue
+            try:
+                schema = strategy_class(kind).Params
+            except UnknownStrategy:
+                yield Problem(
+                    file,
+                    ("strategies", index, "kind"),
+                    kind,
+                    f"unknown strategy kind (known: {', '.join(sorted(REGISTRY))})",
+                )
+                continue
+            yield from self._params(file, index, entry, schema, symbols, fed)
+
+    def _params(
+        self,
+        file: str,
+        index: int,
+        entry: dict[str, Any],
+        schema: type[StrategyParams],
+        symbols: set[str] | None,
+        fed: set[str] | None,
+    ) -> Iterator[Problem]:
+        params = entry.get("params")
+        if not isinstance(params, dict):
+            return
+        prefix: tuple[str | int, ...] = ("strategies", index)
+        params_ok = True
+        try:
+            resolved = schema.model_validate(params)
+        except ValidationError as exc:
+            params_ok = False
+            yield from problems_from(exc, file, schema, (*prefix, "params"))
+        else:
+            yield from self._timeframes_fed(file, (*prefix, "params"), resolved, fed)
+        overrides = entry.get("symbol_overrides")
+        if not isinstance(overrides, dict):
+            return
+        for symbol, override in overrides.items():
+            where = (*prefix, "symbol_overrides", symbol)
+            if symbols is not None and symbol not in symbols:
+                known = ", ".join(sorted(symbols)) or "none"
+                yield Problem(
+                    file, where, NO_VALUE, f"no such asset in assets.yaml (known: {known})"
+                )
+            if not isinstance(override, dict):
+                continue
+            try:
+                merged = schema.model_validate({**params, **override})
+            except ValidationError as exc:
+                # Report what the override itself breaks; a broken default is reported above.
+                keys = set(override) if not params_ok else None
+                yield from problems_from(exc, file, schema, where, keys)
+            else:
+                yield from self._timeframes_fed(file, where, merged, fed, set(override))
+
+    def _timeframes_fed(
+        self,
+        file: str,
+        where: tuple[str | int, ...],
+        params: StrategyParams,
+        fed: set[str] | None,
+        keys: set[str] | None = None,
+    ) -> Iterator[Problem]:
+        """A strategy reading a timeframe the feed does not produce would never fire."""
+        if fed is None:
+            return
+        for key, value in params.model_dump(mode="json").items():
+            if keys is not None and key not in keys:
+                continue
+            wanted = [value] if key.endswith("timeframe") else []
+            if key.endswith("timeframes") and isinstance(value, list):
+                wanted = value
+            missing = [tf for tf in wanted if tf not in fed]
+            if missing:
+                yield Problem(
+                    file,
+                    (*where, key),
+                    value,
+                    f"timeframe {', '.join(missing)} is not fed: add it to timeframes in "
+                    "assets.yaml",
+                )
+
+
+# --- process cache -----------------------------------------------------------------------------
+
+_cache: dict[Path, RadarConfig] = {}
+_cache_lock = threading.Lock()
+
+
+def get_config(path: Path | str | None = None) -> RadarConfig:
+    """The validated configuration of ``path`` (default ``settings.CONFIG_DIR``), read once."""
+    directory = (Path(path) if path is not None else _default_dir()).resolve()
+    with _cache_lock:
+        config = _cache.get(directory)
+        if config is None:
+            config = _cache[directory] = load_config_dir(directory)
+        return config
+
+
+def reload_config(path: Path | str | None = None) -> RadarConfig:
+    """Forget the cached configuration of ``path`` and read it again (raises on problems)."""
+    directory = (Path(path) if path is not None else _default_dir()).resolve()
+    with _cache_lock:
+        _cache.pop(directory, None)
+    return get_config(directory)

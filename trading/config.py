@@ -1,0 +1,369 @@
+"""Validation of ``assets.yaml``, ``risk.yaml`` and ``exchanges.yaml`` (their pydantic schemas
+and the cross-field / cross-file checks a schema cannot express).
+
+Units: a key ending in ``_pct`` holds PERCENT (``5`` = 5 %); ``_rate`` a FRACTION
+(``0.0006`` = 0.06 %); ``_usdt`` USDT; ``_ms`` milliseconds; ``_s`` seconds.
+``strategies.config`` reads the four files together (``load_config_dir``) and adds the checks of
+``strategies.yaml``; this module imports no app above ``trading``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from common.yamlcheck import (
+    CONFIG_FILES,
+    ConfigError,
+    Problem,
+    StrictSchema,
+    YamlDoc,
+    display_path,
+    key_path,
+    show_value,
+)
+
+__all__ = ["ConfigError"]
+
+Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+SYMBOL_RE = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+# --- assets.yaml -------------------------------------------------------------------------------
+
+
+class CorrelationGroup(StrictSchema):
+    max_same_direction: int = Field(ge=1, le=100)
+    description: str = ""
+
+
+class AssetEntry(StrictSchema):
+    symbol: str = Field(max_length=40)
+    exchange: str = Field("", description="empty = the file's top-level exchange")
+    base: str = Field(min_length=1, max_length=16)
+    quote: str = Field(min_length=1, max_length=16)
+    price_tick: float = Field(gt=0)
+    qty_step: float = Field(gt=0)
+    min_qty: float = Field(ge=0)
+    min_notional_usdt: float = Field(ge=0, le=1_000_000)
+    max_leverage: int = Field(ge=1, le=200)
+    correlation_group: str = Field(max_length=40)
+    enabled: bool
+
+    @field_validator("symbol")
+    @classmethod
+    def _unified_symbol(cls, value: str) -> str:
+        if not SYMBOL_RE.match(value):
+            raise ValueError("must be a ccxt unified perpetual symbol like BTC/USDT:USDT")
+        return value
+
+
+class AssetsFile(StrictSchema):
+    exchange: str = Field(min_length=1, max_length=32)
+    timeframes: list[Timeframe] = Field(min_length=1)
+    correlation_groups: dict[str, CorrelationGroup]
+    assets: list[AssetEntry] = Field(min_length=1)
+
+    def exchange_of(self, asset: AssetEntry) -> str:
+        return asset.exchange or self.exchange
+
+
+# --- risk.yaml ---------------------------------------------------------------------------------
+
+
+class KillSwitch(StrictSchema):
+    max_session_loss_pct: float = Field(gt=0, le=100)
+    account_max_session_loss_pct: float = Field(gt=0, le=100)
+    shadow_when_killed: bool
+
+
+class Sizing(StrictSchema):
+    max_risk_per_trade_pct: float = Field(gt=0, le=10)
+    max_leverage: int = Field(ge=1, le=125)
+    margin_mode: Literal["isolated", "cross"]
+    min_free_margin_pct: float = Field(ge=0, lt=100)
+
+
+class Limits(StrictSchema):
+    max_concurrent_positions: int = Field(ge=1, le=100)
+    max_positions_per_symbol: int = Field(ge=1, le=10)
+
+
+class Fees(StrictSchema):
+    maker_rate: float = Field(ge=-0.001, le=0.01)
+    taker_rate: float = Field(ge=0, le=0.01)
+
+
+class Slippage(StrictSchema):
+    estimate_pct: float = Field(ge=0, le=5)
+    high_volatility_multiplier: float = Field(ge=1, le=10)
+
+    @property
+    def estimate_fraction(self) -> float:
+        """``estimate_pct`` as a fraction of price (0.05 % -> 0.0005), what the core uses."""
+        return self.estimate_pct / 100.0
+
+
+class Stops(StrictSchema):
+    min_stop_distance_pct: float = Field(gt=0, le=50)
+    max_stop_distance_pct: float = Field(gt=0, le=50)
+    min_reward_risk: float = Field(ge=0, le=20)
+
+
+class Regime(StrictSchema):
+    adx_period: int = Field(ge=2, le=200)
+    adx_trend: float = Field(gt=0, lt=100)
+    adx_range: float = Field(gt=0, lt=100)
+    atr_period: int = Field(ge=2, le=200)
+    atr_percentile_window: int = Field(ge=20, le=100_000)
+    high_vol_percentile: float = Field(gt=0, lt=100)
+    low_vol_percentile: float = Field(gt=0, lt=100)
+
+
+class RiskFile(StrictSchema):
+    kill_switch: KillSwitch
+    sizing: Sizing
+    limits: Limits
+    fees: Fees
+    slippage: Slippage
+    stops: Stops
+    regime: Regime
+
+
+# --- exchanges.yaml ----------------------------------------------------------------------------
+
+
+class RateLimits(StrictSchema):
+    market_data: float = Field(gt=0, le=1000)
+    trade: float = Field(gt=0, le=1000)
+    account: float = Field(gt=0, le=1000)
+    position: float = Field(gt=0, le=1000)
+
+
+class Reconnect(StrictSchema):
+    initial_backoff_s: float = Field(gt=0, le=60)
+    max_backoff_s: float = Field(gt=0, le=3600)
+    backoff_multiplier: float = Field(ge=1, le=10)
+
+
+class Websocket(StrictSchema):
+    keepalive_ms: int = Field(ge=1000, le=120_000)
+    max_ping_pong_misses: int = Field(ge=1, le=10)
+    stale_after_s: float = Field(gt=0, le=600)
+    order_book_depth: Literal[1, 5, 15, 50]
+    reconnect: Reconnect
+
+
+class Rest(StrictSchema):
+    timeout_ms: int = Field(ge=1000, le=120_000)
+    max_retries: int = Field(ge=0, le=10)
+
+
+class Credentials(StrictSchema):
+    api_key_env: str
+    api_secret_env: str
+    api_password_env: str
+
+    @field_validator("api_key_env", "api_secret_env", "api_password_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not ENV_NAME_RE.match(value):
+            raise ValueError(
+                "must be the NAME of an environment variable, like BITGET_API_KEY "
+                "(the key itself stays in the environment)"
+            )
+        return value
+
+
+class ExchangeEntry(StrictSchema):
+    ccxt_id: str = Field(pattern=r"^[a-z0-9]+$")
+    market_type: Literal["swap"]
+    sandbox: bool
+    rate_limits_per_s: RateLimits
+    rest: Rest
+    websocket: Websocket
+    credentials: Credentials
+
+
+class ExchangesFile(StrictSchema):
+    exchanges: dict[str, ExchangeEntry] = Field(min_length=1)
+
+
+class TradingChecks:
+    """Rules of assets / risk / exchanges a field schema cannot express: cross-field,
+    cross-entry and cross-file checks. They run on the raw data entry by entry, so one broken
+    entry does not hide the problems of the others."""
+
+    def __init__(self, directory: Path, docs: dict[str, YamlDoc], parsed: dict[str, Any]) -> None:
+        self.files = {name: display_path(directory / name) for name in CONFIG_FILES}
+        self.raw = {name: docs[f].data if f in docs else None for name, f in self.files.items()}
+        self.parsed = parsed
+
+    def _entries(self, name: str, section: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        data = self.raw[name]
+        entries = data.get(section) if isinstance(data, dict) else None
+        if isinstance(entries, list):
+            for index, entry in enumerate(entries):
+                if isinstance(entry, dict):
+                    yield index, entry
+
+    def _known_symbols(self) -> set[str] | None:
+        if not isinstance(self.raw["assets.yaml"], dict):
+            return None
+        return {
+            entry["symbol"]
+            for _, entry in self._entries("assets.yaml", "assets")
+            if isinstance(entry.get("symbol"), str)
+        }
+
+    def _assets(self) -> Iterator[Problem]:
+        file = self.files["assets.yaml"]
+        data = self.raw["assets.yaml"]
+        if not isinstance(data, dict):
+            return
+        groups = data.get("correlation_groups")
+        group_names = set(groups) if isinstance(groups, dict) else set()
+        exchanges = self.raw["exchanges.yaml"]
+        exchange_names = (
+            set(exchanges["exchanges"])
+            if isinstance(exchanges, dict) and isinstance(exchanges.get("exchanges"), dict)
+            else None
+        )
+        default_exchange = data.get("exchange")
+
+        default_exchange = data.get("exchange")
+        if (
+            exchange_names is not None
+            and isinstance(default_exchange, str)
+            and default_exchange not in exchange_names
+        ):
+            yield Problem(
+                file,
+                ("exchange",),
+                default_exchange,
+                f"not defined in exchanges.yaml (defined: {', '.join(sorted(exchange_names))})",
+            )
+        timeframes = data.get("timeframes")
+        if isinstance(timeframes, list):
+            if "1m" not in timeframes:
+                yield Problem(
+                    file,
+                    ("timeframes",),
+                    timeframes,
+                    "must include 1m: every other timeframe is aggregated from closed 1m candles",
+                )
+            for index, tf in enumerate(timeframes):
+                if timeframes.index(tf) != index:
+                    yield Problem(file, ("timeframes", index), tf, "listed twice")
+        seen: dict[tuple[str, str], int] = {}
+        for index, entry in self._entries("assets.yaml", "assets"):
+            symbol = entry.get("symbol")
+            group = entry.get("correlation_group")
+            if isinstance(group, str) and group and group not in group_names:
+                defined = ", ".join(sorted(group_names)) or "none"
+                yield Problem(
+                    file,
+                    ("assets", index, "correlation_group"),
+                    group,
+                    f"no such group under correlation_groups (defined: {defined}; "
+                    "use an empty string for none)",
+                )
+            exchange = entry.get("exchange") or default_exchange
+            own_exchange = entry.get("exchange")
+            if exchange_names is not None and own_exchange and own_exchange not in exchange_names:
+                yield Problem(
+                    file,
+                    ("assets", index, "exchange"),
+                    own_exchange,
+                    "not defined in exchanges.yaml",
+                )
+            if not isinstance(symbol, str):
+                continue
+            key = (str(exchange), symbol)
+            if key in seen:
+                yield Problem(
+                    file,
+                    ("assets", index, "symbol"),
+                    symbol,
+                    f"duplicate symbol: already defined by assets[{seen[key]}]",
+                )
+            else:
+                seen[key] = index
+            if SYMBOL_RE.match(symbol):
+                base, rest = symbol.split("/")
+                quote = rest.split(":")[0]
+                for field, expected in (("base", base), ("quote", quote)):
+                    value = entry.get(field)
+                    if isinstance(value, str) and value != expected:
+                        yield Problem(
+                            file,
+                            ("assets", index, field),
+                            value,
+                            f"does not match the symbol {symbol} (expected {expected})",
+                        )
+
+    def _raw_at(self, name: str, loc: tuple[str | int, ...]) -> Any:
+        value: Any = self.raw[name]
+        for part in loc:
+            value = value[part]
+        return value
+
+    def _ordered(
+        self, name: str, low: tuple[str, ...], high: tuple[str, ...], *, strict: bool
+    ) -> Iterator[Problem]:
+        """``low`` must be below (``strict``) or at most ``high``; values as written."""
+        low_value, high_value = self._raw_at(name, low), self._raw_at(name, high)
+        if low_value > high_value or (strict and low_value == high_value):
+            relation = "below" if strict else "≤"
+            yield Problem(
+                self.files[name],
+                low,
+                low_value,
+                f"must be {relation} {key_path(high)} ({show_value(high_value)})",
+            )
+
+    def _risk(self) -> Iterator[Problem]:
+        if self.parsed.get("risk.yaml") is None:
+            return
+        stops, regime = ("stops",), ("regime",)
+        yield from self._ordered(
+            "risk.yaml",
+            (*stops, "min_stop_distance_pct"),
+            (*stops, "max_stop_distance_pct"),
+            strict=True,
+        )
+        yield from self._ordered(
+            "risk.yaml", (*regime, "adx_range"), (*regime, "adx_trend"), strict=False
+        )
+        yield from self._ordered(
+            "risk.yaml",
+            (*regime, "low_vol_percentile"),
+            (*regime, "high_vol_percentile"),
+            strict=True,
+        )
+        fees = self._raw_at("risk.yaml", ("fees",))
+        if fees["maker_rate"] < -fees["taker_rate"]:
+            yield Problem(
+                self.files["risk.yaml"],
+                ("fees", "maker_rate"),
+                fees["maker_rate"],
+                "a maker rebate cannot exceed the taker fee",
+            )
+
+    def _exchanges(self) -> Iterator[Problem]:
+        exchanges = self.parsed.get("exchanges.yaml")
+        if exchanges is None:
+            return
+        for name in exchanges.exchanges:
+            reconnect = ("exchanges", name, "websocket", "reconnect")
+            yield from self._ordered(
+                "exchanges.yaml",
+                (*reconnect, "initial_backoff_s"),
+                (*reconnect, "max_backoff_s"),
+                strict=False,
+            )
