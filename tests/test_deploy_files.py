@@ -19,7 +19,7 @@ import yaml
 from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = {"migrate", "web", "worker-feed", "worker-strategies", "worker-backtests", "beat"}
+APP_SERVICES = {"migrate", "web", "worker-feed", "worker-backtests", "beat"}
 SETTINGS_VARIABLE = re.compile(
     r"""(?:os\.environ\.get|env_bool|env_list|env_str)\(\s*["']([A-Z0-9_]+)["']"""
 )
@@ -116,7 +116,6 @@ def test_health_check_script_is_valid_python(services: dict[str, Any]) -> None:
     [
         # 2 processes: the long-running radar_feed task holds one, the pollers use the other.
         ("worker-feed", ["-Q feed", "--concurrency 2"]),
-        ("worker-strategies", ["-Q strategies"]),
         ("worker-backtests", ["-Q backtests"]),
         ("beat", [" beat"]),
     ],
@@ -269,3 +268,36 @@ def test_env_example_as_is_gives_loadable_settings(tmp_path: Path) -> None:
         env=environment,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_every_celery_route_matches_a_task_and_every_consumed_queue_gets_one(
+    services: dict[str, Any],
+) -> None:
+    """A route matching no task, or a worker consuming a queue nothing is sent to, is dead
+    configuration (the first wave had a ``strategies`` worker waiting on an empty queue)."""
+    from fnmatch import fnmatch
+
+    from celery import Task
+    from django.conf import settings
+
+    import backtests.tasks
+    import radar.tasks
+    import trading.tasks
+
+    tasks = [
+        task.name
+        for module in (backtests.tasks, radar.tasks, trading.tasks)
+        for task in vars(module).values()
+        if isinstance(task, Task)
+    ]
+    routed: dict[str, str] = {}
+    for pattern, route in settings.CELERY_TASK_ROUTES.items():
+        matching = [name for name in tasks if fnmatch(name, pattern)]
+        assert matching, f"route {pattern} matches no task (tasks: {sorted(tasks)})"
+        routed.update(dict.fromkeys(matching, route["queue"]))
+    consumed = set()
+    for service in services.values():
+        words = service.get("command") or []
+        if "worker" in words:
+            consumed.add(words[words.index("-Q") + 1])
+    assert consumed == set(routed.values()), (consumed, routed)
