@@ -86,8 +86,17 @@ class RedisRateLimiter:
 
 @cache
 def get_rate_limiter(rates_per_s: tuple[tuple[str, float], ...] | None = None):
-    """The limiter of this process (Redis-shared when ``REDIS_URL`` is set)."""
+    """The limiter of this process (Redis-shared when ``REDIS_URL`` is set).
+
+    ``rates_per_s``: ``(category, requests per second)`` pairs; None = ``DEFAULT_RATES_PER_S``.
+    Use :func:`configured_rate_limiter` to pass ``exchanges.yaml``'s rates as a mapping."""
     rates = dict(rates_per_s) if rates_per_s else None
     if settings.REDIS_URL:
         return RedisRateLimiter(settings.REDIS_URL, rates)
     return RateLimiter(rates)
+
+
+def configured_rate_limiter(rates_per_s: Mapping[str, float]):
+    """The process limiter with the given rates per category, e.g.
+    ``configured_rate_limiter(limiter_rates(settings))`` (``trading.exchanges.clients``)."""
+    return get_rate_limiter(tuple(sorted(rates_per_s.items())))

@@ -9,6 +9,14 @@ handler: ``on_closed_candle`` for each closed 1m candle exactly once and in orde
 and ``flush`` once every stream ended normally (a handler that works in the background, like
 the runtime's group commit, returns from it when all it was handed is done). Every REST call
 goes through the shared rate limiter.
+
+The ``exchanges.yaml`` keys act here (``trading.exchanges.clients.feed_options`` maps them):
+after a disconnect the feed waits ``backoff_initial_s``, then multiplies the wait by
+``backoff_multiplier`` per failed attempt up to ``backoff_max_s``; a stream with no message for
+``stale_after_s`` is treated as dropped (its websocket connections are closed so ccxt dials
+afresh, an alert is raised, the gap is healed); books are watched at ``book_depth`` levels; a
+REST page that fails with ``ccxt.NetworkError`` is retried ``rest_max_retries`` times with the
+same backoff before the failure counts as a disconnect.
 """
 
 from __future__ import annotations
@@ -30,6 +38,10 @@ REST_PAGE_LIMIT = 200
 
 class ReplayFinished(Exception):
     """Raised by a replay exchange when its recorded data is exhausted."""
+
+
+class StaleStream(ccxt.NetworkError):
+    """A stream sent nothing for ``stale_after_s``: handled like a dropped connection."""
 
 
 class FeedHandler(Protocol):
@@ -69,6 +81,9 @@ class MarketFeed:
         book_depth: int = 20,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        backoff_multiplier: float = 2.0,
+        stale_after_s: float | None = None,
+        rest_max_retries: int = 3,
         grace_ms: int = 5_000,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -81,7 +96,11 @@ class MarketFeed:
         self.book_depth = book_depth
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self.backoff_multiplier = backoff_multiplier
+        self.stale_after_s = stale_after_s
+        self.rest_max_retries = rest_max_retries
         self._sleep = sleep
+        self._last_forced_reconnect_s: float | None = None
         self.stats = FeedStats()
         self._detectors = {
             s: CandleCloseDetector((last_closed_ms or {}).get(s), grace_ms=grace_ms)
@@ -119,7 +138,7 @@ class MarketFeed:
                 if heal_needed:
                     await self._heal_to_now(symbol, detector)
                     heal_needed = False
-                raw = await self.exchange.watch_ohlcv(symbol, "1m")
+                raw = await self._watch(symbol, lambda: self.exchange.watch_ohlcv(symbol, "1m"))
                 backoff = self.backoff_initial_s
                 await self._process_update(symbol, detector, raw)
             except ReplayFinished:
@@ -132,11 +151,36 @@ class MarketFeed:
                     f"reconnecting in {backoff:.0f} s",
                 )
                 await self._sleep(backoff)
-                backoff = min(backoff * 2, self.backoff_max_s)
+                backoff = self._next_backoff(backoff)
                 heal_needed = detector.last_closed_open_ms is not None
             except ccxt.BadSymbol as exc:
                 await self.handler.on_alert("error", f"{symbol} is not on the exchange: {exc}")
                 return
+
+    def _next_backoff(self, backoff_s: float) -> float:
+        return min(backoff_s * self.backoff_multiplier, self.backoff_max_s)
+
+    async def _watch(self, symbol: str, watch: Callable[[], Awaitable[Any]]) -> Any:
+        """One ``watch_*`` call, bounded by ``stale_after_s`` when set."""
+        if self.stale_after_s is None:
+            return await watch()
+        try:
+            return await asyncio.wait_for(watch(), timeout=self.stale_after_s)
+        except TimeoutError:
+            await self._force_reconnect()
+            raise StaleStream(f"no message on {symbol} for {self.stale_after_s:g} s") from None
+
+    async def _force_reconnect(self) -> None:
+        """Close the exchange's websocket connections (ccxt.pro dials again on the next watch);
+        once per staleness window, however many streams noticed it."""
+        now_s = asyncio.get_running_loop().time()
+        last = self._last_forced_reconnect_s
+        if last is not None and now_s - last < (self.stale_after_s or 0) / 2:
+            return
+        self._last_forced_reconnect_s = now_s
+        close = getattr(self.exchange, "close_ws_clients", None)
+        if close is not None:
+            await close()
 
     async def _process_update(
         self, symbol: str, detector: CandleCloseDetector, raw: list[object]
@@ -173,8 +217,7 @@ class MarketFeed:
         since = gap.from_ms
         now_ms = self.exchange.milliseconds()
         while since <= gap.to_ms:
-            await self.limiter.acquire("market_data")
-            page = await self.exchange.fetch_ohlcv(symbol, "1m", since=since, limit=REST_PAGE_LIMIT)
+            page = await self._fetch_page(symbol, since)
             fresh = []
             for raw in page:
                 parsed = parse_row(raw)
@@ -194,6 +237,32 @@ class MarketFeed:
                 "warning", f"{symbol}: {missing} candle(s) missing on the exchange in {gap}"
             )
         return rows
+
+    async def _fetch_page(self, symbol: str, since: int) -> list[Any]:
+        """One REST page of 1m candles from ``since``; a ``ccxt.NetworkError`` (timeouts, 429,
+        5xx) is retried ``rest_max_retries`` times with the reconnect backoff, then raised."""
+        backoff = self.backoff_initial_s
+        attempt = 0
+        while True:
+            await self.limiter.acquire("market_data")
+            try:
+                return await self.exchange.fetch_ohlcv(
+                    symbol, "1m", since=since, limit=REST_PAGE_LIMIT
+                )
+            except ccxt.NetworkError as exc:
+                if attempt >= self.rest_max_retries:
+                    raise
+                attempt += 1
+                log.warning(
+                    "%s: REST candles failed (%s), retry %d/%d in %.1f s",
+                    symbol,
+                    type(exc).__name__,
+                    attempt,
+                    self.rest_max_retries,
+                    backoff,
+                )
+                await self._sleep(backoff)
+                backoff = self._next_backoff(backoff)
 
     async def _emit(self, symbol: str, row: tuple[float, ...]) -> None:
         self.stats.closed += 1
@@ -221,11 +290,11 @@ class MarketFeed:
         backoff = self.backoff_initial_s
         while not self._stopping.is_set():
             try:
-                data = await watch()
+                data = await self._watch(symbol, watch)
                 backoff = self.backoff_initial_s
                 await deliver(symbol, data)
             except (ReplayFinished, ccxt.NotSupported):
                 return
             except ccxt.NetworkError:
                 await self._sleep(backoff)
-                backoff = min(backoff * 2, self.backoff_max_s)
+                backoff = self._next_backoff(backoff)

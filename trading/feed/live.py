@@ -1,15 +1,18 @@
-"""The live Bitget exchange through ccxt.pro (public data needs no keys).
+"""The live exchange for the feed: a keyless ccxt.pro instance on the real public endpoints.
 
-Keys, when present, come from the environment via settings and are handed to ccxt only; they
-are never logged. Trading endpoints stay unused unless ``LIVE_TRADING_ENABLED`` is true, and
-the demo (sandbox) mode is the default.
+Market data always comes from mainnet without keys (see :mod:`trading.exchanges.clients`); keys
+and demo mode belong to the separate trading instance built by
+:func:`trading.exchanges.clients.trading_exchange`.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import ccxt.pro as ccxtpro
+
+log = logging.getLogger(__name__)
 
 
 class ExchangeUnreachable(RuntimeError):
@@ -22,11 +25,26 @@ def create_exchange(
     api_key: str = "",
     secret: str = "",
     password: str = "",
-    sandbox: bool = True,
+    sandbox: bool = False,
     options: dict[str, Any] | None = None,
     timeout_ms: int = 10_000,
+    base_url: str | None = None,
 ) -> Any:
-    """A ccxt.pro exchange configured for USDT-M perpetuals (``defaultType='swap'``)."""
+    """A keyless ccxt.pro instance for public USDT-M perpetual data (``defaultType='swap'``).
+
+    ``api_key``, ``secret``, ``password`` and ``sandbox`` are accepted from callers written
+    before the split and NOT applied: the market-data instance never carries keys and never runs
+    in demo mode (a demo instance's public streams come from ``wspap``, not the real market).
+    Use :func:`trading.exchanges.clients.trading_exchange` for orders. ``base_url`` points the
+    instance at a local server (the offline fake).
+    """
+    from trading.exchanges.clients import redirect_urls
+
+    if api_key or secret or password or sandbox:
+        log.info(
+            "%s market data: keys/demo mode are not used for public data (mainnet, keyless)",
+            exchange_id,
+        )
     try:
         klass = getattr(ccxtpro, exchange_id)
     except AttributeError:
@@ -34,14 +52,17 @@ def create_exchange(
     config: dict[str, Any] = {
         "enableRateLimit": False,  # our shared limiter paces every call
         "timeout": timeout_ms,
-        "options": {"defaultType": "swap", **(options or {})},
+        "options": {
+            "defaultType": "swap",
+            "fetchMarkets": {"types": ["swap"]},
+            "uta": False,
+            **(options or {}),
+            "sandboxMode": False,
+        },
     }
-    if api_key:
-        config.update({"apiKey": api_key, "secret": secret, "password": password})
     exchange = klass(config)
-    if sandbox and api_key:
-        # Demo trading only matters for private endpoints; public data is the same.
-        exchange.set_sandbox_mode(True)
+    if base_url is not None:
+        redirect_urls(exchange, base_url)
     return exchange
 
 
