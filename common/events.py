@@ -2,7 +2,7 @@
 
 Group names: ``arena``, ``signals``, ``positions``, ``alerts``, ``market.<BASE>-<QUOTE>``,
 ``backtest.<id>``. Event ``type`` strings are prefixed by domain (``arena.update``,
-``market.price``, ``signal.new``, ``position.update``, ``alert.new``, ``backtest.progress``).
+``market.price``, ``signal.new``, ``position.opened``, ``alert.new``, ``backtest.progress``).
 Payloads are JSON-safe and complete, so a consumer renders without querying anything.
 
 High-rate snapshots are coalesced, never events that happened: within one committed batch

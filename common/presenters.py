@@ -224,7 +224,6 @@ EVENT_FRAGMENTS: dict[str, tuple[Fragment, ...]] = {
         ),
         Fragment("strategies/radar.html#heat_cell", "true", _signal_cell),
     ),
-    "position.update": (Fragment("trading/positions.html#open_positions", "true", dict),),
     "position.opened": (
         Fragment(
             "trading/positions.html#position_row",

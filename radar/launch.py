@@ -8,6 +8,7 @@ and consumers share that loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
+from radar.arena import needs_input
 from radar.health import radar_status
+from radar.pollers import embedded, start_pollers
 from radar.runtime import RadarRuntime, build_arena, last_candle_ms
 from strategies.config import get_config
 from strategies.core import recursions
@@ -35,8 +38,11 @@ from trading.feed.feed import MarketFeed
 from trading.feed.live import ExchangeUnreachable, create_exchange, probe
 from trading.feed.simulated import SimulatedExchange
 from trading.ratelimit import get_rate_limiter
+from trading.services import funding_store
 
 log = logging.getLogger(__name__)
+
+FUNDING_PERIOD_MS = 8 * 3_600_000  # a funding file covers candles within one period of its rows
 
 
 class RadarError(Exception):
@@ -63,7 +69,12 @@ def _symbol_of(path: Path) -> str:
 def load_replay(
     paths: Sequence[Path], symbols: Sequence[str]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Candles and funding per configured symbol from replay files (funding found by name)."""
+    """Candles and funding per configured symbol from replay files.
+
+    A funding file is found by name next to the candles (same symbol, kind ``funding``) and
+    attached only when its settlements cover the replayed candles (first settlement at most one
+    funding period after the first candle, last at most one period before the last candle): a
+    file of another period would be silently wrong funding, so it is skipped with a warning."""
     candles: dict[str, np.ndarray] = {}
     funding: dict[str, np.ndarray] = {}
     for path in paths:
@@ -74,12 +85,44 @@ def load_replay(
             log.info("replay: %s is not an enabled asset, skipped", symbol)
             continue
         candles[symbol] = read_candles_csv(path)
-        funding_files = sorted(path.parent.glob(f"*_{symbol.split('/')[0]}-*_funding_*.csv*"))
-        if funding_files:
-            funding[symbol] = _read_funding(funding_files[0])
+        covering = _covering_funding(path.parent, symbol, candles[symbol])
+        if covering is not None:
+            funding[symbol] = covering
     if not candles:
         raise RadarError(f"no replay candles for the enabled assets {', '.join(symbols)}")
     return candles, funding
+
+
+def _covering_funding(folder: Path, symbol: str, candles: np.ndarray) -> np.ndarray | None:
+    if not len(candles):
+        return None
+    first, last = float(candles[0, 0]), float(candles[-1, 0])
+    for path in sorted(folder.glob(f"*_{symbol.split('/')[0]}-*_funding_*.csv*")):
+        parsed = parse_data_file_name(path.name)
+        if parsed is None or parsed.symbol != symbol:
+            continue
+        rows = _read_funding(path)
+        if not len(rows):
+            continue
+        if rows[0, 0] <= first + FUNDING_PERIOD_MS and rows[-1, 0] >= last - FUNDING_PERIOD_MS:
+            return rows
+        log.warning(
+            "replay: %s does not cover the replayed %s candles (another period): not attached",
+            path.name,
+            symbol,
+        )
+    return None
+
+
+def store_replay_funding(funding: dict[str, np.ndarray], exchange_name: str) -> None:
+    """Store the replay's funding settlements (idempotent upsert) so the pages show them."""
+    funding_store(
+        rows={
+            symbol: [(int(t), float(rate)) for t, rate in series.tolist()]
+            for symbol, series in funding.items()
+        },
+        exchange_name=exchange_name,
+    )
 
 
 def _read_funding(path: Path) -> np.ndarray:
@@ -142,6 +185,7 @@ async def build(
             raise RadarError("no exchange and no replay files")
         candles, funding = load_replay(replay_paths, symbols)
         symbols = [s for s in symbols if s in candles]
+        await sync_to_async(store_replay_funding)(funding, exchange_name)
         first_ms = min(int(series[0, 0]) for series in candles.values())
         exchange = SimulatedExchange(
             candles,
@@ -151,12 +195,13 @@ async def build(
         )
         pace = "max" if speed is None else f"{speed:g}× after a {warmup_hours:g} h warm-up at max"
         out.write(f"Replay: {', '.join(symbols)} from {len(replay_paths)} file(s), speed {pace}\n")
-    kernel_config = kernel_config_from(config)  # capital comes from each strategy's session
+    # Capital comes from each strategy's session; the market rules are read from the database.
+    kernel_config = await sync_to_async(kernel_config_from)(config)
     configs = await sync_to_async(list)(StrategyConfig.objects.filter(enabled=True))
     arena = await sync_to_async(build_arena)(
         configs, symbols, kernel_config, exchange=exchange_name
     )
-    runtime = RadarRuntime(
+    runtime = await sync_to_async(RadarRuntime)(  # reads the accounts' sessions
         arena, exchange=exchange_name, selector_every=selector_every, status=radar_status
     )
     for symbol, series in funding.items():
@@ -174,30 +219,62 @@ async def build(
     if last_closed and isinstance(exchange, SimulatedExchange):
         exchange.start_ms = max(exchange.start_ms, min(last_closed.values()) + 60_000)
         out.write("Resuming after the last processed candle.\n")
-    feed = MarketFeed(exchange, symbols, runtime, get_rate_limiter(), last_closed_ms=last_closed)
+    feed = MarketFeed(
+        exchange,
+        symbols,
+        runtime,
+        get_rate_limiter(),
+        last_closed_ms=last_closed,
+        # Order flow reads the L2 book and the trades: watched only when someone needs them.
+        watch_books=needs_input(arena, "order_book"),
+        watch_trades=needs_input(arena, "trades"),
+    )
     return exchange, feed, runtime
 
 
 def print_summary(runtime: RadarRuntime, out: TextIO) -> None:
+    """Per strategy: signals, trades, gross, fees, net; then why a strategy did not decide
+    on a symbol (a missing input: never a silent zero) and the account kill switches."""
     out.write(f"\nReplay finished: {runtime.summary.candles} candles processed\n")
     out.write(f"{'strategy':<20}{'signals':>9}{'trades':>8}{'gross':>12}{'fees':>10}{'net':>12}\n")
+    skipped: list[str] = []
     for entry in runtime.arena:
         s = entry.session
         out.write(
             f"{entry.config.name:<20}{entry.signal_count:>9}{s.trades_count:>8}"
             f"{s.realised_gross_pnl:>12.2f}{s.fees_usdt:>10.2f}{s.realised_net_pnl:>12.2f}\n"
         )
+        for symbol in entry.symbols:
+            reason = entry.kernel.skipped_reason(symbol)
+            if reason:
+                skipped.append(f"  {entry.config.name} on {symbol}: {reason}\n")
+    if skipped:
+        out.write("Skipped (no decision):\n")
+        out.writelines(skipped)
+    for guard in runtime.accounts.values():
+        if guard.kill_switch.tripped:
+            out.write(f"Account kill switch ({guard.mode}): {guard.kill_switch.reason}\n")
 
 
 async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> None:
     """Run the feed to its end, told to ``/health/``; then checkpoint every kernel."""
     source = "replay" if isinstance(exchange, SimulatedExchange) else "live"
     radar_status.feed_started(source=source, stats=feed.stats)
+    # The embedded mode has no Celery beat: it runs the REST pollers itself (live only: a
+    # replay stored its funding up front).
+    pollers = (
+        start_pollers(exchange, runtime.exchange, feed.symbols, get_rate_limiter())
+        if source == "live" and embedded()
+        else []
+    )
     finished = False
     try:
         await runtime.feeding(feed.run())
         finished = True
     finally:
+        for task in pollers:
+            task.cancel()
+        await asyncio.gather(*pollers, return_exceptions=True)
         radar_status.feed_stopped(finished=finished)
         await exchange.close()
     await sync_to_async(runtime.checkpoint_all, thread_sensitive=True)()

@@ -155,8 +155,6 @@ class _Checks(TradingChecks):
     def _strategies(self) -> Iterator[Problem]:
         file = self.files["strategies.yaml"]
         symbols = self._known_symbols()
-        assets = self.parsed.get("assets.yaml")
-        fed = set(assets.timeframes) if assets is not None else None
         seen: dict[str, int] = {}
         for index, entry in self._entries("strategies.yaml", "strategies"):
             name = entry.get("name")
@@ -183,7 +181,7 @@ class _Checks(TradingChecks):
                     f"unknown strategy kind (known: {', '.join(sorted(REGISTRY))})",
                 )
                 continue
-            yield from self._params(file, index, entry, schema, symbols, fed)
+            yield from self._params(file, index, entry, schema, symbols)
 
     def _params(
         self,
@@ -192,7 +190,6 @@ class _Checks(TradingChecks):
         entry: dict[str, Any],
         schema: type[StrategyParams],
         symbols: set[str] | None,
-        fed: set[str] | None,
     ) -> Iterator[Problem]:
         params = entry.get("params")
         if not isinstance(params, dict):
@@ -200,12 +197,10 @@ class _Checks(TradingChecks):
         prefix: tuple[str | int, ...] = ("strategies", index)
         params_ok = True
         try:
-            resolved = schema.model_validate(params)
+            schema.model_validate(params)
         except ValidationError as exc:
             params_ok = False
             yield from problems_from(exc, file, schema, (*prefix, "params"))
-        else:
-            yield from self._timeframes_fed(file, (*prefix, "params"), resolved, fed)
         overrides = entry.get("symbol_overrides")
         if not isinstance(overrides, dict):
             return
@@ -219,40 +214,11 @@ class _Checks(TradingChecks):
             if not isinstance(override, dict):
                 continue
             try:
-                merged = schema.model_validate({**params, **override})
+                schema.model_validate({**params, **override})
             except ValidationError as exc:
                 # Report what the override itself breaks; a broken default is reported above.
                 keys = set(override) if not params_ok else None
                 yield from problems_from(exc, file, schema, where, keys)
-            else:
-                yield from self._timeframes_fed(file, where, merged, fed, set(override))
-
-    def _timeframes_fed(
-        self,
-        file: str,
-        where: tuple[str | int, ...],
-        params: StrategyParams,
-        fed: set[str] | None,
-        keys: set[str] | None = None,
-    ) -> Iterator[Problem]:
-        """A strategy reading a timeframe the feed does not produce would never fire."""
-        if fed is None:
-            return
-        for key, value in params.model_dump(mode="json").items():
-            if keys is not None and key not in keys:
-                continue
-            wanted = [value] if key.endswith("timeframe") else []
-            if key.endswith("timeframes") and isinstance(value, list):
-                wanted = value
-            missing = [tf for tf in wanted if tf not in fed]
-            if missing:
-                yield Problem(
-                    file,
-                    (*where, key),
-                    value,
-                    f"timeframe {', '.join(missing)} is not fed: add it to timeframes in "
-                    "assets.yaml",
-                )
 
 
 # --- process cache -----------------------------------------------------------------------------

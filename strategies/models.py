@@ -100,6 +100,9 @@ class Signal(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices)
     refusal_reason = models.TextField(blank=True)
     shadow = models.BooleanField(default=False)
+    order = models.JSONField(
+        default=dict, blank=True, help_text="the sized order: type, qty, leverage, client id"
+    )
     position = models.ForeignKey(
         Position, null=True, blank=True, on_delete=models.SET_NULL, related_name="signals"
     )

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Max, Q, Sum
 
 from common.presenters import arena_live, dom_id, fmt_time_ms, market_slug, signal_item
 from strategies.core.base import MarketSnapshot
@@ -24,7 +24,15 @@ from strategies.core.regime import Regime, classify_regime
 from strategies.models import ControlAction, Signal, StrategyConfig
 from trading.core.candles import aggregate_candles, timeframe_ms
 from trading.core.types import Side
-from trading.models import Asset, Candle, FundingRate, OpenInterest, Position, TradingSession
+from trading.models import (
+    Alert,
+    Asset,
+    Candle,
+    FundingRate,
+    OpenInterest,
+    Position,
+    TradingSession,
+)
 from trading.selectors import open_pnl_by_session
 
 log = logging.getLogger(__name__)
@@ -205,7 +213,8 @@ def market_rows() -> list[dict[str, Any]]:
 
 
 def heatmap() -> dict[str, Any]:
-    """Assets × strategies: score and verdict of each strategy's latest signal per asset."""
+    """Assets × strategies: score and verdict of each strategy's latest signal per asset, or why
+    the strategy does not decide there (``skipped``: a missing input, never a silent blank)."""
     strategies = list(StrategyConfig.objects.order_by("name").values_list("name", flat=True))
     symbols = list(Asset.objects.filter(enabled=True).values_list("symbol", flat=True))
     latest = (
@@ -220,13 +229,22 @@ def heatmap() -> dict[str, Any]:
     for sig in Signal.objects.filter(cond).select_related("strategy"):
         item = signal_item(_signal_dict(sig))
         cells[(item["strategy"], sig.symbol)] = item
+    skipped = {
+        (name, item["symbol"]): item["reason"]
+        for name, items in skipped_by_strategy().items()
+        for item in items
+    }
     grid = []
     for name in strategies:
         row = []
         for symbol in symbols:
             cell = cells.get((name, symbol))
             if cell is None:
-                cell = {"dom_id": dom_id("heat", f"{name}-{market_slug(symbol)}"), "score": None}
+                cell = {
+                    "dom_id": dom_id("heat", f"{name}-{market_slug(symbol)}"),
+                    "score": None,
+                    "skipped": skipped.get((name, symbol), ""),
+                }
             else:
                 cell = {**cell, "dom_id": cell["heat_id"]}
             row.append(cell)
@@ -316,8 +334,58 @@ def _series_metrics(
     return max_dd, sharpe, [capital, *equity.tolist()]
 
 
+def arena_row(
+    session: TradingSession | None, *, name: str = "", status: str = ""
+) -> dict[str, Any]:
+    """The live cells of one arena row, from the strategy's session as the radar saved it.
+
+    The ONE computation of the row: the Arena page builds it at load and the radar publishes
+    it (``arena.update``) from the session it just checkpointed, so both show the same numbers
+    while a position is open. Equity = the session's mark-to-market equity (capital + realised
+    net + unrealised net at the last processed close); fees = every fee the ledger paid (open
+    positions' entry fees included); fees share = fees / realised gross × 100 when gross > 0.
+    Without a session (``name``, ``status``): the strategy's capital, nothing traded.
+    """
+    if session is None:
+        return arena_live(
+            {
+                "strategy": name,
+                "status": status,
+                "equity_usdt": None,
+                "net_return_pct": 0.0,
+                "realised_gross_pnl": 0.0,
+                "realised_net_pnl": 0.0,
+                "fees_usdt": 0.0,
+                "fees_share_of_gross_pct": None,
+                "trades": 0,
+                "wins": 0,
+                "capital_weight": 1.0,
+                "kill_switch_tripped": False,
+            }
+        )
+    capital = session.initial_capital_usdt
+    gross = session.realised_gross_pnl
+    return arena_live(
+        {
+            "strategy": session.strategy_name,
+            "status": session.status,
+            "equity_usdt": session.equity_usdt,
+            "net_return_pct": (session.equity_usdt - capital) / capital * 100.0,
+            "realised_gross_pnl": gross,
+            "realised_net_pnl": session.realised_net_pnl,
+            "fees_usdt": session.fees_usdt,
+            "fees_share_of_gross_pct": session.fees_usdt / gross * 100.0 if gross > 0 else None,
+            "trades": session.trades_count,
+            "wins": session.wins_count,
+            "capital_weight": session.capital_weight,
+            "kill_switch_tripped": session.kill_switch_tripped,
+        }
+    )
+
+
 def arena_rows() -> list[dict[str, Any]]:
-    """One row per strategy, ranked by net return (strategies without a session last)."""
+    """One row per strategy (:func:`arena_row`) with the ranking figures of its closed trades,
+    ranked by net return (strategies without a session last)."""
     sessions = _running_sessions()
     configs = {c.name: c for c in StrategyConfig.objects.all()}
     names = sorted(set(configs) | {n for n in sessions if n})
@@ -326,11 +394,6 @@ def arena_rows() -> list[dict[str, Any]]:
         for row in Position.objects.filter(status=Position.Status.CLOSED, shadow=False)
         .values("strategy_name")
         .annotate(
-            n=Count("id"),
-            wins=Count("id", filter=Q(net_pnl__gt=0)),
-            gross=Sum("gross_pnl"),
-            fees=Sum("entry_fee") + Sum("exit_fee"),
-            net=Sum("net_pnl"),
             profit=Sum("net_pnl", filter=Q(net_pnl__gt=0)),
             loss=Sum("net_pnl", filter=Q(net_pnl__lte=0)),
         )
@@ -343,6 +406,7 @@ def arena_rows() -> list[dict[str, Any]]:
     ):
         series[name][0].append(exit_ms)
         series[name][1].append(net)
+    skipped = skipped_by_strategy()
     rows = []
     for name in names:
         session = sessions.get(name)
@@ -353,31 +417,13 @@ def arena_rows() -> list[dict[str, Any]]:
             else (config.virtual_capital_usdt if config else 10_000.0)
         )
         st = stats.get(name, {})
-        gross = st.get("gross") or 0.0
-        net = st.get("net") or 0.0
-        fees = st.get("fees") or 0.0
         loss = st.get("loss") or 0.0
         profit = st.get("profit") or 0.0
         max_dd, sharpe, equity = _series_metrics(*series.get(name, ([], [])), capital)
-        status = (
-            session.status if session else ("disabled" if config and not config.enabled else "idle")
-        )
-        live = arena_live(
-            {
-                "strategy": name,
-                "status": status,
-                "equity_usdt": capital + net,
-                "net_return_pct": net / capital * 100.0,
-                "realised_gross_pnl": gross,
-                "realised_net_pnl": net,
-                "fees_usdt": fees,
-                "fees_share_of_gross_pct": fees / gross * 100.0 if gross > 0 else None,
-                "trades": st.get("n", 0),
-                "wins": st.get("wins", 0),
-                "capital_weight": session.capital_weight if session else 1.0,
-                "kill_switch_tripped": session.kill_switch_tripped if session else False,
-            }
-        )
+        status = "disabled" if config and not config.enabled else "idle"
+        live = arena_row(session, name=name, status=status)
+        if session is None:
+            live["equity_usdt"] = capital
         rows.append(
             {
                 **live,
@@ -389,10 +435,37 @@ def arena_rows() -> list[dict[str, Any]]:
                 "sharpe": sharpe,
                 "sparkline": _sparkline(equity),
                 "spark_up": bool(equity) and equity[-1] >= equity[0],
+                "skipped": skipped.get(name, []),
             }
         )
     rows.sort(key=lambda r: (not r["has_session"], -r["net_return_pct"]))
     return rows
+
+
+def skipped_by_strategy(limit: int = 200) -> dict[str, list[dict[str, str]]]:
+    """Why each strategy did not decide, newest first, one line per symbol: the stored
+    skip alerts (``StrategySkippedEvent``: a missing input, a strategy that cannot decide).
+    A strategy that decided since on that symbol no longer shows it."""
+    out: dict[str, list[dict[str, str]]] = {}
+    seen: set[tuple[str, str]] = set()
+    latest_signal = {
+        (row["strategy__name"], row["symbol"]): row["last"]
+        for row in Signal.objects.values("strategy__name", "symbol").annotate(
+            last=Max("created_at")
+        )
+    }
+    for alert in Alert.objects.filter(payload__skipped=True).order_by("-created_at")[:limit]:
+        symbol = str(alert.payload.get("symbol", ""))
+        key = (alert.source, symbol)
+        if key in seen:
+            continue
+        seen.add(key)
+        decided = latest_signal.get(key)
+        if decided is not None and decided > alert.created_at:
+            continue
+        reason = alert.message.split(" skipped: ", 1)[-1]
+        out.setdefault(alert.source, []).append({"symbol": symbol, "reason": reason})
+    return out
 
 
 # --- session -------------------------------------------------------------------------------------

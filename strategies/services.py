@@ -1,8 +1,11 @@
-"""Writes a trader makes from the dashboard: pause, resume, reset a kill switch.
+"""Writes of the strategies app: the trader's controls and what the kernels decided.
 
-Each is recorded in ``ControlAction`` (who, what, why) in the same transaction as the session
-change, and the arena / session pages are refreshed by events published after the commit. The
-live runtime reads the session status on its next candle (``radar.runtime``).
+Controls (pause, resume, reset a kill switch) are recorded in ``ControlAction`` (who, what,
+why) in the same transaction as the session change, with a stored alert; the arena / session
+pages are refreshed by events published after the commit. The live runtime reads the session
+status on its next batch (``radar.controls``). The radar's recorder (``radar.recorder``)
+stores signals and selector decisions through :func:`signal_create` and
+:func:`selector_decision_create`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
-from common.events import publish_now, publish_on_commit
+from common.events import publish_now
 from strategies import selectors
-from strategies.models import ControlAction
+from strategies.core.arena import SelectorDecision as Decision
+from strategies.core.kernel import SignalEvent
+from strategies.models import ControlAction, SelectorDecision, Signal, StrategyConfig
+from trading.alerts import alert_create
 from trading.models import TradingSession
 
 
@@ -61,7 +67,12 @@ def _record(
         reason=reason.strip(),
     )
     level, message = alert
-    publish_on_commit("alerts", "alert.new", {"level": level, "message": message})
+    alert_create(
+        level=level,
+        message=message,
+        source=name or "account",
+        payload={"action": action, "reason": recorded.reason, "control_id": recorded.pk},
+    )
     _publish_refresh()
     return recorded
 
@@ -136,3 +147,64 @@ def kill_switch_reset(*, name: str, user: AbstractBaseUser | None, reason: str) 
             alert=("warning", f"kill switch of {name or 'account'} reset by {user}"),
         )
     return action
+
+
+def signal_create(*, strategy: StrategyConfig, exchange: str, event: SignalEvent) -> Signal:
+    """Store a kernel's decision with the risk gate's verdict (once per strategy, symbol,
+    timeframe and deciding candle: a redelivered candle stores nothing twice). The sized order
+    (type, quantity, leverage, client order id) is kept in ``order`` when the kernel sent it."""
+    sig = event.signal
+    order = {
+        key: getattr(event, key)
+        for key in ("client_order_id", "order_type", "qty", "leverage")
+        if getattr(event, key, None) not in (None, "", 0, 0.0)
+    }
+    with transaction.atomic():
+        signal, _ = Signal.objects.get_or_create(
+            strategy=strategy,
+            symbol=event.symbol,
+            timeframe=event.timeframe,
+            candle_open_time_ms=event.candle_open_ms,
+            defaults={
+                "exchange": exchange,
+                "side": sig.side.value,
+                "entry_type": sig.entry_type.value,
+                "entry_price": sig.entry_price,
+                "stop_loss": sig.stop_loss,
+                "take_profit": sig.take_profit,
+                "score": sig.score,
+                "reasons": list(sig.reasons),
+                "status": Signal.Status.ACCEPTED if event.accepted else Signal.Status.REFUSED,
+                "refusal_reason": "" if event.accepted else event.reason,
+                "shadow": event.shadow,
+                "order": {k: str(v) if hasattr(v, "value") else v for k, v in order.items()},
+            },
+        )
+        return signal
+
+
+def selector_decision_create(
+    *, decision: Decision, candle_time_ms: int, metrics: dict[str, float | None]
+) -> SelectorDecision | None:
+    """Store a decision of the arena's selector with an alert; ``None`` when this round already
+    stored it (a replayed round changes nothing)."""
+    with transaction.atomic():
+        stored, created = SelectorDecision.objects.get_or_create(
+            strategy_name=decision.name,
+            action=decision.action,
+            candle_time_ms=candle_time_ms,
+            defaults={
+                "reason": decision.reason,
+                "new_weight": decision.new_weight,
+                "metrics": metrics,
+            },
+        )
+        if not created:
+            return None
+        alert_create(
+            level="info",
+            message=f"selector: {decision.name} {decision.action} — {decision.reason}",
+            source=decision.name,
+            payload={"action": decision.action, "candle_time_ms": candle_time_ms},
+        )
+        return stored

@@ -58,7 +58,6 @@ def line_of(path: Path, text: str) -> int:
 def test_shipped_config_is_valid():
     config = load_config_dir(SHIPPED)
     assert config.enabled_symbols == ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
-    assert config.assets.timeframes == ["1m", "5m", "15m", "1h"]
     assert config.assets.correlation_groups["crypto_major"].max_same_direction == 2
     assert [s.name for s in config.strategies.strategies] == [
         "vwap_rsi",
@@ -260,13 +259,13 @@ def test_an_api_key_value_where_an_env_variable_name_belongs_is_refused(config_d
     assert 'exchanges.bitget.credentials.api_key_env = "bg_3f9a2c" — must be the NAME' in problem
 
 
-def test_a_strategy_timeframe_the_feed_does_not_produce_is_reported(config_dir):
-    edit(config_dir / "assets.yaml", "timeframes: [1m, 5m, 15m, 1h]", "timeframes: [1m, 5m, 15m]")
-    problems = problems_of(config_dir)
-    assert any(
-        'strategies[1].params.confirm_timeframes = ["15m", "1h"] — timeframe 1h is not fed' in p
-        for p in problems
-    )
+def test_the_removed_timeframes_key_is_refused_as_unknown(config_dir):
+    """Higher timeframes are aggregated from closed 1m candles for whatever a strategy reads:
+    a list of "fed" timeframes acted nowhere, so the key was removed and is now refused."""
+    text = (config_dir / "assets.yaml").read_text(encoding="utf-8")
+    (config_dir / "assets.yaml").write_text("timeframes: [1m, 5m]\n" + text, encoding="utf-8")
+    (problem,) = problems_of(config_dir)
+    assert "assets.yaml: timeframes" in problem and "unknown key" in problem
 
 
 def test_stop_bounds_must_be_ordered(config_dir):

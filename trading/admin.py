@@ -16,6 +16,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from trading.markets import RULE_FIELDS
 from trading.models import (
     Alert,
     Asset,
@@ -65,21 +66,38 @@ class AssetAdmin(admin.ModelAdmin):
         "min_qty",
         "min_notional_usdt",
         "max_leverage",
+        "rules_source",
     )
     list_filter = ("enabled", "exchange", "correlation_group")
     search_fields = ("symbol", "base")
     fieldsets = (
         (None, {"fields": ("exchange", "symbol", "base", "quote", "enabled")}),
         (
-            "Exchange rules",
-            {"fields": ("price_tick", "qty_step", "min_qty", "min_notional_usdt", "max_leverage")},
+            "Market rules (sizing and rounding in backtest, paper and live)",
+            {
+                "fields": (
+                    "price_tick",
+                    "qty_step",
+                    "min_qty",
+                    "min_notional_usdt",
+                    "max_leverage",
+                    "rules_source",
+                )
+            },
         ),
         ("Risk", {"fields": ("correlation_group",)}),
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         # Market data and positions refer to an asset by exchange + symbol: renaming orphans them.
-        return ("exchange", "symbol") if obj is not None else ()
+        return ("exchange", "symbol", "rules_source") if obj is not None else ("rules_source",)
+
+    def save_model(self, request: HttpRequest, obj: Asset, form: Any, change: bool) -> None:
+        # A rule typed in here is neither the YAML's nor the exchange's: say so.
+        if set(form.changed_data) & set(RULE_FIELDS):
+            now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            obj.rules_source = f"admin {request.user.get_username()} {now}"[:64]
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Candle)

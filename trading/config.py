@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from common.yamlcheck import (
     CONFIG_FILES,
@@ -24,12 +24,14 @@ from common.yamlcheck import (
     YamlDoc,
     display_path,
     key_path,
+    problems_from,
+    read_yaml,
+    report,
     show_value,
 )
 
 __all__ = ["ConfigError"]
 
-Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
 SYMBOL_RE = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
@@ -39,7 +41,6 @@ ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 class CorrelationGroup(StrictSchema):
     max_same_direction: int = Field(ge=1, le=100)
-    description: str = ""
 
 
 class AssetEntry(StrictSchema):
@@ -65,7 +66,6 @@ class AssetEntry(StrictSchema):
 
 class AssetsFile(StrictSchema):
     exchange: str = Field(min_length=1, max_length=32)
-    timeframes: list[Timeframe] = Field(min_length=1)
     correlation_groups: dict[str, CorrelationGroup]
     assets: list[AssetEntry] = Field(min_length=1)
 
@@ -122,7 +122,6 @@ class Regime(StrictSchema):
     atr_period: int = Field(ge=2, le=200)
     atr_percentile_window: int = Field(ge=20, le=100_000)
     high_vol_percentile: float = Field(gt=0, lt=100)
-    low_vol_percentile: float = Field(gt=0, lt=100)
 
 
 class RiskFile(StrictSchema):
@@ -194,6 +193,20 @@ class ExchangesFile(StrictSchema):
     exchanges: dict[str, ExchangeEntry] = Field(min_length=1)
 
 
+def read_assets_file(directory: Path) -> AssetsFile:
+    """``assets.yaml`` of ``directory`` alone, schema-checked (the cross-file checks run with all
+    four files in ``strategies.config.load_config_dir``). Raises :class:`ConfigError`."""
+    problems: list[Problem] = []
+    file = display_path(directory / "assets.yaml")
+    doc = read_yaml(directory / "assets.yaml", file, problems)
+    if doc is not None:
+        try:
+            return AssetsFile.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(problems_from(exc, file, AssetsFile))
+    raise ConfigError(report(problems, {file: doc} if doc else {}))
+
+
 class TradingChecks:
     """Rules of assets / risk / exchanges a field schema cannot express: cross-field,
     cross-entry and cross-file checks. They run on the raw data entry by entry, so one broken
@@ -235,8 +248,6 @@ class TradingChecks:
             else None
         )
         default_exchange = data.get("exchange")
-
-        default_exchange = data.get("exchange")
         if (
             exchange_names is not None
             and isinstance(default_exchange, str)
@@ -248,18 +259,6 @@ class TradingChecks:
                 default_exchange,
                 f"not defined in exchanges.yaml (defined: {', '.join(sorted(exchange_names))})",
             )
-        timeframes = data.get("timeframes")
-        if isinstance(timeframes, list):
-            if "1m" not in timeframes:
-                yield Problem(
-                    file,
-                    ("timeframes",),
-                    timeframes,
-                    "must include 1m: every other timeframe is aggregated from closed 1m candles",
-                )
-            for index, tf in enumerate(timeframes):
-                if timeframes.index(tf) != index:
-                    yield Problem(file, ("timeframes", index), tf, "listed twice")
         seen: dict[tuple[str, str], int] = {}
         for index, entry in self._entries("assets.yaml", "assets"):
             symbol = entry.get("symbol")
@@ -339,12 +338,6 @@ class TradingChecks:
         )
         yield from self._ordered(
             "risk.yaml", (*regime, "adx_range"), (*regime, "adx_trend"), strict=False
-        )
-        yield from self._ordered(
-            "risk.yaml",
-            (*regime, "low_vol_percentile"),
-            (*regime, "high_vol_percentile"),
-            strict=True,
         )
         fees = self._raw_at("risk.yaml", ("fees",))
         if fees["maker_rate"] < -fees["taker_rate"]:

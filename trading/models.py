@@ -26,7 +26,12 @@ class MarginMode(models.TextChoices):
 
 
 class Asset(models.Model):
-    """A tradable perpetual contract on one exchange."""
+    """A tradable perpetual contract on one exchange, with the exchange's market rules.
+
+    ``price_tick``, ``qty_step``, ``min_qty``, ``min_notional_usdt`` and ``max_leverage`` are
+    the values sizing and rounding use in backtest, paper and live
+    (``strategies.kernel_config.kernel_config_from``); ``rules_source`` says where they come from.
+    """
 
     exchange = models.CharField(max_length=32, default="bitget")
     symbol = models.CharField(max_length=40, help_text="ccxt unified symbol, e.g. BTC/USDT:USDT")
@@ -37,6 +42,12 @@ class Asset(models.Model):
     min_qty = models.FloatField(help_text="smallest order quantity (base units)")
     min_notional_usdt = models.FloatField(default=5.0)
     max_leverage = models.PositiveSmallIntegerField(default=125)
+    rules_source = models.CharField(
+        max_length=64,
+        default="assets.yaml",
+        help_text='where the five market rules come from: "assets.yaml", '
+        '"exchange load_markets <UTC time>" or "admin <user> <UTC time>"',
+    )
     correlation_group = models.CharField(max_length=40, blank=True)
     enabled = models.BooleanField(default=True)
 

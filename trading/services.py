@@ -28,9 +28,11 @@ from typing import Any, Protocol
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
+from django.utils import timezone
 
 from trading.core.csvdata import CandleRow, FundingRow
-from trading.models import Asset, Candle, FundingRate, OpenInterest
+from trading.core.ledger import ClosedTrade, OpenPosition
+from trading.models import Asset, Candle, FundingRate, OpenInterest, Position, TradingSession
 from trading.ratelimit import get_rate_limiter
 
 log = logging.getLogger(__name__)
@@ -520,6 +522,61 @@ async def _read_each_symbol(
             await exchange.close()
 
 
+async def funding_read(
+    *,
+    exchange_name: str,
+    exchange: Any | None = None,
+    symbols: Sequence[str],
+    limiter: MarketDataLimiter,
+) -> dict[str, list[FundingRow]]:
+    """The last funding settlements of ``symbols`` (no write): the read half of
+    :func:`funding_poll`, for a caller already on an event loop (the embedded radar)."""
+
+    async def read(ex: Any, symbol: str) -> list[FundingRow]:
+        return await funding_settlements_fetch(ex, symbol, limiter=limiter)
+
+    return await _read_each_symbol(exchange_name, exchange, symbols, read, limiter)
+
+
+async def open_interest_read(
+    *,
+    exchange_name: str,
+    exchange: Any | None = None,
+    symbols: Sequence[str],
+    limiter: MarketDataLimiter,
+) -> dict[str, OpenInterestRow]:
+    """One open-interest sample per symbol (no write): the read half of
+    :func:`open_interest_poll`."""
+
+    async def read(ex: Any, symbol: str) -> OpenInterestRow | None:
+        return await open_interest_fetch(ex, symbol, limiter=limiter)
+
+    samples = await _read_each_symbol(exchange_name, exchange, symbols, read, limiter)
+    return {symbol: sample for symbol, sample in samples.items() if sample is not None}
+
+
+def funding_store(
+    *, rows: Mapping[str, Sequence[FundingRow]], exchange_name: str
+) -> dict[str, UpsertResult]:
+    """Upsert funding settlements per symbol (the write half of :func:`funding_poll`)."""
+    with transaction.atomic():
+        return {
+            symbol: funding_upsert(rows=symbol_rows, exchange=exchange_name, symbol=symbol)
+            for symbol, symbol_rows in rows.items()
+        }
+
+
+def open_interest_store(
+    *, rows: Mapping[str, Sequence[OpenInterestRow]], exchange_name: str
+) -> dict[str, UpsertResult]:
+    """Upsert open-interest samples per symbol (the write half of :func:`open_interest_poll`)."""
+    with transaction.atomic():
+        return {
+            symbol: open_interest_upsert(rows=symbol_rows, exchange=exchange_name, symbol=symbol)
+            for symbol, symbol_rows in rows.items()
+        }
+
+
 def funding_poll(
     *,
     exchange_name: str,
@@ -532,17 +589,16 @@ def funding_poll(
     ``exchange`` (a ccxt-shaped object; opened from ``exchanges.yaml`` and closed afterwards when
     omitted), ``symbols`` (default: the exchange's enabled assets) and ``limiter`` (default: the
     process's shared limiter) are injectable. Runs its own event loop: call it from sync code."""
-    rate_limiter = limiter or get_rate_limiter()
-
-    async def read(ex: Any, symbol: str) -> list[FundingRow]:
-        return await funding_settlements_fetch(ex, symbol, limiter=rate_limiter)
-
     wanted = list(symbols) if symbols is not None else exchange_symbols(exchange_name)
-    rows = asyncio.run(_read_each_symbol(exchange_name, exchange, wanted, read, rate_limiter))
-    return {
-        symbol: funding_upsert(rows=symbol_rows, exchange=exchange_name, symbol=symbol)
-        for symbol, symbol_rows in rows.items()
-    }
+    rows = asyncio.run(
+        funding_read(
+            exchange_name=exchange_name,
+            exchange=exchange,
+            symbols=wanted,
+            limiter=limiter or get_rate_limiter(),
+        )
+    )
+    return funding_store(rows=rows, exchange_name=exchange_name)
 
 
 def open_interest_poll(
@@ -555,15 +611,135 @@ def open_interest_poll(
     """Read the open interest of every enabled symbol and upsert one sample each.
 
     Same injectable arguments as :func:`funding_poll`."""
-    rate_limiter = limiter or get_rate_limiter()
-
-    async def read(ex: Any, symbol: str) -> OpenInterestRow | None:
-        return await open_interest_fetch(ex, symbol, limiter=rate_limiter)
-
     wanted = list(symbols) if symbols is not None else exchange_symbols(exchange_name)
-    samples = asyncio.run(_read_each_symbol(exchange_name, exchange, wanted, read, rate_limiter))
-    return {
-        symbol: open_interest_upsert(rows=[sample], exchange=exchange_name, symbol=symbol)
-        for symbol, sample in samples.items()
-        if sample is not None
-    }
+    samples = asyncio.run(
+        open_interest_read(
+            exchange_name=exchange_name,
+            exchange=exchange,
+            symbols=wanted,
+            limiter=limiter or get_rate_limiter(),
+        )
+    )
+    return open_interest_store(
+        rows={symbol: [sample] for symbol, sample in samples.items()},
+        exchange_name=exchange_name,
+    )
+
+
+# -- sessions and paper positions (the radar's recorder writes through these) ------------------
+
+
+def session_start(*, strategy_name: str, mode: str, initial_capital_usdt: float) -> TradingSession:
+    """The running session of ``strategy_name`` ("" = the account) in ``mode``, created on first
+    use with ``initial_capital_usdt`` (a restart finds the same row)."""
+    with transaction.atomic():
+        session = (
+            TradingSession.objects.filter(strategy_name=strategy_name, mode=mode)
+            .exclude(status=TradingSession.Status.ENDED)
+            .first()
+        )
+        if session is None:
+            session = TradingSession.objects.create(
+                strategy_name=strategy_name,
+                mode=mode,
+                initial_capital_usdt=initial_capital_usdt,
+                peak_equity_usdt=initial_capital_usdt,
+                equity_usdt=initial_capital_usdt,
+            )
+        return session
+
+
+def session_checkpoint(*, session: TradingSession, fields: Sequence[str]) -> None:
+    """Save ``fields`` of ``session`` as the runtime holds them (only those: a control written
+    concurrently by the dashboard is never overwritten)."""
+    with transaction.atomic():
+        session.save(update_fields=list(fields))
+
+
+def session_kill_switch_trip(
+    *, session: TradingSession, reason: str, state: Mapping[str, Any] | None = None
+) -> None:
+    """Record a tripped kill switch on ``session`` (status killed, reason, time; ``state`` =
+    the switch's dict, kept in ``ledger_state["kill_switch"]`` for an account session). Only a
+    recorded reset (``strategies.services.kill_switch_reset``) clears it."""
+    with transaction.atomic():
+        session.status = TradingSession.Status.KILLED
+        session.kill_switch_tripped = True
+        session.kill_switch_reason = reason
+        session.kill_switch_tripped_at = timezone.now()
+        fields = ["status", "kill_switch_tripped", "kill_switch_reason", "kill_switch_tripped_at"]
+        if state is not None:
+            session.ledger_state = {**(session.ledger_state or {}), "kill_switch": dict(state)}
+            fields.append("ledger_state")
+        session.save(update_fields=fields)
+
+
+def _ledger_id(position_id: str, shadow: bool) -> str:
+    return str(position_id) + (":shadow" if shadow else "")
+
+
+def position_create(
+    *,
+    session: TradingSession,
+    strategy_name: str,
+    exchange: str,
+    position: OpenPosition,
+    shadow: bool,
+) -> Position:
+    """Store a paper position opened by a kernel (idempotent on ``(session, ledger id)``)."""
+    with transaction.atomic():
+        stored, _ = Position.objects.get_or_create(
+            session=session,
+            ledger_id=_ledger_id(position.position_id, shadow),
+            defaults={
+                "strategy_name": strategy_name,
+                "exchange": exchange,
+                "symbol": position.symbol,
+                "side": position.side.value,
+                "shadow": shadow,
+                "qty": position.qty,
+                "leverage": position.leverage,
+                "margin_mode": position.margin_mode.value,
+                "entry_price": position.entry_price,
+                "entry_time_ms": position.entry_time_ms,
+                "entry_fee": position.entry_fee,
+                "entry_liquidity": position.entry_liquidity.value,
+                "stop_loss": position.stop_loss,
+                "take_profit": position.take_profit,
+                "liquidation_price": position.liquidation_price,
+                "slippage_usdt": position.slippage_cost,
+                "funding_usdt": position.funding,
+            },
+        )
+        return stored
+
+
+def position_close(*, session: TradingSession, trade: ClosedTrade, shadow: bool) -> int:
+    """Store the exit of a paper position (its full cost breakdown); returns rows changed."""
+    with transaction.atomic():
+        return Position.objects.filter(
+            session=session, ledger_id=_ledger_id(trade.position_id, shadow)
+        ).update(
+            status=Position.Status.CLOSED,
+            exit_price=trade.exit_price,
+            exit_time_ms=trade.exit_time_ms,
+            exit_fee=trade.exit_fee,
+            exit_liquidity=trade.exit_liquidity.value,
+            exit_reason=trade.exit_reason.value,
+            funding_usdt=trade.funding,
+            slippage_usdt=trade.slippage_cost,
+            gross_pnl=trade.gross_pnl,
+            net_pnl=trade.net_pnl,
+        )
+
+
+def position_funding_update(
+    *, session: TradingSession, positions: Sequence[OpenPosition], shadow: bool
+) -> None:
+    """Store the funding each open position has paid so far (USDT, > 0 paid) after a
+    settlement, so the Positions page shows it before the position closes."""
+    with transaction.atomic():
+        for position in positions:
+            Position.objects.filter(
+                session=session, ledger_id=_ledger_id(position.position_id, shadow)
+            ).update(funding_usdt=position.funding)

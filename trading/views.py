@@ -8,9 +8,11 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -20,11 +22,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 from common.presenters import IDS, dom_id, market_slug
 from common.streaming import streaming_content_for
 from trading import selectors
+from trading.config import read_assets_file
 from trading.core.fees import BITGET_VIP0, Liquidity, fee_for_fill
 from trading.core.liquidation import choose_leverage
+from trading.core.orders import InstrumentRules
 from trading.core.pnl import fees_share_of_gross, gross_pnl, net_pnl
-from trading.core.sizing import market_rules_for, size_position
+from trading.core.sizing import size_position
 from trading.core.types import Side, TradingCoreError
+from trading.markets import AssetRules, market_rules_table
 from trading.models import Asset, Position
 
 TRADES_PER_PAGE = 50
@@ -194,10 +199,9 @@ class RiskForm(forms.Form):
         choices=[("taker", "market (taker)"), ("maker", "limit (maker)")], initial="taker"
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, rules: dict[str, AssetRules], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        symbols = selectors.trade_symbols() or ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
-        self.fields["symbol"].choices = [(s, s) for s in symbols]
+        self.fields["symbol"].choices = [(s, s) for s in rules]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -216,12 +220,14 @@ class RiskForm(forms.Form):
         return data
 
 
-def risk_outcome(data: dict[str, Any]) -> dict[str, Any]:
+def risk_outcome(data: dict[str, Any], rules: AssetRules) -> dict[str, Any]:
     """Size, leverage, liquidation, fees and net results at stop and target (core functions).
 
-    Size from the stop cost (distance + taker exit fee + entry fee + slippage); leverage the
-    lowest whose liquidation lies beyond the stop; the stop exits as taker, the target as maker
-    (a resting take-profit limit). Net = gross − entry fee − exit fee (no funding).
+    Size from the stop cost (distance + taker exit fee + entry fee + slippage), rounded down to
+    the contract's quantity step and checked against its minimums (``rules``: the stored
+    ``Asset`` row's, as the engines use); leverage the lowest whose liquidation lies beyond the
+    stop, at most the form's and the contract's maximum; the stop exits as taker, the target as
+    maker (a resting take-profit limit). Net = gross − entry fee − exit fee (no funding).
     """
     side = Side(data["side"])
     liquidity = Liquidity(data["entry_liquidity"])
@@ -232,7 +238,13 @@ def risk_outcome(data: dict[str, Any]) -> dict[str, Any]:
         capital_usdt=data["capital"],
         max_risk_pct=data["risk_pct"],
         entry_liquidity=liquidity,
-        rules=market_rules_for(data["symbol"]),
+        rules=InstrumentRules(
+            price_tick=rules.price_tick,
+            qty_step=rules.qty_step,
+            min_qty=rules.min_qty,
+            min_notional_usdt=rules.min_notional_usdt,
+            max_leverage=rules.max_leverage,
+        ),
     )
     lev = choose_leverage(
         symbol=data["symbol"],
@@ -241,7 +253,7 @@ def risk_outcome(data: dict[str, Any]) -> dict[str, Any]:
         stop_price=data["stop"],
         qty=sized.qty,
         capital_usdt=data["capital"],
-        max_leverage=data["max_leverage"],
+        max_leverage=min(data["max_leverage"], rules.max_leverage),
         taker_rate=BITGET_VIP0.taker_rate,
     )
     entry_fee = fee_for_fill(sized.qty, data["entry"], liquidity)
@@ -280,6 +292,7 @@ def risk_outcome(data: dict[str, Any]) -> dict[str, Any]:
         "reward_risk": outcomes["target"]["net"] / -outcomes["stop"]["net"]
         if outcomes["stop"]["net"] < 0
         else None,
+        "rules": rules,
     }
 
 
@@ -287,11 +300,12 @@ def risk_outcome(data: dict[str, Any]) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 def risk(request: HttpRequest) -> HttpResponse:
     """Risk calculator: GET shows the form, POST computes (the form carries a CSRF token)."""
-    form = RiskForm(request.POST or None)
+    rules = market_rules_table(read_assets_file(Path(settings.CONFIG_DIR)))
+    form = RiskForm(request.POST or None, rules=rules)
     result = None
     if form.is_bound and form.is_valid():
         try:
-            result = risk_outcome(form.cleaned_data)
+            result = risk_outcome(form.cleaned_data, rules[form.cleaned_data["symbol"]])
         except TradingCoreError as exc:
             form.add_error(None, str(exc))
     context = {"form": form, "result": result, "page": "risk"}

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from strategies.core.regime import RegimeThresholds
 from trading.core.types import ExitReason, Side
 
 MINUTE_MS = 60_000
@@ -110,6 +111,9 @@ class MarketSnapshot:
     of CLOSED candles only; ``funding`` an (M, 2) array ``[time_ms, rate]`` of settled rates;
     ``open_interest`` an (K, 2) array ``[time_ms, open_interest_base]``; ``trades`` an (T, 3)
     array ``[time_ms, price, signed_qty]`` (positive = buyer was the taker).
+    ``regime_rules`` are the thresholds the kernel classifies regimes with
+    (``KernelConfig.regime``, from risk.yaml's ``regime:``): a strategy that reads a regime or
+    a volatility level takes its thresholds from here, so it agrees with the kernel's label.
     """
 
     symbol: str
@@ -119,6 +123,7 @@ class MarketSnapshot:
     open_interest: np.ndarray | None = None
     order_book: OrderBook | None = None
     trades: np.ndarray | None = None
+    regime_rules: RegimeThresholds = field(default_factory=RegimeThresholds)
     memo: dict[Hashable, Any] | None = field(default=None, compare=False, repr=False)
 
     def derived[V](self, key: Hashable, compute: Callable[[], V]) -> V:

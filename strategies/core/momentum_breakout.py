@@ -18,6 +18,7 @@ candle's open), stop/target in ATRs.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from strategies.core.levels import (
     volume_ratios,
 )
 from strategies.core.params import MomentumBreakoutParams
-from strategies.core.regime import RegimeThresholds, Volatility, last_volatility
+from strategies.core.regime import Volatility, last_volatility
 from strategies.core.scoring import ScoreParts, ramp
 from strategies.core.snapshot import History
 from trading.core.candles import C, H, L
@@ -127,7 +128,11 @@ class MomentumBreakout(Strategy):
                 f"{tf} close {price(tf_close)} {'>' if side is Side.LONG else '<'} "
                 f"EMA({p.confirm_ema_period}) {price(ema_value)}"
             )
-        rules = RegimeThresholds(atr_period=p.atr_period, atr_percentile_window=VOLATILITY_WINDOW)
+        # The kernel's volatility percentiles (risk.yaml ``regime:``) over this strategy's ATR
+        # period and window (the window its warm-up holds).
+        rules = replace(
+            market.regime_rules, atr_period=p.atr_period, atr_percentile_window=VOLATILITY_WINDOW
+        )
         volatility, atr_percentile = last_volatility(candles, rules)
         high_volatility = volatility is Volatility.HIGH
         if p.require_high_volatility and not high_volatility:

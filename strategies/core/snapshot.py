@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from strategies.core.base import MINUTE_MS, MarketSnapshot, OrderBook, StrategyError
+from strategies.core.regime import RegimeThresholds
 from trading.core.candles import (
     CANDLE_COLUMNS,
     CandleNotClosed,
@@ -245,7 +246,8 @@ class SnapshotBuilder:
     ``aggregate_candles``); a forming candle raises ``CandleNotClosed``.
 
     Returned arrays are read-only views: valid until the next ``append_candle``/``set_*`` call
-    (a live runtime decides on the snapshot before appending the next candle).
+    (a live runtime decides on the snapshot before appending the next candle). Every snapshot
+    carries ``regime_rules`` (the kernel's regime thresholds; default ``RegimeThresholds()``).
     """
 
     def __init__(
@@ -259,11 +261,13 @@ class SnapshotBuilder:
         trades: np.ndarray | None = None,
         order_books: Sequence[OrderBook] = (),
         max_candles: int = DEFAULT_MAX_CANDLES,
+        regime_rules: RegimeThresholds | None = None,
     ) -> None:
         if max_candles < 1:
             raise ValueError(f"max_candles must be at least 1, got {max_candles}")
         self.symbol = symbol
         self.max_candles = max_candles
+        self.regime_rules = regime_rules if regime_rules is not None else RegimeThresholds()
         self.timeframes = tuple(dict.fromkeys(timeframes))
         shared = history_1m if isinstance(history_1m, CandleSet) else CandleSet(history_1m)
         # Values derived from the shared candles stay valid until a candle is appended.
@@ -362,6 +366,7 @@ class SnapshotBuilder:
             order_book=_check_book(order_book, now_ms),
             trades=_upto(self._trades, now_ms),
             memo=memo,
+            regime_rules=self.regime_rules,
         )
 
     def history(self) -> History:

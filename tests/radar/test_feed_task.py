@@ -19,9 +19,9 @@ import pytest
 import redis
 from django.core.management import call_command
 
-from scalpradar.celery import app
 from radar import launch as radar
 from radar import tasks
+from scalpradar.celery import app
 from trading.core.candles import read_candles_csv
 from trading.feed.simulated import SimulatedExchange
 from trading.locks import single_instance_lock

@@ -49,7 +49,8 @@ def test_a_headless_replay_stores_every_candle_and_prints_a_summary(tmp_path):
     assert "Replay finished: 120 candles processed" in text
     assert Candle.objects.filter(symbol="BTC/USDT:USDT", timeframe="1m").count() == 120
     enabled = StrategyConfig.objects.filter(enabled=True).exclude(kind="order_flow").count()
-    assert TradingSession.objects.count() == enabled
+    assert TradingSession.objects.exclude(strategy_name="").count() == enabled
+    assert TradingSession.objects.filter(strategy_name="", mode="paper").count() == 1  # account
     for name in StrategyConfig.objects.filter(enabled=True).exclude(kind="order_flow"):
         assert name.name in text
 

@@ -174,7 +174,7 @@ def test_the_queue_holds_at_most_max_batch_candles_then_the_feed_waits():
         await runtime.on_closed_candle(SYMBOL, tuple(candles[0]))
         await asyncio.sleep(0.05)  # the writer took candle 0 and is stuck
         await _queue_all(runtime, candles[1:4])
-        queue = runtime._queue
+        queue = runtime.writer.queue
         assert queue is not None and queue.qsize() == 3
         fifth = asyncio.ensure_future(runtime.on_closed_candle(SYMBOL, tuple(candles[4])))
         await asyncio.sleep(0.05)

@@ -27,10 +27,12 @@ def short_window_radar(trim_every: int) -> RadarRuntime:
     most kernels' history span (momentum: 33 h)."""
     if not StrategyConfig.objects.exists():
         call_command("load_config", stdout=StringIO())
+    config = kernel_config_from(get_config())
+    regime = replace(config.regime, atr_percentile_window=16)
     arena = build_arena(
         StrategyConfig.objects.filter(enabled=True),
         [SYMBOL],
-        replace(kernel_config_from(get_config()), max_candles=31, volatility_window=16),
+        replace(config, max_candles=31, regime=regime),
         exchange="bitget",
     )
     runtime = RadarRuntime(arena, exchange="bitget", selector_every=0, checkpoint_every_s=3600)

@@ -180,12 +180,8 @@ def test_export_then_load_round_trips_without_change(config_dir, tmp_path):
     assert (output / "exchanges.yaml").read_bytes() == (config_dir / "exchanges.yaml").read_bytes()
     header = (output / "strategies.yaml").read_text(encoding="utf-8").splitlines()[0]
     assert "exported from the database by 'manage.py export_config'" in header
-    assert yaml.safe_load((output / "assets.yaml").read_text())["timeframes"] == [
-        "1m",
-        "5m",
-        "15m",
-        "1h",
-    ]
+    groups = yaml.safe_load((output / "assets.yaml").read_text())["correlation_groups"]
+    assert groups == {"crypto_major": {"max_same_direction": 2}}
     lines = load(output)
     assert lines[-1].endswith(": 9 unchanged")
 

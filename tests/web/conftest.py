@@ -75,6 +75,7 @@ def arena(db) -> dict:
         realised_gross_pnl=120.0,
         realised_net_pnl=80.0,
         fees_usdt=40.0,
+        equity_usdt=10_080.0,  # as the radar checkpoints it: capital + net (+ unrealised)
         trades_count=3,
         wins_count=2,
     )
@@ -84,6 +85,7 @@ def arena(db) -> dict:
         realised_gross_pnl=-400.0,
         realised_net_pnl=-520.0,
         fees_usdt=120.0,
+        equity_usdt=9_480.0,
         trades_count=2,
         wins_count=0,
         kill_switch_tripped=True,

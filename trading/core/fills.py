@@ -17,7 +17,8 @@ queue ahead of us is consumed. With ``depth = |L − extreme| / L`` (fraction of
 
 so a touch fills ``min_fill_fraction`` of the order and a trade-through of
 ``queue_clear_depth_pct`` (default 0.0005 = 0.05 %) or more fills all of it. The filled quantity is
-rounded DOWN to the quantity step; the remainder is reported as unfilled.
+rounded DOWN to the quantity step (:func:`trading.core.orders.round_to_step`, the instrument's
+``qty_step``); the remainder is reported as unfilled.
 
 Randomness is explicit: pass a seeded ``numpy.random.Generator`` or a ``draw`` in [0, 1); the order
 fills when ``draw < probability``. Same inputs + same draw → same fill, in every engine.
@@ -34,12 +35,12 @@ traded beyond it — the candle's open — not at the stop price.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from trading.core.fees import BITGET_VIP0, FeeSchedule, Liquidity, fee_for_fill
+from trading.core.orders import round_to_step
 from trading.core.slippage import BookLevels, SlippageModel
 from trading.core.types import (
     CandleInput,
@@ -74,20 +75,6 @@ class LimitFillResult:
     fill: Fill | None
     unfilled_qty: float
     probability: float  # chance of a fill this candle, after the touch reduction
-
-
-def floor_to_step(qty: float, step: float) -> float:
-    """Round ``qty`` DOWN to a multiple of ``step`` (no rounding when ``step`` is 0).
-
-    A relative tolerance of 1e-9 absorbs float noise (0.3 / 0.1 = 2.9999999999999996 must give
-    0.3, not 0.2). Example: floor_to_step(0.12345, 0.001) = 0.123.
-    """
-    require_non_negative("quantity step", step)
-    if step == 0:
-        return qty
-    units = math.floor(qty / step + 1e-9)
-    decimals = max(0, -math.floor(math.log10(step))) + 2
-    return round(units * step, decimals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +141,7 @@ class LimitFillModel:
         probability = self.fill_probability(side, limit_price, bar)
         if u >= probability:
             return LimitFillResult(qty, None, qty, probability)
-        filled = floor_to_step(qty * self.filled_fraction(side, limit_price, bar), qty_step)
+        filled = round_to_step(qty * self.filled_fraction(side, limit_price, bar), qty_step)
         filled = min(filled, qty)
         if filled <= 0:
             return LimitFillResult(qty, None, qty, probability)

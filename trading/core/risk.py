@@ -2,17 +2,29 @@
 
 Checks, in order; the first failure refuses the trade with a reason a trader can read:
 
-1. kill switch — the strategy's or the account's session loss reached its limit;
-2. max concurrent positions;
-3. correlation group — e.g. at most 2 positions in the same direction in ``crypto_major``;
-4. entry order type — a post-only limit (maker) when the strategy allows one and the limits
+1. kill switch — the strategy's (or ``global``) session loss reached its limit, or, when the
+   whole account is given (:class:`AccountState`), the ACCOUNT's: no new entry anywhere;
+2. positions per symbol — ``max_positions_per_symbol`` open or pending on the symbol in this
+   book;
+3. stop distance — ``|entry − stop| / entry × 100`` within
+   [``min_stop_distance_pct``, ``max_stop_distance_pct``];
+4. reward/risk — ``|target − entry| / |entry − stop|`` ≥ ``min_reward_risk``;
+5. max concurrent positions (this book);
+6. correlation group — e.g. at most 2 positions in the same direction in ``crypto_major``,
+   counted over every strategy of the account when it is given;
+7. entry order type — a post-only limit (maker) when the strategy allows one and the limits
    prefer maker, else market (taker); the sizing below uses that entry fee;
-5. free margin — the position's margin budget (below) must be positive; in cross mode
+8. free margin — the position's margin budget (below) must be positive; in cross mode
    ``min_free_margin_pct`` % of equity is reserved and never budgeted;
-6. sizing — qty from the stop cost (:mod:`trading.core.sizing`), capped at budget × max
-   leverage; refused below the exchange minimum;
-7. leverage — the lowest leverage whose liquidation lies beyond the stop with a buffer
-   (:mod:`trading.core.liquidation`); refused when liquidation would come first.
+9. sizing — qty from the stop cost (:mod:`trading.core.sizing`), capped at budget × max
+   leverage, rounded down to the instrument's quantity step; refused below the exchange
+   minimum quantity or notional (:meth:`trading.core.orders.InstrumentRules.check_minimums`);
+10. leverage — the lowest leverage (at most the limits' and the instrument's maximum) whose
+    liquidation lies beyond the stop with a buffer (:mod:`trading.core.liquidation`); refused
+    when liquidation would come first;
+11. account free margin — with the account given: after this order's margin, at least
+    ``min_free_margin_pct`` % of the ACCOUNT equity stays free, all strategies together:
+    ``equity − used margin − margin ≥ equity × min_free_margin_pct / 100``.
 
 Margin budget per position (USDT):
 
@@ -32,6 +44,8 @@ Kill switch (per strategy and global, Hummingbot-style on realised + unrealised 
 Example: start 10,000, equity 9,480 → loss 5.2 % ≥ 5 % → tripped, reason
 "kill switch tripped: session loss 5.2 % ≥ 5 % limit". The state is a plain frozen value the caller
 persists (``to_dict``/``from_dict``); once tripped it stays tripped until a new session starts.
+The account's switch (scope ``account``) is the same rule on the equity of every strategy of
+one mode together (:func:`evaluate_account_kill_switch`, called by the live runtime).
 """
 
 from __future__ import annotations
@@ -50,12 +64,16 @@ from trading.core.liquidation import (
     PositionBeyondTiers,
     choose_leverage,
 )
+from trading.core.orders import (
+    BUNDLED_ASSET_RULES,
+    InstrumentRules,
+    MissingInstrumentRules,
+    rules_for,
+)
 from trading.core.sizing import (
     InvalidStop,
-    MarketRules,
     PositionTooSmall,
     SizeResult,
-    market_rules_for,
     size_position,
 )
 from trading.core.slippage import SlippageModel
@@ -69,6 +87,7 @@ from trading.core.types import (
 )
 
 GLOBAL_SCOPE = "global"
+ACCOUNT_SCOPE = "account"
 
 
 # -- kill switch -------------------------------------------------------------------------------
@@ -76,7 +95,8 @@ GLOBAL_SCOPE = "global"
 
 @dataclass(frozen=True, slots=True)
 class KillSwitchState:
-    """Kill-switch state of one scope: ``"global"`` or a strategy name. Persist it as a dict."""
+    """Kill-switch state of one scope: ``"global"``, ``"account"`` or a strategy name. Persist
+    it as a dict."""
 
     scope: str
     session_start_equity: float
@@ -149,6 +169,29 @@ def evaluate_kill_switch(
     return updated
 
 
+def evaluate_account_kill_switch(
+    state: KillSwitchState,
+    equity: float,
+    *,
+    time_ms: int,
+    max_session_loss_pct: float = 5.0,
+) -> KillSwitchState:
+    """:func:`evaluate_kill_switch` for the ACCOUNT: ``equity`` is realised + unrealised of every
+    strategy of one mode together (USDT). ``state`` must have the ``account`` scope (start it
+    with ``start_session(ACCOUNT_SCOPE, equity, time_ms)``).
+
+    Example: 3 strategies of 10,000 each → start 30,000; equity 28,440 → loss 5.2 % ≥ 5 % →
+    tripped: the gate then refuses every new entry of the mode (:class:`AccountState`).
+    """
+    if state.scope != ACCOUNT_SCOPE:
+        raise TradingCoreError(
+            f"the account kill switch needs the {ACCOUNT_SCOPE!r} scope, got {state.scope!r}"
+        )
+    return evaluate_kill_switch(
+        state, equity, time_ms=time_ms, max_session_loss_pct=max_session_loss_pct
+    )
+
+
 # -- limits and the gate -----------------------------------------------------------------------
 
 
@@ -171,7 +214,12 @@ CRYPTO_MAJOR = CorrelationGroup(
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
-    """Risk limits of one strategy or account (percent fields hold percent: 1.0 = 1 %)."""
+    """Risk limits of one strategy or account (percent fields hold percent: 1.0 = 1 %).
+
+    ``max_positions_per_symbol`` counts open positions AND pending entries of one book;
+    ``min_stop_distance_pct``/``max_stop_distance_pct`` bound ``|entry − stop| / entry × 100``;
+    ``min_reward_risk`` bounds ``|target − entry| / |entry − stop|`` (0 = no minimum).
+    """
 
     max_concurrent_positions: int = 3
     correlation_groups: tuple[CorrelationGroup, ...] = (CRYPTO_MAJOR,)
@@ -181,10 +229,23 @@ class RiskLimits:
     prefer_maker: bool = True
     max_session_loss_pct: float = 5.0
     liquidation_buffer_pct: float = 0.5
+    max_positions_per_symbol: int = 1
+    min_stop_distance_pct: float = 0.0
+    max_stop_distance_pct: float = 100.0
+    min_reward_risk: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_concurrent_positions < 1:
             raise TradingCoreError("max concurrent positions must be at least 1")
+        if self.max_positions_per_symbol < 1:
+            raise TradingCoreError("max positions per symbol must be at least 1")
+        if not 0 <= self.min_stop_distance_pct <= self.max_stop_distance_pct:
+            raise TradingCoreError(
+                f"need 0 ≤ min stop distance ≤ max stop distance, got "
+                f"{self.min_stop_distance_pct} % and {self.max_stop_distance_pct} %"
+            )
+        if self.min_reward_risk < 0:
+            raise TradingCoreError(f"min reward/risk must be ≥ 0, got {self.min_reward_risk}")
         if self.max_leverage < 1:
             raise TradingCoreError("max leverage must be at least 1×")
         if not 0 <= self.min_free_margin_pct < 100:
@@ -209,11 +270,13 @@ class TradeProposal:
 
 @dataclass(frozen=True, slots=True)
 class Exposure:
-    """One open position as the gate sees it."""
+    """One open position (or pending entry: margin 0) as the gate sees it; ``strategy`` names
+    its owner when an :class:`AccountState` gathers every strategy's."""
 
     symbol: str
     side: Side
     margin_usdt: float = 0.0
+    strategy: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +313,32 @@ class BookState:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountState:
+    """All strategies of one mode (paper or live) together, as the live runtime sees them (USDT).
+
+    ``equity_usdt`` is realised + unrealised of every strategy of the mode, ``used_margin_usdt``
+    their margins, ``open_positions`` every strategy's open positions AND pending entries
+    (``Exposure.strategy`` set), ``kill_switch`` the account's switch (scope ``account``). The
+    account's minimum free margin is the gate's ``RiskLimits.min_free_margin_pct``.
+    """
+
+    mode: str
+    equity_usdt: float
+    used_margin_usdt: float
+    open_positions: tuple[Exposure, ...] = ()
+    kill_switch: KillSwitchState | None = None
+
+    @property
+    def free_margin_usdt(self) -> float:
+        return self.equity_usdt - self.used_margin_usdt
+
+    def others(self, strategy: str) -> tuple[Exposure, ...]:
+        """The exposures of every strategy but ``strategy`` (whose own book the gate already
+        counts: each position once)."""
+        return tuple(e for e in self.open_positions if e.strategy != strategy)
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The gate's verdict. When accepted, the order to place: type, qty, leverage, prices."""
 
@@ -280,30 +369,74 @@ def _refuse(reason: str) -> Decision:
     return Decision(accepted=False, reason=reason)
 
 
+def _account_kill_switch_reason(account: AccountState) -> str | None:
+    state = account.kill_switch
+    if state is None or not state.tripped:
+        return None
+    return (
+        f"account kill switch tripped ({account.mode}): session loss "
+        f"{state.session_loss_pct:.1f} % ≥ {state.max_session_loss_pct:g} % — no new entry "
+        f"in any strategy until a new session starts"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RiskGate:
-    """Chains the checks of the module docstring. Pure: the same inputs give the same decision."""
+    """Chains the checks of the module docstring. Pure: the same inputs give the same decision.
+
+    ``market_rules`` maps symbols to their :class:`InstrumentRules`; a symbol without rules is
+    refused (default: the bundled assets, :data:`trading.core.orders.BUNDLED_ASSET_RULES`).
+    """
 
     limits: RiskLimits = field(default_factory=RiskLimits)
     fee_schedule: FeeSchedule = BITGET_VIP0
     slippage: SlippageModel = field(default_factory=SlippageModel)
-    market_rules: Mapping[str, MarketRules] | None = None
+    market_rules: Mapping[str, InstrumentRules] = field(default_factory=lambda: BUNDLED_ASSET_RULES)
     tiers: Mapping[str, Sequence[MarginTier]] | None = None
 
-    def _rules(self, symbol: str) -> MarketRules:
-        if self.market_rules is not None:
-            rules = self.market_rules.get(normalise_symbol(symbol))
-            if rules is not None:
-                return rules
-        return market_rules_for(symbol)
+    def rules(self, symbol: str) -> InstrumentRules:
+        """The instrument rules of ``symbol``; raises ``MissingInstrumentRules``."""
+        return rules_for(self.market_rules, symbol)
 
-    def check(self, proposal: TradeProposal, book: BookState) -> Decision:
+    def check(
+        self, proposal: TradeProposal, book: BookState, account: AccountState | None = None
+    ) -> Decision:
+        """The verdict on ``proposal`` joining ``book`` (one strategy's ledger); ``account``
+        adds the account-wide rules (kill switch, correlation groups, free margin) over every
+        strategy of the mode. Prices of the proposal are used as given (the caller rounds them
+        to the tick)."""
         limits = self.limits
         name = normalise_symbol(proposal.symbol)
 
         for state in book.kill_switches:
             if state.tripped and state.scope in (GLOBAL_SCOPE, proposal.strategy):
                 return _refuse(state.reason)
+        if account is not None and (reason := _account_kill_switch_reason(account)):
+            return _refuse(reason)
+
+        held = sum(1 for e in book.open_positions if normalise_symbol(e.symbol) == name)
+        if held >= limits.max_positions_per_symbol:
+            return _refuse(
+                f"{proposal.symbol} already has {held} position(s) or pending entries in this "
+                f"ledger; the limit is {limits.max_positions_per_symbol} per symbol"
+            )
+        distance = abs(proposal.entry_price - proposal.stop_loss)
+        distance_pct = distance / proposal.entry_price * 100.0
+        if not limits.min_stop_distance_pct <= distance_pct <= limits.max_stop_distance_pct:
+            return _refuse(
+                f"stop distance {distance_pct:.3f} % is outside the allowed "
+                f"{limits.min_stop_distance_pct:g}–{limits.max_stop_distance_pct:g} %"
+            )
+        if limits.min_reward_risk > 0:
+            if proposal.take_profit is None:
+                return _refuse(
+                    f"no target: reward/risk cannot reach the minimum {limits.min_reward_risk:g}"
+                )
+            reward_risk = abs(proposal.take_profit - proposal.entry_price) / distance
+            if reward_risk < limits.min_reward_risk:
+                return _refuse(
+                    f"reward/risk {reward_risk:.2f} is below the minimum {limits.min_reward_risk:g}"
+                )
 
         open_count = len(book.open_positions)
         if open_count >= limits.max_concurrent_positions:
@@ -312,22 +445,32 @@ class RiskGate:
                 f"{limits.max_concurrent_positions} at a time"
             )
 
+        exposures = book.open_positions
+        if account is not None:
+            exposures = exposures + account.others(proposal.strategy)
         for group in limits.correlation_groups:
             if not group.contains(proposal.symbol):
                 continue
             same = [
                 normalise_symbol(e.symbol)
-                for e in book.open_positions
+                + (f" of {e.strategy}" if account is not None and e.strategy else "")
+                for e in exposures
                 if e.side is proposal.side and group.contains(e.symbol)
             ]
             if len(same) >= group.max_same_direction:
+                where = f" across the {account.mode} account" if account is not None else ""
                 return _refuse(
                     f"correlation group {group.name} already holds {len(same)} "
-                    f"{proposal.side.value} position(s) ({', '.join(same)}); the limit is "
-                    f"{group.max_same_direction} in the same direction, so no {proposal.side.value}"
-                    f" {name}"
+                    f"{proposal.side.value} position(s){where} ({', '.join(same)}); the limit "
+                    f"is {group.max_same_direction} in the same direction, so no "
+                    f"{proposal.side.value} {name}"
                 )
 
+        try:
+            rules = self.rules(proposal.symbol)
+        except MissingInstrumentRules as missing:
+            return _refuse(str(missing))
+        max_leverage = min(limits.max_leverage, rules.max_leverage)
         use_limit = proposal.allows_limit_entry and limits.prefer_maker
         order_type = OrderType.LIMIT if use_limit else OrderType.MARKET
         entry_liquidity = Liquidity.MAKER if use_limit else Liquidity.TAKER
@@ -341,7 +484,7 @@ class RiskGate:
         )
         budget = min(
             book.free_margin_usdt - reserve, book.equity_usdt / limits.max_concurrent_positions
-        ) / (1 + limits.max_leverage * self.fee_schedule.taker_rate)
+        ) / (1 + max_leverage * self.fee_schedule.taker_rate)
         if budget <= 0:
             free = book.free_margin_usdt
             if book.margin_mode is MarginMode.CROSS:
@@ -365,8 +508,8 @@ class RiskGate:
                 fee_schedule=self.fee_schedule,
                 entry_liquidity=entry_liquidity,
                 slippage_fraction=self.slippage.fraction(proposal.high_volatility),
-                rules=self._rules(proposal.symbol),
-                max_notional_usdt=budget * limits.max_leverage,
+                rules=rules,
+                max_notional_usdt=budget * max_leverage,
             )
             # In cross mode the budget stands in for the available equity X: smaller than the
             # real X, so the liquidation estimate errs towards the entry (conservative).
@@ -377,7 +520,7 @@ class RiskGate:
                 stop_price=proposal.stop_loss,
                 qty=size.qty,
                 capital_usdt=budget,
-                max_leverage=limits.max_leverage,
+                max_leverage=max_leverage,
                 taker_rate=self.fee_schedule.taker_rate,
                 buffer_pct=limits.liquidation_buffer_pct,
                 margin_mode=book.margin_mode,
@@ -391,6 +534,18 @@ class RiskGate:
             PositionBeyondTiers,
         ) as refusal:
             return _refuse(str(refusal))
+
+        if account is not None:
+            left = account.free_margin_usdt - choice.margin_usdt
+            floor = account.equity_usdt * limits.min_free_margin_pct / 100.0
+            if left < floor:
+                return _refuse(
+                    f"the {account.mode} account would keep only {left:,.2f} USDT free "
+                    f"({left / account.equity_usdt * 100:.1f} % of {account.equity_usdt:,.2f} "
+                    f"USDT equity, all strategies) after this order's "
+                    f"{choice.margin_usdt:,.2f} USDT margin; at least "
+                    f"{limits.min_free_margin_pct:g} % must stay free"
+                )
 
         entry_fee = fee_for_fill(size.qty, proposal.entry_price, entry_liquidity, self.fee_schedule)
         return Decision(

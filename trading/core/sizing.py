@@ -26,11 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trading.core.fees import BITGET_VIP0, FeeSchedule, Liquidity
-from trading.core.fills import floor_to_step
+from trading.core.orders import BUNDLED_ASSET_RULES, InstrumentRules, rules_for
 from trading.core.types import (
     Side,
     TradingCoreError,
-    normalise_symbol,
     require_non_negative,
     require_positive,
 )
@@ -44,28 +43,14 @@ class PositionTooSmall(TradingCoreError):
     """The risk budget buys less than the exchange's minimum order."""
 
 
-@dataclass(frozen=True, slots=True)
-class MarketRules:
-    """Exchange order limits for one symbol: quantities in base units, notional in USDT."""
-
-    min_qty: float = 0.0
-    qty_step: float = 0.0
-    min_notional_usdt: float = 0.0
+# The rules used to be called market rules here; trading/views.py still imports the old names.
+MarketRules = InstrumentRules
 
 
-BITGET_MARKET_RULES: dict[str, MarketRules] = {
-    # ref/bitget.md §9, ccxt static market snapshot [V].
-    "BTCUSDT": MarketRules(min_qty=0.001, qty_step=0.001, min_notional_usdt=5.0),
-    "ETHUSDT": MarketRules(min_qty=0.01, qty_step=0.01, min_notional_usdt=5.0),
-    # NOT in the ref's snapshot ([U]); 0.1 SOL is Bitget's usual step. Load live values from
-    # ccxt ``load_markets()`` before trading real money.
-    "SOLUSDT": MarketRules(min_qty=0.1, qty_step=0.1, min_notional_usdt=5.0),
-}
-
-
-def market_rules_for(symbol: str) -> MarketRules:
-    """Bundled rules for BTC/ETH/SOL; any other symbol gets no rounding and a 5 USDT minimum."""
-    return BITGET_MARKET_RULES.get(normalise_symbol(symbol), MarketRules(min_notional_usdt=5.0))
+def market_rules_for(symbol: str) -> InstrumentRules:
+    """The bundled rules of BTC/ETH/SOL (:data:`trading.core.orders.BUNDLED_ASSET_RULES`);
+    raises :class:`trading.core.orders.MissingInstrumentRules` for any other symbol."""
+    return rules_for(BUNDLED_ASSET_RULES, symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,19 +118,20 @@ def size_position(
     fee_schedule: FeeSchedule = BITGET_VIP0,
     entry_liquidity: Liquidity = Liquidity.TAKER,
     slippage_fraction: float = 0.0005,
-    rules: MarketRules | None = None,
+    rules: InstrumentRules | None = None,
     max_notional_usdt: float | None = None,
 ) -> SizeResult:
     """Size a position so that hitting the stop loses at most ``max_risk_pct`` % of capital.
 
     ``max_notional_usdt`` caps the position (e.g. margin budget × max leverage); a capped position
-    risks less than the budget. Raises :class:`PositionTooSmall` when the rounded quantity is below
-    the exchange minimum quantity or notional, with both numbers in the message.
+    risks less than the budget. The quantity is rounded down to ``rules``' step; raises
+    :class:`PositionTooSmall` when it is below the exchange minimum quantity or notional
+    (:meth:`InstrumentRules.check_minimums`, both numbers in the message).
     """
     require_positive("capital", capital_usdt)
     if not 0 < max_risk_pct <= 100:
         raise TradingCoreError(f"max risk per trade must be in (0, 100] %, got {max_risk_pct}")
-    rules = rules if rules is not None else MarketRules()
+    rules = rules if rules is not None else InstrumentRules()
     per_unit, entry_fee, exit_fee, slippage = cost_per_unit(
         side=side,
         entry_price=entry_price,
@@ -161,18 +147,13 @@ def size_position(
     if max_notional_usdt is not None and qty * entry_price > max_notional_usdt:
         qty = max_notional_usdt / entry_price
         capped = True
-    qty = floor_to_step(qty, rules.qty_step)
-    if qty <= 0 or qty < rules.min_qty:
+    qty = rules.round_qty(qty)
+    refusal = rules.check_minimums(qty, entry_price)
+    if refusal is not None:
         raise PositionTooSmall(
-            f"position too small: risking {max_risk:.2f} USDT at {per_unit:.4g} USDT per unit "
-            f"buys {qty:g}, below the exchange minimum of {rules.min_qty:g}"
+            f"risking {max_risk:.2f} USDT at {per_unit:.4g} USDT per unit: {refusal}"
         )
     notional = qty * entry_price
-    if notional < rules.min_notional_usdt:
-        raise PositionTooSmall(
-            f"position too small: {notional:.2f} USDT notional is below the exchange minimum "
-            f"of {rules.min_notional_usdt:g} USDT"
-        )
     return SizeResult(
         qty=qty,
         entry_price=entry_price,

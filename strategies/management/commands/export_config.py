@@ -1,9 +1,10 @@
 """``manage.py export_config``: write the database's live configuration back to YAML.
 
 ``assets.yaml`` and ``strategies.yaml`` are written from the ``Asset`` and ``StrategyConfig``
-rows (the values the admin edited); the parts the database does not hold — the timeframes and
-correlation groups of ``assets.yaml``, all of ``risk.yaml`` and ``exchanges.yaml`` — come from the
-source configuration directory, the last two copied byte for byte.
+rows (the values the admin edited, or the market rules a ``load_markets`` refresh stored); the
+parts the database does not hold — the correlation groups of ``assets.yaml``, all of
+``risk.yaml`` and ``exchanges.yaml`` — come from the source configuration directory, the last two
+copied byte for byte.
 
 The four files are written to a scratch directory and validated with ``load_config_dir`` first;
 only a valid set reaches ``--output-dir``, so ``load_config --config-dir <output>`` right after an
@@ -91,7 +92,6 @@ def assets_document(source: Path) -> dict[str, Any]:
         assets.append(entry)
     return {
         "exchange": exchange,
-        "timeframes": raw.get("timeframes", ["1m"]),
         "correlation_groups": raw.get("correlation_groups", {}),
         "assets": assets,
     }
@@ -163,7 +163,7 @@ class Command(BaseCommand):
             "--config-dir",
             type=Path,
             default=None,
-            help="source of timeframes, correlation groups, risk.yaml and exchanges.yaml "
+            help="source of the correlation groups, risk.yaml and exchanges.yaml "
             "(default: settings.CONFIG_DIR)",
         )
 

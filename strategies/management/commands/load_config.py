@@ -9,12 +9,17 @@ Rows in the database that the YAML does not mention are REPORTED and LEFT ALONE 
 have added them on purpose; signals, positions and sessions refer to them). ``--prune`` disables
 them (``enabled = false``); nothing is ever deleted.
 
+Market rules (tick, step, minimums, leverage) are written from ``assets.yaml`` with
+``rules_source = "assets.yaml"``; ``--refresh-markets`` then overwrites them with the exchange's
+``load_markets()`` (``trading.markets.asset_rules_refresh``) when it can be reached.
+
 Strategy params are stored complete: the kind's schema fills every parameter the YAML omits, so
 the database holds exactly what runs, and ``export_config`` writes it back in full.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +33,7 @@ from django.db import models, transaction
 
 from strategies.config import ConfigError, RadarConfig, load_config_dir
 from strategies.models import StrategyConfig
+from trading.markets import YAML_SOURCE, asset_rules_refresh_all
 from trading.models import Asset
 
 ASSET_FIELDS = (
@@ -91,7 +97,8 @@ def _diff(name: str, old: Any, new: Any) -> list[str]:
 def _asset_values(config: RadarConfig) -> dict[tuple[str, str], dict[str, Any]]:
     return {
         (config.assets.exchange_of(entry), entry.symbol): {
-            name: getattr(entry, name) for name in ASSET_FIELDS
+            **{name: getattr(entry, name) for name in ASSET_FIELDS},
+            "rules_source": YAML_SOURCE,
         }
         for entry in config.assets.assets
     }
@@ -119,7 +126,6 @@ def sync_rows[M: models.Model](
     label: str,
     *,
     prune: bool,
-    dry_run: bool,
 ) -> tuple[list[RowReport], list[str]]:
     """Bring ``rows`` (by key) to ``wanted``; return the reports and the validation errors."""
     reports: list[RowReport] = []
@@ -152,16 +158,14 @@ def sync_rows[M: models.Model](
                 for message in messages
             )
             continue
-        if not dry_run:
-            row.save()
+        row.save()
     for key, row in rows.items():
         if key in wanted:
             continue
         row_label = label.format(*key) if isinstance(key, tuple) else label.format(key)
         if prune and row.enabled:
             row.enabled = False
-            if not dry_run:
-                row.save(update_fields=["enabled"])
+            row.save(update_fields=["enabled"])
             reports.append(RowReport(row_label, "disabled"))
         else:
             reports.append(RowReport(row_label, "absent", ["already disabled"] if prune else []))
@@ -174,6 +178,8 @@ def load_config_into_db(
     """Write ``config``'s assets and strategies to the database in one transaction.
 
     Raises :class:`CommandError` (and writes nothing) when a row fails model validation.
+    ``dry_run`` writes everything and rolls it back, so the strategy rows are validated against
+    the asset rows they would see (an override's symbol must be a stored asset).
     """
     with transaction.atomic():
         assets = {(a.exchange, a.symbol): a for a in Asset.objects.select_for_update()}
@@ -184,7 +190,6 @@ def load_config_into_db(
             ("exchange", "symbol"),
             "asset {1} @ {0}",
             prune=prune,
-            dry_run=dry_run,
         )
         strategies = {s.name: s for s in StrategyConfig.objects.select_for_update()}
         strategy_reports, strategy_errors = sync_rows(
@@ -194,11 +199,12 @@ def load_config_into_db(
             ("name",),
             "strategy {0}",
             prune=prune,
-            dry_run=dry_run,
         )
         errors = asset_errors + strategy_errors
         if errors:
             raise CommandError("nothing was written, some rows are invalid:\n" + "\n".join(errors))
+        if dry_run:
+            transaction.set_rollback(True)
     return asset_reports + strategy_reports
 
 
@@ -220,6 +226,12 @@ class Command(BaseCommand):
             action="store_true",
             help="disable database rows the YAML does not mention (never deletes)",
         )
+        parser.add_argument(
+            "--refresh-markets",
+            action="store_true",
+            help="then overwrite the assets' market rules with the exchange's load_markets() "
+            "(kept from assets.yaml when the exchange cannot be reached)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         directory = options["config_dir"] or Path(settings.CONFIG_DIR)
@@ -240,3 +252,7 @@ class Command(BaseCommand):
         if options["dry_run"]:
             summary += " (dry run: nothing written)"
         self.stdout.write(self.style.SUCCESS(f"{directory}: {summary}"))
+        if options["refresh_markets"] and not options["dry_run"]:
+            for refresh in asyncio.run(asset_rules_refresh_all(config.exchanges)):
+                for line in refresh.lines():
+                    self.stdout.write(line)

@@ -30,7 +30,7 @@ from strategies.core.kernel import (
 )
 from strategies.core.snapshot import History
 from tests.backtests.core.test_lookahead import BTC, BTC_FUNDING
-from tests.strategies.core.factories import eth_1m, recorded_style_open_interest
+from tests.strategies.core.factories import eth_1m, recorded_style_open_interest, synthetic_rules
 from trading.core.risk import RiskLimits
 from trading.core.types import ExitReason, InvalidCandle, Side
 
@@ -242,7 +242,8 @@ def test_a_bar_the_ledger_refuses_while_holding_is_refused_by_the_fast_replay_to
     candles[100, 3] = candles[100, 1] + 1.0  # low above the open
     entry = {int(candles[19, 0]) + 60_000: _signal(candles, 19, Side.LONG, 0.2, EntryType.MARKET)}
     for skip_idle in (True, False):
-        kernel = StrategyKernel("scripted", {"X": _Scripted(entry, set())}, KernelConfig())
+        kernel = StrategyKernel("scripted", {"X": _Scripted(entry, set())},
+                                KernelConfig(market_rules=synthetic_rules("X")))  # fmt: skip
         kernel.preload("X", candles)
         with pytest.raises(InvalidCandle, match="inconsistent"):
             kernel.replay("X", candles, skip_idle=skip_idle)

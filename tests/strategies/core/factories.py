@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from strategies.core.base import MarketSnapshot
 from trading.core.candles import read_candles_csv, timeframe_ms
+from trading.core.orders import BUNDLED_ASSET_RULES, InstrumentRules
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 ETH_1M = DATA / "strat_binance-usdm_ETH-USDT_1m_20250612-20250616.csv.gz"
@@ -109,3 +110,12 @@ def random_candles(draw: st.DrawFn) -> np.ndarray:
     volume = rng.exponential(5.0, count) * (rng.random(count) > 0.15)
     t = 1_746_489_600_000 + np.cumsum(rng.integers(1, 4, count)) * 60_000.0
     return np.column_stack([t, open_, high, low, close, volume])
+
+
+def synthetic_rules(*symbols: str) -> dict[str, InstrumentRules]:
+    """Market rules for the bundled assets plus ``symbols`` (test instruments such as "X"):
+    no tick, no step, the 5 USDT minimum notional — what an unknown symbol got before the
+    kernel refused symbols without rules."""
+    rules = dict(BUNDLED_ASSET_RULES)
+    rules.update({s: InstrumentRules(min_notional_usdt=5.0) for s in symbols})
+    return rules

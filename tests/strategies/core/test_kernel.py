@@ -14,6 +14,7 @@ Entry: candle 1 OPENS at 100,000 → fill 100,000 × 1.0005 = 100,050, entry fee
 from __future__ import annotations
 
 import json
+import re
 from typing import ClassVar
 
 import numpy as np
@@ -22,17 +23,28 @@ import pytest
 from strategies.core.base import EntryType, Inputs, MarketSnapshot, Signal, Strategy, StrategyParams
 from strategies.core.catalog import build_strategy
 from strategies.core.kernel import (
+    CloseIntent,
     FundingApplied,
     KernelConfig,
+    KernelError,
     Mode,
+    OrderIntent,
     PositionClosed,
     PositionOpened,
     SignalEvent,
     StrategyKernel,
+    client_order_id,
 )
+from strategies.core.regime import RegimeThresholds
 from trading.core.candles import CandleNotClosed, read_candles_csv
-from trading.core.risk import RiskLimits
-from trading.core.types import ExitReason, Side
+from trading.core.risk import (
+    ACCOUNT_SCOPE,
+    AccountState,
+    RiskLimits,
+    evaluate_account_kill_switch,
+    start_session,
+)
+from trading.core.types import ExitReason, OrderType, Side
 
 SYMBOL = "BTC/USDT:USDT"
 T0 = 1_750_146_000_000 + 57 * 60_000  # 2025-06-17 07:57 UTC
@@ -222,9 +234,102 @@ def test_the_risk_gate_sees_both_volatility_states_on_real_candles() -> None:
         snapshot = builder.at(now_ms)
         _, high_vol = kernel._market_regime(snapshot, "5m")
         bars = snapshot.candles["5m"]
-        assert len(bars) >= kernel.regime_rules.atr_period + kernel.config.volatility_window
+        assert (
+            len(bars) >= kernel.regime_rules.atr_period + kernel.config.regime.atr_percentile_window
+        )
         _, volatility = last_regime(bars, kernel.regime_rules)
         assert volatility is not Volatility.UNKNOWN
         assert high_vol == (volatility is Volatility.HIGH)
         seen.append(high_vol)
     assert any(seen) and not all(seen), sum(seen)
+
+
+# -- the decision seam: order and close intents ----------------------------------------------
+
+
+def test_an_accepted_signal_emits_one_order_intent_carrying_the_sized_order() -> None:
+    """The market entry of the module docstring: 0.082 BTC, stop 99,000, target 102,000; the id
+    is the same whatever engine makes the decision (a function of strategy, symbol, time)."""
+    _, events = run([CANDLE_0])
+    signal = next(e for e in events if isinstance(e, SignalEvent))
+    (intent,) = [e for e in events if isinstance(e, OrderIntent)]
+    assert intent.client_order_id == client_order_id("test", SYMBOL, T0 + 60_000, "entry")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,32}", intent.client_order_id)
+    assert (intent.order_type, intent.limit_price, intent.qty) == (OrderType.MARKET, None, 0.082)
+    assert (intent.stop_loss, intent.take_profit, intent.reduce_only) == (99_000, 102_000, False)
+    assert intent.leverage == signal.leverage > 0 and intent.time_ms == T0 + 60_000
+    assert (signal.client_order_id, signal.order_type, signal.qty) == (
+        intent.client_order_id, OrderType.MARKET, 0.082,
+    )  # fmt: skip
+    opened = next(e for e in run([CANDLE_0, CANDLE_1])[1] if isinstance(e, PositionOpened))
+    assert opened.client_order_id == intent.client_order_id
+
+
+def test_a_limit_intent_rounds_the_entry_passively_and_the_stop_and_target_toward_it() -> None:
+    """BTC tick 0.1, long: entry 100,000.07 → 100,000.0 (a buy rounds down), stop 99,000.04 →
+    99,000.1 (up, toward the entry), target 102,000.06 → 102,000.0 (down, toward the entry)."""
+    limit = Signal(Side.LONG, EntryType.LIMIT, 100_000.07, 99_000.04, 102_000.06, 0.7, ("s",))
+    kernel = StrategyKernel("test", {SYMBOL: Scripted({T0 + 60_000: limit})}, config())
+    (intent,) = [e for e in run([CANDLE_0], kernel)[1] if isinstance(e, OrderIntent)]
+    assert intent.order_type is OrderType.LIMIT and intent.post_only
+    assert (intent.limit_price, intent.stop_loss, intent.take_profit) == (
+        100_000.0, 99_000.1, 102_000.0,
+    )  # fmt: skip
+    assert (intent.expires_after_candles, intent.expires_at_ms) == (5, T0 + 60_000 + 5 * 60_000)
+
+
+def test_a_close_the_kernel_decides_is_a_reduce_only_close_intent_the_venue_fills() -> None:
+    kernel, _ = run([CANDLE_0, CANDLE_1])
+    events = kernel.flatten(SYMBOL, T0 + 2 * 60_000, ExitReason.MANUAL)
+    intent, closed_event = events
+    assert isinstance(intent, CloseIntent) and isinstance(closed_event, PositionClosed)
+    assert intent.reduce_only and intent.qty == 0.082 and intent.side is Side.LONG
+    assert intent.purpose == "exit-manual" and intent.reference_price == 100_100
+    assert closed_event.client_order_id == intent.client_order_id
+    assert closed_event.trade.exit_price == pytest.approx(100_100 * 0.9995)
+
+
+def test_no_entry_is_sized_once_the_account_kill_switch_tripped() -> None:
+    kernel = StrategyKernel("test", {SYMBOL: Scripted({T0 + 60_000: LONG})}, config())
+    tripped = evaluate_account_kill_switch(
+        start_session(ACCOUNT_SCOPE, 30_000, 0), 28_440, time_ms=0
+    )
+    kernel.set_account(AccountState("paper", 28_440, 0, (), tripped))
+    _, events = run([CANDLE_0], kernel)
+    (signal,) = [e for e in events if isinstance(e, SignalEvent)]
+    assert not signal.accepted and signal.client_order_id is None and signal.qty == 0
+    assert signal.reason.startswith("account kill switch tripped (paper)")
+    assert not [e for e in events if isinstance(e, OrderIntent)]
+
+
+def test_a_symbol_without_market_rules_is_refused_when_the_kernel_is_built() -> None:
+    with pytest.raises(KernelError, match="no market rules for XRP/USDT:USDT"):
+        StrategyKernel("test", {"XRP/USDT:USDT": Scripted({})}, config())
+
+
+def test_every_regime_threshold_acts_on_the_kernels_label_and_volatility_flag() -> None:
+    """Over the bundled BTC week (hourly): a lower high-volatility percentile flags more
+    candles; an ADX trend/range bar of 100 (never reached) labels every candle ranging."""
+    from tests.conftest import SAMPLE_DIR
+
+    candles = read_candles_csv(SAMPLE_DIR / "binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz")
+
+    def sample(**rules: float) -> tuple[int, set[str]]:
+        regime = RegimeThresholds(atr_percentile_window=288, **rules)  # type: ignore[arg-type]
+        kernel = StrategyKernel(
+            "vol", {SYMBOL: build_strategy("vwap_rsi", {})}, KernelConfig(regime=regime)
+        )
+        kernel.preload(SYMBOL, candles)
+        builder = kernel._sym(SYMBOL).builder
+        assert builder is not None
+        flags, labels = 0, set()
+        for now_ms in range(int(candles[0, 0]) + 30 * 3_600_000, int(candles[-1, 0]), 3_600_000):
+            label, high_vol = kernel._market_regime(builder.at(now_ms), "5m")
+            flags += high_vol
+            labels.add(label)
+        return flags, labels
+
+    default_flags, default_labels = sample()
+    assert sample(high_vol_percentile=50.0)[0] > default_flags
+    assert len(default_labels) > 1
+    assert sample(adx_trend=100.0, adx_range=100.0)[1] == {"ranging"}

@@ -39,7 +39,7 @@ from strategies.core.levels import (
 )
 from strategies.core.snapshot import SnapshotBuilder
 from tests.conftest import SAMPLE_DIR
-from tests.strategies.core.factories import eth_1m, sol_1m, sol_funding
+from tests.strategies.core.factories import eth_1m, sol_1m, sol_funding, synthetic_rules
 from trading.core.candles import aggregate_candles, read_candles_csv
 from trading.core.types import Side
 
@@ -94,7 +94,11 @@ def test_decisions_are_identical_with_and_without_the_pre_filter(
 ) -> None:
     candles, funding = DATA[data]()
     strategy = build_strategy(kind, params)
-    kernel = StrategyKernel(kind, {"X": strategy}, KernelConfig(max_candles=max_candles))
+    kernel = StrategyKernel(
+        kind,
+        {"X": strategy},
+        KernelConfig(max_candles=max_candles, market_rules=synthetic_rules("X")),
+    )
     kernel.set_inputs("X", funding=funding)
     kernel.preload("X", candles)
     times = candles[:, 0].astype(np.int64) + 60_000
@@ -217,7 +221,11 @@ def test_should_exit_is_none_wherever_the_exit_filter_rules_it_out(
     for the ADX bound) the filter rules most closes out: the comparison is not vacuous."""
     candles, _ = DATA[data]()
     strategy = build_strategy("vwap_rsi", params)
-    kernel = StrategyKernel("x", {"X": strategy}, KernelConfig(max_candles=max_candles))
+    kernel = StrategyKernel(
+        "x",
+        {"X": strategy},
+        KernelConfig(max_candles=max_candles, market_rules=synthetic_rules("X")),
+    )
     kernel.preload("X", candles)
     times = candles[:, 0].astype(np.int64) + 60_000
     due = times % kernel._symbols["X"].entry_step_ms == 0

@@ -9,17 +9,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trading.core.ledger import Ledger
+from trading.core.orders import InstrumentRules
 from trading.core.risk import (
+    ACCOUNT_SCOPE,
+    AccountState,
     BookState,
     Exposure,
     KillSwitchState,
     RiskGate,
     RiskLimits,
     TradeProposal,
+    evaluate_account_kill_switch,
     evaluate_kill_switch,
     start_session,
 )
-from trading.core.types import MarginMode, OrderType, Side
+from trading.core.types import MarginMode, OrderType, Side, TradingCoreError
 
 GATE = RiskGate()
 EMPTY_BOOK = BookState(equity_usdt=10_000, used_margin_usdt=0)
@@ -221,3 +225,105 @@ def test_an_accepted_trade_never_risks_more_than_the_limit_nor_stops_after_liqui
     assert decision.risk_usdt <= equity * 0.01 * (1 + 1e-9)
     assert decision.margin_usdt + decision.entry_fee_usdt <= equity
     assert side.sign * (stop - decision.liquidation_price) > 0
+
+
+# -- the rules moved from the kernel, the instrument minimums, the account -------------------
+
+
+def test_a_second_position_on_the_same_symbol_is_refused_pending_entries_included() -> None:
+    book = BookState(10_000, 0, open_positions=(Exposure("BTC/USDT:USDT", Side.SHORT),))
+    decision = GATE.check(btc_long(), book)
+    assert decision.reason == (
+        "BTC/USDT:USDT already has 1 position(s) or pending entries in this ledger; the limit "
+        "is 1 per symbol"
+    )
+
+
+def test_a_stop_outside_the_distance_bounds_is_refused() -> None:
+    """|40,000 − 39,800| / 40,000 × 100 = 0.5 % < 1 %."""
+    gate = RiskGate(RiskLimits(min_stop_distance_pct=1.0, max_stop_distance_pct=5.0))
+    assert gate.check(btc_long(), EMPTY_BOOK).reason == (
+        "stop distance 0.500 % is outside the allowed 1–5 %"
+    )
+
+
+def test_a_reward_below_the_minimum_reward_risk_is_refused() -> None:
+    """|40,400 − 40,000| / |40,000 − 39,800| = 400 / 200 = 2.00 < 3."""
+    gate = RiskGate(RiskLimits(min_reward_risk=3.0))
+    assert gate.check(btc_long(), EMPTY_BOOK).reason == "reward/risk 2.00 is below the minimum 3"
+
+
+def test_an_order_below_the_minimum_notional_is_refused() -> None:
+    """Equity 1,000, risk 1 % = 10 USDT at 287.78 USDT per BTC (sizing docstring) = 0.03475 →
+    0.034 BTC × 40,000 = 1,360 USDT < the 2,000 USDT minimum of this instrument."""
+    rules = {"BTC/USDT:USDT": InstrumentRules(0.1, 0.001, 0.001, 2_000.0)}
+    gate = RiskGate(market_rules=rules)
+    decision = gate.check(btc_long(), BookState(1_000, 0))
+    assert not decision.accepted
+    assert "1360.00 USDT notional (0.034 at 40000) is below the exchange minimum of 2000 USDT" in (
+        decision.reason
+    )
+
+
+def test_a_symbol_without_market_rules_is_refused() -> None:
+    decision = GATE.check(btc_long(symbol="XRP/USDT:USDT", entry_price=2, stop_loss=1.9,
+                                   take_profit=2.2), EMPTY_BOOK)  # fmt: skip
+    assert decision.reason.startswith("no market rules for XRP/USDT:USDT")
+
+
+def _account(**changes: object) -> AccountState:
+    values: dict[str, object] = {"mode": "paper", "equity_usdt": 30_000, "used_margin_usdt": 0}
+    values.update(changes)
+    return AccountState(**values)  # type: ignore[arg-type]
+
+
+def test_no_strategy_opens_anything_once_the_account_kill_switch_tripped() -> None:
+    """Three strategies of 10,000: start 30,000, equity 28,440 → loss 1,560 / 30,000 = 5.2 %
+    ≥ 5 %. This strategy's own book is untouched (10,000, no loss) and still refused."""
+    state = evaluate_account_kill_switch(
+        start_session(ACCOUNT_SCOPE, 30_000, 0), 28_440, time_ms=60_000, max_session_loss_pct=5
+    )
+    assert state.tripped
+    decision = GATE.check(btc_long(), EMPTY_BOOK, _account(equity_usdt=28_440, kill_switch=state))
+    assert decision.reason.startswith(
+        "account kill switch tripped (paper): session loss 5.2 % ≥ 5 %"
+    )
+    with pytest.raises(TradingCoreError, match="account"):
+        evaluate_account_kill_switch(start_session("vwap_rsi", 1, 0), 1, time_ms=0)
+
+
+def test_the_correlation_group_counts_every_strategy_of_the_account_once() -> None:
+    """Another strategy holds a BTC long and a third an ETH long: a SOL long here would be the
+    3rd long of crypto_major (limit 2) → refused. This strategy's own ETH long, listed in the
+    account AND in its book, counts once: with only it and the BTC long, 2 → still refused; with
+    only its own, 1 → accepted."""
+    sol_long = btc_long(symbol="SOL/USDT:USDT", entry_price=150, stop_loss=148, take_profit=154)
+    others = (
+        Exposure("BTC/USDT:USDT", Side.LONG, 500, "momentum_breakout"),
+        Exposure("ETH/USDT:USDT", Side.LONG, 500, "funding_arbitrage"),
+    )
+    refused = GATE.check(sol_long, EMPTY_BOOK, _account(open_positions=others))
+    assert refused.reason == (
+        "correlation group crypto_major already holds 2 long position(s) across the paper "
+        "account (BTCUSDT of momentum_breakout, ETHUSDT of funding_arbitrage); the limit is 2 "
+        "in the same direction, so no long SOLUSDT"
+    )
+    own = Exposure("ETH/USDT:USDT", Side.LONG, 500, "vwap_rsi")
+    book = BookState(10_000, 500, open_positions=(own,))
+    assert not GATE.check(sol_long, book, _account(open_positions=(own, others[0]))).accepted
+    assert GATE.check(sol_long, book, _account(open_positions=(own,))).accepted
+
+
+def test_an_order_is_refused_when_the_account_would_keep_less_than_the_free_margin_floor() -> None:
+    """The order: 0.347 BTC (sizing docstring), notional 13,880; budget 3,333.33 / 1.012 =
+    3,293.81 → leverage ceil(13,880 / 3,293.81) = 5×, margin 13,880 / 5 = 2,776 USDT.
+    Account 30,000 equity, 23,500 used: 6,500 − 2,776 = 3,724 free < 20 % × 30,000 = 6,000 →
+    refused; 20,000 used: 10,000 − 2,776 = 7,224 ≥ 6,000 → accepted."""
+    alone = GATE.check(btc_long(), EMPTY_BOOK)
+    assert alone.leverage == 5 and alone.margin_usdt == pytest.approx(2_776)
+    refused = GATE.check(btc_long(), EMPTY_BOOK, _account(used_margin_usdt=23_500))
+    assert refused.reason == (
+        "the paper account would keep only 3,724.00 USDT free (12.4 % of 30,000.00 USDT equity, "
+        "all strategies) after this order's 2,776.00 USDT margin; at least 20 % must stay free"
+    )
+    assert GATE.check(btc_long(), EMPTY_BOOK, _account(used_margin_usdt=20_000)).accepted

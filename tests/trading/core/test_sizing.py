@@ -8,16 +8,16 @@ from hypothesis import strategies as st
 
 from trading.core.fees import Liquidity
 from trading.core.sizing import (
-    BITGET_MARKET_RULES,
     InvalidStop,
     MarketRules,
     PositionTooSmall,
     cost_per_unit,
+    market_rules_for,
     size_position,
 )
 from trading.core.types import Side
 
-BTC = BITGET_MARKET_RULES["BTCUSDT"]
+BTC = market_rules_for("BTC/USDT:USDT")
 
 
 def test_a_long_btc_with_a_200_usdt_stop_risks_at_most_one_percent() -> None:
