@@ -21,7 +21,7 @@ from django.db import connections
 
 from radar.arena import needs_input
 from radar.health import radar_status
-from radar.pollers import embedded, start_pollers
+from radar.pollers import embedded, poll_intervals_s, start_pollers
 from radar.runtime import RadarRuntime, build_arena, last_candle_ms
 from strategies.config import get_config
 from strategies.core import recursions
@@ -34,10 +34,17 @@ from trading.core.csvdata import (
     open_data_file,
     parse_data_file_name,
 )
+from trading.exchanges.clients import (
+    ExchangeSettings,
+    feed_options,
+    limiter_rates,
+    market_data_exchange,
+)
+from trading.exchanges.fake import FakeBitget
 from trading.feed.feed import MarketFeed
-from trading.feed.live import ExchangeUnreachable, create_exchange, probe
+from trading.feed.live import ExchangeUnreachable, probe
 from trading.feed.simulated import SimulatedExchange
-from trading.ratelimit import get_rate_limiter
+from trading.ratelimit import configured_rate_limiter
 from trading.services import funding_store
 
 log = logging.getLogger(__name__)
@@ -146,6 +153,7 @@ async def build(
     out: TextIO,
     selector_every: int = 60,
     warmup_hours: float = 24.0,
+    fake_speed: float | None = None,
 ) -> tuple[Any, MarketFeed, RadarRuntime]:
     """Exchange (live, or a replay), feed and runtime, with every strategy restored.
 
@@ -153,26 +161,40 @@ async def build(
     parity test compares the arena with plain backtests, which have none).
     ``warmup_hours``: a paced replay runs its first hours at full speed, so that the
     strategies' indicators are warm when the watchable part starts.
+    ``fake_speed``: run LIVE against an in-process fake Bitget (``trading.exchanges.fake``:
+    the real ccxt.pro code on a local server) whose market clock runs that many times faster
+    than the wall clock; the embedded pollers keep its pace.
     """
     config = get_config()
     symbols = config.enabled_symbols
     exchange_name = next(iter(config.exchanges.exchanges))
     exchange: Any = None
     funding: dict[str, np.ndarray] = {}
+    entry = ExchangeSettings.from_entry(config.exchanges.exchanges[exchange_name], exchange_name)
     if replay_paths is None:
-        live = create_exchange(
-            exchange_name,
-            api_key=settings.BITGET_API_KEY,
-            secret=settings.BITGET_API_SECRET,
-            password=settings.BITGET_API_PASSWORD,
-            sandbox=settings.EXCHANGE_SANDBOX,
-        )
+        # Market data always comes from a keyless mainnet instance (trading.exchanges.clients);
+        # keys and demo mode belong to the trading instance only (the executor's).
+        base_url: str | None = settings.EXCHANGE_BASE_URL or None
+        fake: FakeBitget | None = None
+        if fake_speed is not None:
+            fake = FakeBitget(speed=fake_speed)
+            base_url = await fake.start()
+            out.write(
+                f"Fake exchange: a local Bitget at {base_url} serving the bundled real candles "
+                f"and funding at {fake_speed:g}× (open interest synthesised by the fake)\n"
+            )
+        live = market_data_exchange(entry, base_url=base_url)
+        if fake is not None:
+            fake.attach(live)
+            live.scalpradar_fake = fake  # run_feed stops it and paces the pollers on its clock
         try:
             await probe(live, symbols)
             exchange = live
             out.write(f"Live feed: {exchange_name} public data for {', '.join(symbols)}\n")
         except ExchangeUnreachable as exc:
             await live.close()
+            if fake is not None:
+                await fake.stop()
             if not fallback_to_replay:
                 raise RadarError(f"{exc}. Use --replay to run on recorded data instead.") from None
             out.write(
@@ -223,11 +245,12 @@ async def build(
         exchange,
         symbols,
         runtime,
-        get_rate_limiter(),
+        configured_rate_limiter(limiter_rates(entry)),
         last_closed_ms=last_closed,
         # Order flow reads the L2 book and the trades: watched only when someone needs them.
         watch_books=needs_input(arena, "order_book"),
         watch_trades=needs_input(arena, "trades"),
+        **(feed_options(entry) if not isinstance(exchange, SimulatedExchange) else {}),
     )
     return exchange, feed, runtime
 
@@ -262,8 +285,17 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
     radar_status.feed_started(source=source, stats=feed.stats)
     # The embedded mode has no Celery beat: it runs the REST pollers itself (live only: a
     # replay stored its funding up front).
+    fake: FakeBitget | None = getattr(exchange, "scalpradar_fake", None)
+    # On the fake exchange market time runs ``speed``× faster: the pollers keep its pace.
+    scale = 1.0 / fake.clock.speed if fake is not None else 1.0
     pollers = (
-        start_pollers(exchange, runtime.exchange, feed.symbols, get_rate_limiter())
+        start_pollers(
+            exchange,
+            runtime.exchange,
+            feed.symbols,
+            feed.limiter,
+            intervals_s={kind: every * scale for kind, every in poll_intervals_s().items()},
+        )
         if source == "live" and embedded()
         else []
     )
@@ -277,6 +309,8 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
         await asyncio.gather(*pollers, return_exceptions=True)
         radar_status.feed_stopped(finished=finished)
         await exchange.close()
+        if fake is not None:
+            await fake.stop()
     await sync_to_async(runtime.checkpoint_all, thread_sensitive=True)()
 
 

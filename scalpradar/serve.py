@@ -22,8 +22,10 @@ def run(
     fallback_to_replay: bool,
     out: TextIO,
     warmup_hours: float = 24.0,
+    fake_speed: float | None = None,
 ) -> None:
     kwargs = {
+        "fake_speed": fake_speed,
         "replay_paths": replay_paths,
         "speed": speed,
         "fallback_to_replay": fallback_to_replay,

@@ -238,7 +238,10 @@ CELERY_BEAT_SCHEDULE = {
 
 # Trading switches. Live trading needs an explicit opt-in AND exchange keys.
 LIVE_TRADING_ENABLED = env_bool("LIVE_TRADING_ENABLED", default=False)
-EXCHANGE_SANDBOX = env_bool("EXCHANGE_SANDBOX", default=True)
+# Demo vs mainnet trading is exchanges.yaml's ``sandbox`` key (one switch, not two). A base URL
+# points the market-data instance at another server (a fake Bitget: python -m
+# trading.exchanges.fake --port 8765); empty = the exchange's own hosts.
+EXCHANGE_BASE_URL = os.environ.get("EXCHANGE_BASE_URL", "")
 # Secrets are read here and nowhere else; they are never logged nor stored in the database.
 BITGET_API_KEY = os.environ.get("BITGET_API_KEY", "")
 BITGET_API_SECRET = os.environ.get("BITGET_API_SECRET", "")

@@ -11,7 +11,7 @@ from django.db.models import Q
 from strategies.core.base import InvalidParams, UnknownStrategy
 from strategies.core.catalog import build_params
 from trading.core.types import Side
-from trading.models import Position
+from trading.models import Asset, Position
 
 
 class StrategyConfig(models.Model):
@@ -56,7 +56,14 @@ class StrategyConfig(models.Model):
                     "must be a mapping of symbol -> {parameter: value}"
                 )
             else:
+                known = set(Asset.objects.values_list("symbol", flat=True))
                 for symbol, override in self.symbol_overrides.items():
+                    if symbol not in known:
+                        errors.setdefault("symbol_overrides", []).append(
+                            f"{symbol}: no such asset (known: {', '.join(sorted(known)) or 'none'}"
+                            "); use the ccxt unified symbol, e.g. SOL/USDT:USDT"
+                        )
+                        continue
                     if not isinstance(override, dict):
                         errors.setdefault("symbol_overrides", []).append(
                             f"{symbol}: must be a mapping of parameter -> value"

@@ -420,10 +420,6 @@ def test_a_symbol_override_keyed_by_an_exchange_id_instead_of_the_unified_symbol
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="StrategyConfig.clean() (strategies/models.py) does not check override symbols yet",
-)
 def test_a_symbol_override_for_an_unknown_symbol_is_refused_when_saved_from_the_admin(config_dir):
     from django.core.exceptions import ValidationError
 

@@ -1,6 +1,6 @@
 """The feed worker task: the radar's live assembly under a single-instance lock.
 
-The live exchange is replaced by the replay exchange (``radar.launch.create_exchange``
+The live exchange is replaced by the replay exchange (``radar.launch.market_data_exchange``
 patched), so the real ``probe``, ``build``, feed and runtime run end to end on real candles.
 """
 
@@ -66,12 +66,12 @@ def patch_exchange(monkeypatch, build) -> list[Any]:
     ``(exchange, holder of the feed lock when it was built)``."""
     created: list[Any] = []
 
-    def create_exchange(exchange_id: str, **_: Any) -> Any:
-        assert exchange_id == "bitget"
+    def market_data_exchange(settings: Any, **_: Any) -> Any:
+        assert settings.name == "bitget"
         created.append((build(), feed_lock_holder()))
         return created[-1][0]
 
-    monkeypatch.setattr(radar, "create_exchange", create_exchange)
+    monkeypatch.setattr(radar, "market_data_exchange", market_data_exchange)
     return created
 
 

@@ -36,6 +36,10 @@ def staff_client() -> Client:
 
 @pytest.fixture
 def vwap() -> StrategyConfig:
+    """vwap_rsi with a SOL override; SOL is an asset (overrides of unknown symbols are refused)."""
+    Asset.objects.create(
+        symbol="SOL/USDT:USDT", base="SOL", price_tick=0.001, qty_step=0.1, min_qty=0.1
+    )
     params = strategy_class("vwap_rsi").Params().model_dump(mode="json")
     return StrategyConfig.objects.create(
         name="vwap_rsi",

@@ -58,6 +58,15 @@ class Command(BaseCommand):
             default=24.0,
             help="a paced replay runs its first N hours at max speed to warm up indicators",
         )
+        parser.add_argument(
+            "--fake-exchange",
+            metavar="SPEED",
+            type=float,
+            default=None,
+            help="run LIVE against an in-process fake Bitget (the real ccxt code on a local "
+            "server, bundled real candles and funding, synthesised open interest) whose market "
+            "clock runs SPEED times faster than real time, e.g. 60",
+        )
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
@@ -73,6 +82,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         speed = _speed(opts["speed"])
+        if opts["fake_exchange"] is not None and opts["fake_exchange"] <= 0:
+            raise CommandError("--fake-exchange SPEED must be positive")
         if opts["warmup_hours"] < 0:
             raise CommandError("--warmup-hours must be zero or positive")
         call_command("migrate", interactive=False, verbosity=0)
@@ -93,6 +104,7 @@ class Command(BaseCommand):
                 headless=opts["headless"],
                 fallback_to_replay=not opts["no_fallback"],
                 out=self.stdout,
+                fake_speed=opts["fake_exchange"],
             )
         except radar.RadarError as exc:
             raise CommandError(str(exc)) from None

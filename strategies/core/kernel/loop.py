@@ -15,7 +15,10 @@ Order of work for each CLOSED 1m candle ``[open_ms, o, h, l, c, v]`` handed to
    take-profits, liquidation, gapped stops; intrabar rule in :mod:`trading.core.ledger`).
    A market entry filled at this open meets this whole candle (its path starts at the fill).
 3. **Funding** at every settlement instant of the funding series in ``(previous close, now]``
-   (``set_inputs(funding=...)``; rows ``[time_ms, rate]``). The mark price is the candle close
+   (``set_inputs(funding=...)``; rows ``[time_ms, rate]``); a row that becomes known only
+   after its instant (live polling fetches a settled rate minutes after it settled) is booked
+   at the first candle that sees it, for the positions open at its instant and still open.
+   The mark price is the candle close
    (no separate mark series is carried: on the majors mark and last differ by a few bp).
 4. **Close-time exits**: the time stop (``max_hold_minutes`` of the strategy's params) on every
    1m close, and ``strategy.should_exit`` (regime change...) when an entry-timeframe candle
@@ -239,8 +242,9 @@ class StrategyKernel(ReplayFastPath):
         st.trades = None if trades is None else np.asarray(trades, np.float64).reshape(-1, 3)
         st.order_book = order_book
         if st.funding is not None:
-            last = st.last_now_ms if st.last_now_ms is not None else -1
-            st.funding_cursor = int(np.searchsorted(st.funding[:, 0], last, side="right"))
+            # Rows after the last booked one are due, late ones included (``funding_seen_ms``).
+            seen = st.funding_seen_ms if st.funding_seen_ms is not None else -1
+            st.funding_cursor = int(np.searchsorted(st.funding[:, 0], seen, side="right"))
         if st.builder is not None:
             st.builder.set_inputs(
                 funding=st.funding, open_interest=st.open_interest, trades=st.trades
@@ -302,8 +306,14 @@ class StrategyKernel(ReplayFastPath):
                     events.append(PositionClosed(trade, bool(shadow), self._regime_of(trade)))
 
         # 3. funding
-        if st.funding is not None and previous_now is not None:
-            self._apply_funding(st, symbol, previous_now, now_ms, c, events)
+        if previous_now is None:
+            # The first candle: no position can have been open at an earlier settlement.
+            st.funding_seen_ms = now_ms
+            if st.funding is not None:
+                passed = int(np.searchsorted(st.funding[:, 0], now_ms, side="right"))
+                st.funding_cursor = max(st.funding_cursor, passed)
+        elif st.funding is not None:
+            self._apply_funding(st, symbol, now_ms, c, events)
 
         # 4. close-time exits (time stop; strategy exit on an entry-timeframe close)
         entry_close = now_ms % st.entry_step_ms == 0
@@ -416,7 +426,12 @@ class StrategyKernel(ReplayFastPath):
 
     def _snapshot(self, st: _SymbolState, now_ms: int) -> MarketSnapshot:
         assert st.builder is not None  # noqa: S101  (on_candle creates it)
-        return st.builder.at(now_ms, order_book=st.order_book)
+        # A live book is the market NOW: while candles of the past are processed (a catch-up,
+        # healing a gap after a reconnect) it is newer than the decision and is not shown.
+        book = st.order_book
+        if book is not None and book.time_ms > now_ms:
+            book = None
+        return st.builder.at(now_ms, order_book=book)
 
     def _decide(
         self,

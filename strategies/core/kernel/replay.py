@@ -180,7 +180,7 @@ class ReplayFastPath(PaperVenue, ABC):
                 j = int(stops[k]) if k < len(stops) else n
                 if j > i:
                     equity[i:j] = self.ledger.cash_usdt
-                    self._skip_to(st, symbol, rows[j - 1], int(times[j - 1]), several=j - 1 > i)
+                    self._skip_to(st, symbol, rows[j - 1], int(times[j - 1]), int(times[i]))
             elif skip and (single := self._single_position(symbol)) is not None:
                 if st.skipped_reason is not None:
                     stops = due
@@ -276,7 +276,7 @@ class ReplayFastPath(PaperVenue, ABC):
         for entry in self.pending:
             entry.candles_left -= j - i
         equity[i:j] = self.ledger.cash_usdt
-        self._skip_to(st, symbol, bars.rows[j - 1], int(bars.times[j - 1]), several=True)
+        self._skip_to(st, symbol, bars.rows[j - 1], int(bars.times[j - 1]), int(bars.times[i]))
         return j
 
     def _single_position(self, symbol: str) -> tuple[OpenPosition, bool] | None:
@@ -371,7 +371,7 @@ class ReplayFastPath(PaperVenue, ABC):
                 self._evaluate_kill_switch(float(curve[-1]), int(times[j - 1]), events)
         equity[i:j] = curve
         held[i:j] = in_real
-        self._skip_to(st, symbol, bars.rows[j - 1], int(times[j - 1]), several=True)
+        self._skip_to(st, symbol, bars.rows[j - 1], int(times[j - 1]), int(times[i]))
         return j
 
     def _idle(self) -> bool:
@@ -385,14 +385,24 @@ class ReplayFastPath(PaperVenue, ABC):
         )
 
     def _skip_to(
-        self, st: _SymbolState, symbol: str, row: np.ndarray, now_ms: int, *, several: bool
+        self,
+        st: _SymbolState,
+        symbol: str,
+        row: np.ndarray,
+        now_ms: int,
+        first_now_ms: int,
     ) -> None:
-        """The state ``on_candle`` leaves after idle candles ending with ``row``: the clock,
-        the mark and the funding cursor (advanced past ``now_ms`` as the funding step does
-        whenever a previous close is known)."""
-        if st.funding is not None and (st.last_now_ms is not None or several):
+        """The state ``on_candle`` leaves after idle candles closing from ``first_now_ms`` to
+        ``now_ms`` (the last one ``row``): the clock, the mark, the funding cursor (advanced
+        past ``now_ms`` as the funding step does whenever a previous close is known) and
+        ``funding_seen_ms`` (the first candle's close, then each booked row's time)."""
+        seen = st.funding_seen_ms if st.funding_seen_ms is not None else first_now_ms
+        if st.funding is not None:
             passed = int(np.searchsorted(st.funding[:, 0], now_ms, side="right"))
+            if passed > st.funding_cursor:
+                seen = max(seen, int(st.funding[passed - 1, 0]))
             st.funding_cursor = max(st.funding_cursor, passed)
+        st.funding_seen_ms = seen
         st.last_row = row.tolist()
         self._marks[symbol] = st.last_row[4]
         st.last_now_ms = now_ms

@@ -125,7 +125,11 @@ class _SymbolState:
     last_row: list[float] | None = None
     last_now_ms: int | None = None
     funding: np.ndarray | None = None
-    funding_cursor: int = 0
+    funding_cursor: int = 0  # index of the first funding row not yet booked
+    # Every funding row stamped at or before this (ms) is booked, or passed before the kernel's
+    # first candle; a row arriving LATE (polled after its settlement instant, as live polling
+    # does) sorts after it and is booked at the next candle. None before the first candle.
+    funding_seen_ms: int | None = None
     open_interest: np.ndarray | None = None
     trades: np.ndarray | None = None
     order_book: OrderBook | None = None
@@ -215,6 +219,7 @@ class KernelState:
                     "last_row": st.last_row,
                     "last_now_ms": st.last_now_ms,
                     "funding_cursor": st.funding_cursor,
+                    "funding_seen_ms": st.funding_seen_ms,
                     "skipped_reason": st.skipped_reason,
                 }
                 for symbol, st in self._symbols.items()
@@ -242,6 +247,8 @@ class KernelState:
             st.last_row = raw["last_row"]
             st.last_now_ms = raw["last_now_ms"]
             st.funding_cursor = int(raw["funding_cursor"])
+            # Older checkpoints: everything up to the last close was booked.
+            st.funding_seen_ms = raw.get("funding_seen_ms", raw["last_now_ms"])
             st.skipped_reason = raw["skipped_reason"]
 
     def _pending_from_v1(self, raw: Mapping[str, Any]) -> PendingEntry:

@@ -238,17 +238,16 @@ class PaperVenue(KernelState):
         self,
         st: _SymbolState,
         symbol: str,
-        previous_now: int,
         now_ms: int,
         mark: float,
         events: list[KernelEvent],
     ) -> None:
+        """Book every funding row from the cursor stamped at or before ``now_ms`` (late rows
+        included: they sort after the last booked one, see ``funding_seen_ms``)."""
         funding = st.funding
         assert funding is not None  # noqa: S101  (caller checks)
         i = st.funding_cursor
         n = len(funding)
-        while i < n and funding[i, 0] <= previous_now:
-            i += 1
         while i < n and funding[i, 0] <= now_ms:
             time_ms, rate = int(funding[i, 0]), float(funding[i, 1])
             for shadow, ledger in enumerate((self.ledger, self.shadow_ledger)):
@@ -258,5 +257,6 @@ class PaperVenue(KernelState):
                         events.append(
                             FundingApplied(symbol, amount, rate, time_ms, mark, bool(shadow))
                         )
+            st.funding_seen_ms = time_ms
             i += 1
         st.funding_cursor = i

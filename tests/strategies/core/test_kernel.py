@@ -168,6 +168,28 @@ def test_funding_is_paid_at_the_settlement_the_position_holds() -> None:
     assert trade.net_pnl == pytest.approx(152.48392)
 
 
+def test_a_settlement_polled_after_its_instant_is_booked_at_the_next_candle() -> None:
+    """Live polling stores the 08:00 settled rate minutes after 08:00: the kernel has already
+    closed candle 2 (08:00) without it. Given at candle 3, it is booked then, at its own time
+    and with candle 3's close as the mark (the mark the kernel has: 100,250): the long of
+    0.082 BTC pays 0.082 × 100,250 × 0.0001 = 0.822050 USDT, paid once even when the same
+    rows are handed again."""
+    kernel = StrategyKernel("test", {SYMBOL: Scripted({T0 + 60_000: LONG})}, config())
+    events: list = []
+    for candle in [CANDLE_0, CANDLE_1, row(2, 100_100, 100_200, 100_000, 100_100)]:
+        events += kernel.on_candle(SYMBOL, candle, int(candle[0]) + 60_000)
+    assert not [e for e in events if isinstance(e, FundingApplied)]
+    late = np.array([[T0 + 3 * 60_000, 0.0001]])
+    kernel.set_inputs(SYMBOL, funding=late)
+    events = kernel.on_candle(SYMBOL, row(3, 100_100, 100_300, 100_050, 100_250), T0 + 4 * 60_000)
+    (paid,) = [e for e in events if isinstance(e, FundingApplied)]
+    assert paid.time_ms == T0 + 3 * 60_000
+    assert paid.amount == pytest.approx(-0.82205)
+    kernel.set_inputs(SYMBOL, funding=late)
+    again = kernel.on_candle(SYMBOL, row(4, 100_250, 100_300, 100_200, 100_250), T0 + 5 * 60_000)
+    assert not [e for e in again if isinstance(e, FundingApplied)]
+
+
 def test_a_forming_candle_never_reaches_the_kernel() -> None:
     kernel = StrategyKernel("test", {SYMBOL: Scripted({})}, config())
     with pytest.raises(CandleNotClosed, match="forming candle"):
