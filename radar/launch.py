@@ -44,8 +44,8 @@ from trading.exchanges.fake import FakeBitget
 from trading.feed.feed import MarketFeed
 from trading.feed.live import ExchangeUnreachable, probe
 from trading.feed.simulated import SimulatedExchange
+from trading.polling import funding_store
 from trading.ratelimit import configured_rate_limiter
-from trading.services import funding_store
 
 log = logging.getLogger(__name__)
 

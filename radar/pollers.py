@@ -19,7 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from trading.alerts import alert_create
-from trading.services import (
+from trading.polling import (
     MarketDataLimiter,
     funding_read,
     funding_store,

@@ -16,7 +16,7 @@ from dataclasses import asdict
 import ccxt
 from celery import shared_task
 
-from trading import services
+from trading import polling
 
 POLL_RETRY_OPTIONS = {
     "autoretry_for": (ccxt.NetworkError,),
@@ -27,17 +27,17 @@ POLL_RETRY_OPTIONS = {
 }
 
 
-def _summary(results: Mapping[str, services.UpsertResult]) -> dict[str, dict[str, int]]:
+def _summary(results: Mapping[str, polling.UpsertResult]) -> dict[str, dict[str, int]]:
     return {symbol: asdict(result) for symbol, result in results.items()}
 
 
 @shared_task(soft_time_limit=120, time_limit=150, **POLL_RETRY_OPTIONS)
 def poll_funding(exchange_name: str) -> dict[str, dict[str, int]]:
     """Store the last settled funding rates of every enabled asset of ``exchange_name``."""
-    return _summary(services.funding_poll(exchange_name=exchange_name))
+    return _summary(polling.funding_poll(exchange_name=exchange_name))
 
 
 @shared_task(soft_time_limit=45, time_limit=55, **POLL_RETRY_OPTIONS)
 def poll_open_interest(exchange_name: str) -> dict[str, dict[str, int]]:
     """Store one open-interest sample per enabled asset of ``exchange_name``."""
-    return _summary(services.open_interest_poll(exchange_name=exchange_name))
+    return _summary(polling.open_interest_poll(exchange_name=exchange_name))

@@ -34,10 +34,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from strategies.core import recursions
+from strategies.core.incremental import ADX, ATR, PercentileRank
 from strategies.core.indicators import (
-    ADX,
-    ATR,
-    PercentileRank,
     adx,
     atr,
     percentile_rank,

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 from scalpradar.celery import app
-from trading import services, tasks
+from trading import polling, services, tasks
 from trading.feed.simulated import SimulatedExchange
 from trading.models import Asset, FundingRate, OpenInterest
 
@@ -79,10 +79,10 @@ def test_funding_poll_stores_the_last_settled_rate_and_a_second_poll_writes_noth
     """Clock at T0 + 9 h: the last settlement is T0 + 8 h at -0.0002 (stored once)."""
     exchange = fake(T0 + 9 * HOUR_MS, funding=btc_funding())
     limiter = SpyLimiter()
-    first = services.funding_poll(
+    first = polling.funding_poll(
         exchange_name="bitget", exchange=exchange, symbols=[BTC], limiter=limiter
     )
-    second = services.funding_poll(
+    second = polling.funding_poll(
         exchange_name="bitget", exchange=exchange, symbols=[BTC], limiter=limiter
     )
     assert first[BTC] == services.UpsertResult(inserted=1)
@@ -96,7 +96,7 @@ def test_funding_poll_stores_the_last_settled_rate_and_a_second_poll_writes_noth
 @pytest.mark.django_db
 def test_funding_poll_reads_settled_rates_from_the_history_when_the_exchange_has_it():
     exchange = HistoryExchange({BTC: candles(T0 + HOUR_MS, 5)})
-    result = services.funding_poll(
+    result = polling.funding_poll(
         exchange_name="bitget", exchange=exchange, symbols=[BTC], limiter=SpyLimiter()
     )
     assert result[BTC] == services.UpsertResult(inserted=2)
@@ -115,7 +115,7 @@ def test_a_predicted_rate_for_a_settlement_still_to_come_is_not_stored():
             return {"symbol": symbol, "fundingRate": 0.0003, "fundingTimestamp": T0 + HOUR_MS}
 
     exchange = PredictingExchange({BTC: candles(T0, 5)})
-    result = services.funding_poll(
+    result = polling.funding_poll(
         exchange_name="bitget", exchange=exchange, symbols=[BTC], limiter=SpyLimiter()
     )
     assert result[BTC] == services.UpsertResult()
@@ -125,7 +125,7 @@ def test_a_predicted_rate_for_a_settlement_still_to_come_is_not_stored():
 @pytest.mark.django_db
 def test_a_symbol_without_funding_data_is_skipped_and_the_others_are_stored():
     exchange = fake(T0 + HOUR_MS, funding=btc_funding())
-    result = services.funding_poll(
+    result = polling.funding_poll(
         exchange_name="bitget", exchange=exchange, symbols=[BTC, ETH], limiter=SpyLimiter()
     )
     assert set(result) == {BTC}
@@ -147,10 +147,10 @@ def oi_series() -> dict[str, np.ndarray]:
 def test_open_interest_poll_stores_one_sample_per_symbol_and_is_idempotent():
     exchange = fake(T0 + 60_000, open_interest=oi_series())
     limiter = SpyLimiter()
-    first = services.open_interest_poll(
+    first = polling.open_interest_poll(
         exchange_name="bitget", exchange=exchange, symbols=[BTC, ETH], limiter=limiter
     )
-    again = services.open_interest_poll(
+    again = polling.open_interest_poll(
         exchange_name="bitget", exchange=exchange, symbols=[BTC, ETH], limiter=limiter
     )
     assert first == {BTC: services.UpsertResult(inserted=1), ETH: services.UpsertResult(1)}
@@ -210,7 +210,7 @@ def patch_exchange(monkeypatch, build) -> list[Any]:
         opened.append(build())
         return opened[-1]
 
-    monkeypatch.setattr(services, "exchange_open", exchange_open)
+    monkeypatch.setattr(polling, "exchange_open", exchange_open)
     return opened
 
 
@@ -219,7 +219,7 @@ def test_the_open_interest_task_polls_the_enabled_assets_through_the_shared_limi
     assets, monkeypatch
 ):
     limiter = SpyLimiter()
-    monkeypatch.setattr(services, "get_rate_limiter", lambda: limiter)
+    monkeypatch.setattr(polling, "get_rate_limiter", lambda: limiter)
     opened = patch_exchange(monkeypatch, lambda: fake(T0, open_interest=oi_series()))
     summary = tasks.poll_open_interest.apply(args=("bitget",), throw=True).get()
     assert summary == {
@@ -233,7 +233,7 @@ def test_the_open_interest_task_polls_the_enabled_assets_through_the_shared_limi
 
 @pytest.mark.django_db
 def test_the_funding_task_stores_settlements_and_a_rerun_stores_nothing_new(assets, monkeypatch):
-    monkeypatch.setattr(services, "get_rate_limiter", SpyLimiter)
+    monkeypatch.setattr(polling, "get_rate_limiter", SpyLimiter)
     patch_exchange(monkeypatch, lambda: fake(T0 + 9 * HOUR_MS, funding=btc_funding()))
     first = tasks.poll_funding.apply(args=("bitget",), throw=True).get()
     second = tasks.poll_funding.apply(args=("bitget",), throw=True).get()
@@ -260,7 +260,7 @@ def test_a_network_error_is_retried_a_bounded_number_of_times_then_raised(
         async def fetch_open_interest(self, symbol: str, params=None) -> dict[str, Any]:
             raise ccxt.RequestTimeout("bitget GET /open-interest timed out (10000 ms)")
 
-    monkeypatch.setattr(services, "get_rate_limiter", SpyLimiter)
+    monkeypatch.setattr(polling, "get_rate_limiter", SpyLimiter)
     opened = patch_exchange(monkeypatch, lambda: Unreachable({BTC: candles(T0, 5)}))
     result = tasks.poll_open_interest.apply(args=("bitget",), throw=False)
     assert result.state == "FAILURE"

@@ -12,6 +12,7 @@ import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from strategies.core import incremental as inc
 from strategies.core import indicators as ind
 from tests.strategies.core.factories import random_candles
 from trading.core.candles import C, H, L, T, V, read_candles_csv
@@ -70,7 +71,7 @@ def test_rsi_follows_wilders_averages_of_gains_and_losses():
 def test_rsi_of_a_flat_market_is_neutral_not_oversold():
     """TA-Lib prints 0 here; 0 would read as 'deeply oversold' during an exchange halt."""
     assert ind.rsi(np.full(30, 100.0), 14)[-1] == 50.0
-    rsi = ind.RSI(14)
+    rsi = inc.RSI(14)
     assert [rsi.update(100.0) for _ in range(16)][-1] == 50.0
 
 
@@ -164,7 +165,7 @@ def test_a_period_below_the_minimum_is_refused():
     with pytest.raises(ValueError, match="period"):
         ind.sma([1.0, 2.0], 0)
     with pytest.raises(ValueError, match="period"):
-        ind.RSI(1)
+        inc.RSI(1)
 
 
 def test_inputs_of_different_lengths_are_refused():
@@ -249,41 +250,41 @@ def run_incremental(name: str, n: int, data: np.ndarray) -> list[np.ndarray]:
     """Feed the incremental twin candle by candle; return its outputs as arrays."""
     t, high, low, close, volume = data[:, T], data[:, H], data[:, L], data[:, C], data[:, V]
     if name == "sma":
-        state = ind.SMA(n)
+        state = inc.SMA(n)
         return [np.array([state.update(x) for x in close])]
     if name == "volume_sma":
-        volume_state = ind.VolumeSMA(n)
+        volume_state = inc.VolumeSMA(n)
         return [np.array([volume_state.update(x) for x in volume])]
     if name == "ema":
-        ema = ind.EMA(n)
+        ema = inc.EMA(n)
         return [np.array([ema.update(x) for x in close])]
     if name == "rsi":
-        rsi = ind.RSI(n)
+        rsi = inc.RSI(n)
         return [np.array([rsi.update(x) for x in close])]
     if name == "atr":
-        atr = ind.ATR(n)
+        atr = inc.ATR(n)
         return [np.array([atr.update(h, lo, c) for h, lo, c in zip(high, low, close, strict=True)])]
     if name == "adx":
-        adx = ind.ADX(n)
+        adx = inc.ADX(n)
         rows = [adx.update(h, lo, c) for h, lo, c in zip(high, low, close, strict=True)]
         return list(np.array(rows).reshape(-1, 3).T)
     if name == "bollinger":
-        bands = ind.Bollinger(n, 2.0)
+        bands = inc.Bollinger(n, 2.0)
         return list(np.array([bands.update(x) for x in close]).reshape(-1, 3).T)
     if name == "donchian":
-        channel = ind.Donchian(n)
+        channel = inc.Donchian(n)
         rows = [channel.update(h, lo) for h, lo in zip(high, low, strict=True)]
         return list(np.array(rows).reshape(-1, 3).T)
     if name == "vwap_rolling":
-        vwap = ind.VWAPRolling(n)
+        vwap = inc.VWAPRolling(n)
         rows = zip(high, low, close, volume, strict=True)
         return [np.array([vwap.update(*row) for row in rows])]
     if name == "vwap_session":
-        session = ind.VWAPSession(n * 60_000)
+        session = inc.VWAPSession(n * 60_000)
         rows = zip(t, high, low, close, volume, strict=True)
         return [np.array([session.update(*row) for row in rows])]
     if name == "percentile_rank":
-        rank = ind.PercentileRank(n)
+        rank = inc.PercentileRank(n)
         return [np.array([rank.update(x) for x in close])]
     raise AssertionError(name)
 
@@ -356,13 +357,13 @@ def test_single_input_incrementals_skip_leading_nan_like_the_vectorised_ones(dat
     """An EMA of an RSI starts with NaN: both versions start counting at the first number."""
     close = np.r_[np.full(nans, np.nan), data[:, C]]
     if name == "sma":
-        sma = ind.SMA(n)
+        sma = inc.SMA(n)
         np.testing.assert_array_equal([sma.update(x) for x in close], ind.sma(close, n))
     elif name == "ema":
-        ema = ind.EMA(n)
+        ema = inc.EMA(n)
         np.testing.assert_array_equal([ema.update(x) for x in close], ind.ema(close, n))
     else:
-        bands = ind.Bollinger(n)
+        bands = inc.Bollinger(n)
         rows = np.array([bands.update(x) for x in close]).reshape(-1, 3).T
         for got, expected in zip(rows, ind.bollinger(close, n), strict=True):
             np.testing.assert_array_equal(got, expected)
