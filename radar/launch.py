@@ -44,6 +44,7 @@ from trading.exchanges.fake import FakeBitget
 from trading.feed.feed import MarketFeed
 from trading.feed.live import ExchangeUnreachable, probe
 from trading.feed.simulated import SimulatedExchange
+from trading.markets import asset_rules_refresh
 from trading.polling import funding_store
 from trading.ratelimit import configured_rate_limiter
 
@@ -191,6 +192,11 @@ async def build(
             await probe(live, symbols)
             exchange = live
             out.write(f"Live feed: {exchange_name} public data for {', '.join(symbols)}\n")
+            if not isinstance(live, SimulatedExchange):
+                # Market rules from the exchange itself (tick, lot, minimums, max leverage),
+                # stored on the Asset rows the kernels read; assets.yaml's stay if it fails.
+                refresh = await asset_rules_refresh(exchange=live, exchange_name=exchange_name)
+                out.writelines(f"{line}\n" for line in refresh.lines())
         except ExchangeUnreachable as exc:
             await live.close()
             if fake is not None:

@@ -73,6 +73,8 @@ async def test_a_live_radar_on_the_fake_exchange_trades_on_polled_funding_and_op
     )
     assert "Fake exchange" in out.getvalue()
     assert "Live feed" in out.getvalue()
+    # The market rules now come from the exchange's load_markets, stored on the Asset rows.
+    assert "(exchange load_markets" in out.getvalue(), out.getvalue()
     running = asyncio.ensure_future(launch.run_feed(exchange, feed, runtime))
     started = time.monotonic()
     progress: dict[str, int] = {}
