@@ -15,7 +15,7 @@ always passes them all.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -106,35 +106,44 @@ class MarketInputs:
         changed: set[str] = set()
         if not symbols:
             return changed
-        since = Q()
-        for symbol in symbols:
-            known = self.funding.get(symbol)
-            last = int(known[-1, 0]) if known is not None and len(known) else -1
-            since |= Q(symbol=symbol, funding_time_ms__gt=last)
-        rows = (
-            FundingRate.objects.filter(since, exchange=self.exchange)
-            .order_by("symbol", "funding_time_ms")
-            .values_list("symbol", "funding_time_ms", "rate")
+        funding = _newer_rows(
+            FundingRate, "funding_time_ms", "rate", self.exchange, self.funding, symbols
         )
-        for symbol, new in _by_symbol(rows).items():
+        for symbol, new in funding.items():
             self.funding[symbol] = np.vstack([self.funding.get(symbol, _EMPTY_2), new])
             changed.add(symbol)
-        since = Q()
-        for symbol in symbols:
-            known = self.open_interest.get(symbol)
-            last = int(known[-1, 0]) if known is not None and len(known) else -1
-            since |= Q(symbol=symbol, time_ms__gt=last)
-        rows = (
-            OpenInterest.objects.filter(since, exchange=self.exchange)
-            .order_by("symbol", "time_ms")
-            .values_list("symbol", "time_ms", "open_interest")
+        interest = _newer_rows(
+            OpenInterest, "time_ms", "open_interest", self.exchange, self.open_interest, symbols
         )
-        for symbol, new in _by_symbol(rows).items():
+        for symbol, new in interest.items():
             series = np.vstack([self.open_interest.get(symbol, _EMPTY_2), new])
             keep_from = series[-1, 0] - OPEN_INTEREST_KEPT_MS
             self.open_interest[symbol] = series[series[:, 0] > keep_from]
             changed.add(symbol)
         return changed
+
+
+def _newer_rows(
+    model: Any,
+    time_field: str,
+    value_field: str,
+    exchange: str,
+    known: Mapping[str, np.ndarray],
+    symbols: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """``[time_ms, value]`` rows of ``model`` per symbol stamped after the last ``known`` one
+    (one query for all symbols)."""
+    since = Q()
+    for symbol in symbols:
+        rows = known.get(symbol)
+        last = int(rows[-1, 0]) if rows is not None and len(rows) else -1
+        since |= Q(symbol=symbol, **{f"{time_field}__gt": last})
+    found = (
+        model.objects.filter(since, exchange=exchange)
+        .order_by("symbol", time_field)
+        .values_list("symbol", time_field, value_field)
+    )
+    return _by_symbol(found)
 
 
 def _by_symbol(rows: Iterable[tuple[str, int, float]]) -> dict[str, np.ndarray]:
