@@ -182,6 +182,10 @@ class ControlAction(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Steering the radar (pause, resume, kill-switch reset, parameter edits, going live,
+        # Telegram commands) needs this permission: granted to the "trader" group and to
+        # superusers. Viewing needs only a login. docs/security.md lists the roles.
+        permissions = [("steer_radar", "Can steer the radar (controls and parameters)")]
 
     def __str__(self) -> str:
         return f"{self.strategy_name}: {self.action} by {self.user}"
