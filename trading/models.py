@@ -49,6 +49,12 @@ class Asset(models.Model):
         '"exchange load_markets <UTC time>" or "admin <user> <UTC time>"',
     )
     correlation_group = models.CharField(max_length=40, blank=True)
+    listed_at_ms = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="when the exchange listed the contract (epoch ms, from load_markets): "
+        "candles before it are refused",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -172,6 +178,7 @@ class TradingSession(models.Model):
         PAUSED = "paused", "Paused"
         KILLED = "killed", "Killed"
         SHADOW = "shadow", "Shadow"
+        ERRORED = "errored", "Errored"  # its kernel raised: it stopped alone (error_reason)
         ENDED = "ended", "Ended"
 
     strategy_name = models.CharField(max_length=64, blank=True, db_index=True)
@@ -196,6 +203,10 @@ class TradingSession(models.Model):
     kill_switch_tripped = models.BooleanField(default=False)
     kill_switch_reason = models.TextField(blank=True)
     kill_switch_tripped_at = models.DateTimeField(null=True, blank=True)
+    error_reason = models.TextField(
+        blank=True, help_text="why the strategy stopped with an error (errored status)"
+    )
+    errored_at = models.DateTimeField(null=True, blank=True)
     ledger_state = models.JSONField(default=dict, blank=True, help_text="core ledger snapshot")
 
     class Meta:
