@@ -45,6 +45,7 @@ class ArenaEntry:
     checkpoint_due: bool = False  # its controls changed: save its state with the next candle
     save_fields: set[str] | None = None  # checkpoint due at the commit, with these columns
     published: bool = False  # its arena row is due for an ``arena.update`` at the commit
+    errored: str = ""  # why its kernel failed; it takes no candle until resumed (runtime doc)
 
     @property
     def mode(self) -> str:
@@ -93,6 +94,9 @@ def build_arena(
                 kernel_config=own_config,
                 confirmers=confirmers,
                 signal_count=Signal.objects.filter(strategy=config).count(),
+                errored=(session.error_reason or "errored")
+                if session.status == TradingSession.Status.ERRORED
+                else "",
             )
         )
     preload_stored_history([e.kernel for e in arena], exchange)

@@ -66,6 +66,7 @@ def kernel_mode(status: str) -> Mode:
         TradingSession.Status.PAUSED: Mode.PAUSED,
         TradingSession.Status.SHADOW: Mode.PAUSED,
         TradingSession.Status.KILLED: Mode.KILLED,
+        TradingSession.Status.ERRORED: Mode.PAUSED,  # not fed anyway (radar.runtime)
     }.get(TradingSession.Status(status), Mode.ACTIVE)
 
 

@@ -16,7 +16,13 @@ Two sources of truth:
   :data:`CHANNEL_TIMEOUT_S` (with Redis this is a real round trip through Redis);
 * a LIVE feed is supposed to run (in this process, or another holds the feed lock) and it is
   disconnected (it reconnected since its last message: it is in its backoff), or the newest
-  closed candle of an enabled symbol closed more than :data:`STALE_AFTER_S` ago.
+  closed candle of an enabled symbol closed more than :data:`STALE_AFTER_S` ago;
+* in ANY mode (live or replay), the in-process feed stopped without finishing (its writer gave
+  up, it failed), or the writer is retrying through a database or channel-layer outage
+  (:mod:`radar.writer`).
+
+Warnings (reported, HTTP 200): a strategy errored (it stopped alone, the others trade: a
+restart would not help), a REST poller failing.
 
 Not degraded: a replay, running or finished (its candles are old by design); no feed at all in
 this process and none holding the lock (the web keeps serving the stored record; the feed
@@ -61,6 +67,9 @@ class RadarStatus:
     stats: Any = None  # the feed's FeedStats: its ``reconnects`` counter
     reconnects_seen: int = 0  # ``stats.reconnects`` when the feed last handed us a message
     last_candle_ms: dict[str, int] = field(default_factory=dict)  # open time per symbol
+    outage: str | None = None  # what the writer is retrying through now (database, layer)
+    failure: str | None = None  # why the feed or the writer stopped, when it failed
+    pollers: dict[str, str | None] = field(default_factory=dict)  # kind -> failing since/why
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def feed_started(self, *, source: str, stats: Any) -> None:
@@ -68,9 +77,17 @@ class RadarStatus:
             self.source, self.stats, self.running, self.finished = source, stats, True, False
             self.reconnects_seen = stats.reconnects
 
-    def feed_stopped(self, *, finished: bool) -> None:
+    def feed_stopped(self, *, finished: bool, failure: str | None = None) -> None:
         with self._lock:
-            self.running, self.finished = False, finished
+            self.running, self.finished, self.failure = False, finished, failure
+
+    def outage_changed(self, outage: str | None) -> None:
+        """The writer is retrying through ``outage`` (``None``: it is over)."""
+        self.outage = outage
+
+    def poller_changed(self, kind: str, failing: str | None) -> None:
+        """A REST poller is failing (why and since when), or ``None``: it works again."""
+        self.pollers[kind] = failing
 
     def heard_from_feed(self) -> None:
         """A price or candle arrived: the feed is connected (again)."""
@@ -86,6 +103,7 @@ class RadarStatus:
             self.source, self.stats, self.running, self.finished = None, None, False, False
             self.reconnects_seen = 0
             self.last_candle_ms = {}
+            self.outage, self.failure, self.pollers = None, None, {}
 
     @property
     def connected(self) -> bool:
@@ -142,6 +160,7 @@ def _feed_lock_holder(exchange: str) -> str | None:
 def health_report(*, staff: bool = False) -> tuple[dict[str, Any], bool]:
     """The ``/health/`` document and whether the radar is degraded (module docstring)."""
     problems: list[str] = []
+    warnings: list[str] = []
     detail: dict[str, Any] = {}
     config = get_config()
     symbols = config.enabled_symbols
@@ -164,10 +183,21 @@ def health_report(*, staff: bool = False) -> tuple[dict[str, Any], bool]:
             if status.running
             else ("finished" if status.finished else "stopped")
         )
-        feed = {"state": state, "source": status.source, "in_process": True}
+        if state == "stopped" and status.failure:
+            state = "failed"
+            detail["feed_failure"] = status.failure
+        feed = {"state": state, "source": status.source, "in_process": True,
+                "writer": "retrying" if status.outage else "ok"}  # fmt: skip
         live_expected = status.source == "live"
-        if live_expected and state != "connected":
+        if state in ("stopped", "failed") or (live_expected and state != "connected"):
             problems.append(f"feed {state}")
+        if status.outage:
+            problems.append(f"writer retrying through a {status.outage.split(':')[0]} outage")
+            detail["writer_outage"] = status.outage
+        for kind, failing in status.pollers.items():
+            if failing:
+                warnings.append(f"{kind.replace('_', ' ')} poller failing")
+                detail.setdefault("pollers", {})[kind] = failing
     else:
         holder = _feed_lock_holder(exchange)
         feed = {"state": "elsewhere" if holder else "absent", "source": None, "in_process": False}
@@ -205,12 +235,15 @@ def health_report(*, staff: bool = False) -> tuple[dict[str, Any], bool]:
         sessions = TradingSession.objects.exclude(status=TradingSession.Status.ENDED).order_by(
             "strategy_name"
         )
-        for name, state, tripped, reason in sessions.values_list(
-            "strategy_name", "status", "kill_switch_tripped", "kill_switch_reason"
+        for name, state, tripped, reason, error in sessions.values_list(
+            "strategy_name", "status", "kill_switch_tripped", "kill_switch_reason", "error_reason"
         ):
             strategies.append({"name": name, "status": state, "kill_switch_tripped": tripped})
             if tripped:
                 detail.setdefault("kill_switch_reasons", {})[name] = reason
+            if state == TradingSession.Status.ERRORED:
+                warnings.append(f"strategy {name} errored")
+                detail.setdefault("errors", {})[name] = error
         counts = Position.objects.filter(status=Position.Status.OPEN).aggregate(
             paper=Count("pk", filter=Q(shadow=False)), shadow=Count("pk", filter=Q(shadow=True))
         )
@@ -220,6 +253,7 @@ def health_report(*, staff: bool = False) -> tuple[dict[str, Any], bool]:
     report: dict[str, Any] = {
         "status": "degraded" if degraded else "ok",
         "problems": problems,
+        "warnings": warnings,
         "checked_at_ms": now_ms,
         "database": {"ok": db_ok, "vendor": connection.vendor},
         "channel_layer": {

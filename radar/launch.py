@@ -301,23 +301,45 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
             feed.symbols,
             feed.limiter,
             intervals_s={kind: every * scale for kind, every in poll_intervals_s().items()},
+            status=radar_status,
         )
         if source == "live" and embedded()
         else []
     )
     finished = False
+    failure: str | None = None
     try:
         await runtime.feeding(feed.run())
         finished = True
+    except Exception as exc:  # told to /health/ and stored (when the database takes it)
+        failure = f"{type(exc).__name__}: {exc}"
+        log.error("the radar feed stopped: %s", failure)
+        await sync_to_async(_store_stop_alert, thread_sensitive=True)(failure)
+        raise
     finally:
         for task in pollers:
             task.cancel()
         await asyncio.gather(*pollers, return_exceptions=True)
-        radar_status.feed_stopped(finished=finished)
+        radar_status.feed_stopped(finished=finished, failure=failure)
         await exchange.close()
         if fake is not None:
             await fake.stop()
     await sync_to_async(runtime.checkpoint_all, thread_sensitive=True)()
+
+
+def _store_stop_alert(failure: str) -> None:
+    from trading.alerts import alert_create
+
+    try:
+        alert_create(
+            level="error",
+            message=f"the radar feed stopped: {failure}. /health/ reports degraded; "
+            "restart the radar once the cause is fixed",
+            source="radar",
+            payload={"stopped": True},
+        )
+    except Exception as exc:  # the database itself may be the cause: the log keeps it
+        log.error("could not store the stop alert: %s", exc)
 
 
 async def run_headless(**kwargs: Any) -> RadarRuntime:

@@ -139,7 +139,8 @@ class Recorder:
         for entry in arena:
             if entry.save_fields is not None or entry.published:
                 entry.published = False
-                self.save_session(entry)
+                if not entry.errored:  # an errored kernel's state is never saved (runtime doc)
+                    self.save_session(entry)
                 self.publish(
                     "arena",
                     "arena.update",

@@ -35,6 +35,24 @@ the runtime, in that transaction:
 6. runs the arena's selector once per round of ``selector_every`` minutes of MARKET time and
    applies its decisions (:mod:`radar.selector`).
 
+**A strategy's failure is its own.** An exception raised by one kernel (a bug, a parameter the
+risk gate refuses) marks that strategy ERRORED — status and reason stored on its session, an
+alert, its Arena row and ``/health/`` say so — and the others keep trading on the same candle.
+An errored kernel takes no more candles and is not checkpointed (its state may be half-moved):
+a restart rebuilds it from its last good checkpoint but keeps it errored, so a crash is not
+repeated forever; a Resume from the dashboard rebuilds it and catches it up on the stored
+candles. Its open paper positions stay as they are, frozen, until then.
+
+**Faults of the database or the channel layer** are survived (:mod:`radar.writer`): a batch
+whose transaction failed left the kernels ahead of the stored record, so before its retry the
+runtime rebuilds every kernel from the stored record exactly as a restart does (checkpoint,
+preload, catch-up) and processes the same candles again: nothing lost, nothing doubled.
+
+**A candle from the future** (opening after the wall clock's current time: a clock or
+exchange fault) is refused with an alert and never stored: it would move the symbol's clock
+ahead and make the kernels skip every real candle after it. The stored record is read up to
+the current time only, for the same reason.
+
 Events go to the dashboard only after that transaction commits, the batch's snapshots
 coalesced (``common.events.EventBatch``: one ``market.candle`` per symbol carrying every
 candle, the newest ``arena.update`` per strategy; signals, positions, funding and alerts all
@@ -70,7 +88,7 @@ from typing import Any
 
 import numpy as np
 from asgiref.sync import sync_to_async
-from django.db import connection, reset_queries, transaction
+from django.db import InterfaceError, OperationalError, connection, reset_queries, transaction
 
 from common.events import EventBatch, LatestPerKey, market_group, publish_on_commit
 from radar import controls, selector
@@ -82,6 +100,7 @@ from radar.arena import (
     history_span_ms,
     last_candle_ms,
     last_close_ms,
+    new_kernel,
     preload_stored_history,
     session_for,
     stored_candles,
@@ -91,19 +110,31 @@ from radar.controls import apply_controls
 from radar.health import RadarStatus
 from radar.inputs import MarketInputs
 from radar.recorder import Recorder
-from radar.writer import GroupCommitWriter
+from radar.writer import DEFAULT_BACKOFF, Backoff, GroupCommitWriter
 from strategies.core.arena import SelectorRules, StrategyResults
 from strategies.core.kernel import StrategyKernel
 from strategies.models import StrategyConfig
 from trading.alerts import alert_create
 from trading.core.csvdata import CandleRow
-from trading.services import candles_upsert_many
+from trading.models import TradingSession
+from trading.services import candles_upsert_many, session_error
 
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
 TRIM_EVERY_CANDLES = 1_440  # per symbol: each kernel's candle history is trimmed once a day
-_FAR_FUTURE_MS = 2**62
+
+
+def now_ms() -> int:
+    """The wall clock in epoch ms: no stored or fed candle may open after it."""
+    return int(time.time() * 1000)
+
+
+def is_transient_fault(exc: BaseException) -> bool:
+    """A database fault worth retrying: connection lost or refused, lock held too long
+    (``OperationalError``, ``InterfaceError``). Constraint and programming errors are not."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
 
 __all__ = [
     "ArenaEntry",
@@ -148,6 +179,9 @@ class RadarRuntime:
         max_batch: int = 8,
         status: RadarStatus | None = None,
         account_max_session_loss_pct: float | None = None,
+        max_outage_s: float = 900.0,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        clock_ms: Any = None,
     ) -> None:
         """``selector_every``: minutes of market time per selector round (0 = no selector);
         ``controls_every_s``: wall-clock seconds between two reads of the controls and of the
@@ -159,7 +193,9 @@ class RadarRuntime:
         interval, never dropped); ``max_batch``: most candles committed together, and most
         queued for the writer (group commit); ``status``: the health registry told of every
         candle and feed message (``radar.health``); ``account_max_session_loss_pct``: the
-        account kill switch's limit (default: risk.yaml's)."""
+        account kill switch's limit (default: risk.yaml's); ``max_outage_s`` / ``backoff``:
+        how long and how a database outage is retried before the writer gives up
+        (:mod:`radar.writer`); ``clock_ms``: the wall clock (tests), default :func:`now_ms`."""
         self.arena = arena
         self.exchange = exchange
         self.selector_rules = selector_rules or SelectorRules()
@@ -179,8 +215,19 @@ class RadarRuntime:
         self._prices = LatestPerKey(price_interval_s)
         self.inputs = MarketInputs(exchange)
         self.recorder = Recorder(exchange, self._publish)
+        self.clock_ms = clock_ms or now_ms
+        self._needs_rebuild = False
+        self.rebuilds = 0  # times the kernels were rebuilt from the stored record (outages)
+        self._unsent_alerts: list[tuple[str, str, str]] = []
         self.writer = GroupCommitWriter(
-            self._commit_batch, max_batch=max_batch, committed=self._committed
+            self._commit_batch,
+            max_batch=max_batch,
+            committed=self._committed,
+            is_transient=is_transient_fault,
+            recover=_close_connection,  # on the writer's thread: its broken connection
+            on_outage=self._on_outage,
+            backoff=backoff,
+            max_outage_s=max_outage_s,
         )
         closes = [t for t in (last_close_ms(e.kernel) for e in arena) if t is not None]
         self._selector_round = self._round_of(max(closes)) if closes else -1
@@ -299,16 +346,81 @@ class RadarRuntime:
         reset_queries()
         return self.process_candles(candles)
 
+    async def _on_outage(self, what: str, started: bool, message: str) -> None:
+        """The writer's outage hook: ``/health/`` at once, a stored alert as soon as the
+        database takes it (the start of a database outage is stored once it ends)."""
+        if self.status is not None:
+            self.status.outage_changed(message if started else None)
+        text = f"{what} outage: {message}" if started else message
+        self._unsent_alerts.append(("error" if started else "info", text, what))
+        if what == "database" and started:
+            return
+        pending, self._unsent_alerts = self._unsent_alerts, []
+        try:
+            await self.writer.run_on_writer_thread(_store_alerts, pending)
+        except Exception as exc:
+            self._unsent_alerts[:0] = pending
+            log.warning("outage alert not stored yet: %s", exc)
+
     def process_candles(self, candles: Sequence[tuple[str, tuple[float, ...]]]) -> EventBatch:
         """Closed 1m candles, in arrival order, in ONE transaction (module doc); returns their
         events, to publish now that the transaction committed. Candle by candle the work and
         its result are those of one transaction per candle; only the commits are shared."""
+        if self._needs_rebuild:
+            self.rebuild_from_store()
         self._outbox = EventBatch()
+        counters = (
+            self.summary.candles,
+            self._selector_round,
+            dict(self._untrimmed),
+            self._controls_read_at,
+            self._checkpoint_at,
+        )
         try:
             self._process_candles(candles)
             return self._outbox
+        except BaseException:
+            # Rolled back: the kernels moved past the stored record. Rebuilt before any retry.
+            self._needs_rebuild = True
+            (
+                self.summary.candles,
+                self._selector_round,
+                self._untrimmed,
+                self._controls_read_at,
+                self._checkpoint_at,
+            ) = counters
+            raise
         finally:
             self._outbox = None
+
+    def rebuild_from_store(self) -> None:
+        """Every kernel rebuilt from the stored record, as a restart rebuilds it (checkpoint,
+        stored history, inputs, controls, then the stored candles since the checkpoint)."""
+        symbols = self.symbols
+        pks: list[int] = []
+        for entry in self.arena:
+            pks.extend(c.pk for c in (entry.config, *entry.confirmers) if c.pk not in pks)
+        stored = StrategyConfig.objects.in_bulk(pks)
+        configs = [stored[pk] for pk in pks if pk in stored]
+        base = self.arena[0].kernel_config
+        limit = (
+            next(iter(self.accounts.values())).max_session_loss_pct
+            if self.accounts
+            else _account_limit_pct()
+        )
+        self.arena = build_arena(configs, symbols, base, exchange=self.exchange)
+        for symbol in symbols:
+            self._give_all(symbol)
+        closes = [t for t in (last_close_ms(e.kernel) for e in self.arena) if t is not None]
+        self.accounts = account_guards(
+            self.arena, max_session_loss_pct=limit, now_ms=max(closes) if closes else 0
+        )
+        for guard in self.accounts.values():
+            guard.apply_controls(now_ms=max(closes) if closes else 0)
+        self.catch_up()
+        self._needs_rebuild = False
+        self.rebuilds += 1
+        log.warning("kernels rebuilt from the stored record after a failed commit")
 
     def _publish(
         self, group: str, event_type: str, payload: dict[str, Any], *, coalesce: Any = None
@@ -319,6 +431,9 @@ class RadarRuntime:
             publish_on_commit(group, event_type, payload)
 
     def _process_candles(self, candles: Sequence[tuple[str, tuple[float, ...]]]) -> None:
+        candles = self._refuse_future(candles)
+        if not candles:
+            return
         rows = [np.asarray(row, dtype=np.float64) for _, row in candles]
         with transaction.atomic():
             if connection.vendor == "postgresql":
@@ -340,6 +455,26 @@ class RadarRuntime:
                 self._process_one(symbol, candle)
             self.recorder.save_due(self.arena)
 
+    def _refuse_future(
+        self, candles: Sequence[tuple[str, tuple[float, ...]]]
+    ) -> Sequence[tuple[str, tuple[float, ...]]]:
+        """Drop, with an alert, every candle that opens after the wall clock's current time."""
+        limit = self.clock_ms()
+        future = [(s, row) for s, row in candles if int(row[0]) > limit]
+        if not future:
+            return candles
+        with transaction.atomic():
+            for symbol, row in future:
+                message = (
+                    f"{symbol}: refused a candle from the future (opens {_utc(int(row[0]))}, "
+                    f"the clock says {_utc(limit)}): not stored, not traded"
+                )
+                log.error("%s", message)
+                alert_create(
+                    level="error", message=message, source="feed", payload={"future": True}
+                )
+        return [(s, row) for s, row in candles if int(row[0]) <= limit]
+
     def _process_one(self, symbol: str, candle: np.ndarray) -> None:
         open_ms = int(candle[0])
         now_ms = open_ms + MINUTE_MS
@@ -357,7 +492,10 @@ class RadarRuntime:
             self._selector_round = self._round_of(now_ms)
             self.sync_controls(now_ms=now_ms)  # the selector decides on current statuses
             selector.run_selector(
-                self.arena, self.selector_rules, now_ms=now_ms, save_later=self.recorder.save_later
+                [e for e in self.arena if not e.errored],
+                self.selector_rules,
+                now_ms=now_ms,
+                save_later=self.recorder.save_later,
             )
         values = candle.tolist()
         key = ("market.candle", symbol)
@@ -374,7 +512,14 @@ class RadarRuntime:
             coalesce=key,
         )
 
-    def _run_kernels(self, symbol: str, candle: np.ndarray, *, checkpoint: bool) -> None:
+    def _run_kernels(
+        self,
+        symbol: str,
+        candle: np.ndarray,
+        *,
+        checkpoint: bool,
+        entries: Sequence[ArenaEntry] | None = None,
+    ) -> None:
         """Every kernel that has not processed ``candle`` yet takes it, with its mode's account
         state (evaluated once per candle, before any decides); store what it did."""
         open_ms = int(candle[0])
@@ -383,26 +528,71 @@ class RadarRuntime:
             account = guard.state(now_ms=now_ms)
             for entry in guard.entries:
                 entry.kernel.set_account(account)
-        for entry in self.arena:
+        for entry in entries if entries is not None else self.arena:
+            if entry.errored:
+                continue  # stopped by its own failure: takes no candle until resumed
             done_ms = last_candle_ms(entry.kernel, symbol)
             if done_ms is not None and done_ms >= open_ms:
                 continue  # already processed before a restart: never counted twice
-            events = entry.kernel.on_candle(symbol, candle, now_ms)
+            try:
+                events = entry.kernel.on_candle(symbol, candle, now_ms)
+            except Exception as exc:  # that strategy's alone (module doc)
+                self._strategy_failed(entry, exc, symbol, open_ms)
+                continue
             # The first candle of a symbol is a checkpoint: a restart then knows the kernel
             # is past it and replays the rest (catch_up) instead of starting that symbol cold.
-            self.recorder.store(entry, symbol, events, checkpoint=checkpoint or done_ms is None)
+            due = checkpoint or done_ms is None
+            if not events:
+                self.recorder.store(entry, symbol, events, checkpoint=due)
+                continue
+            try:
+                with transaction.atomic():  # a savepoint: a refused write undoes only its own
+                    self.recorder.store(entry, symbol, events, checkpoint=due)
+            except (OperationalError, InterfaceError):
+                raise  # the database itself: the whole batch is retried (module doc)
+            except Exception as exc:
+                self._strategy_failed(entry, exc, symbol, open_ms)
 
-    def catch_up(self) -> int:
+    def _strategy_failed(
+        self, entry: ArenaEntry, exc: Exception, symbol: str, open_ms: int
+    ) -> None:
+        """Mark ``entry`` errored: stored status and reason, an alert, its Arena row updated."""
+        name = entry.config.name
+        reason = f"{type(exc).__name__}: {exc} (on {symbol}, candle {_utc(open_ms)})"
+        log.error("strategy %s errored: %s", name, reason, exc_info=exc)
+        entry.errored = reason
+        entry.save_fields = None  # its half-moved state is never checkpointed
+        session_error(session=entry.session, reason=reason)
+        alert_create(
+            level="error",
+            message=(
+                f"{name} stopped with an error: {reason}. The other strategies keep trading; "
+                "its open paper positions are frozen. Fix the cause, then Resume it."
+            ),
+            source=name,
+            payload={"errored": True, "symbol": symbol, "time_ms": open_ms},
+        )
+        entry.published = True
+
+    def catch_up(
+        self, entries: Sequence[ArenaEntry] | None = None, until_ms: int | None = None
+    ) -> int:
         """Replay, in one transaction, the stored candles kernels processed after their last
-        checkpoint (module doc); returns how many candles were replayed.
+        checkpoint (module doc); returns how many candles were replayed. ``entries``: only
+        those (default every one); ``until_ms``: candles opening at most then (default: the
+        wall clock's now — never a stored candle from the future).
 
         Candles of all symbols go in market-time order (within a minute, in the feed's symbol
         order); each kernel takes only those after its own last candle, then every kernel that
         moved is checkpointed. A symbol a kernel never processed stays cold, as before.
         """
         self.read_stored_inputs()
+        entries = self.arena if entries is None else entries
+        until = self.clock_ms() if until_ms is None else until_ms
         behind: dict[str, int] = {}
-        for entry in self.arena:
+        for entry in entries:
+            if entry.errored:
+                continue
             for symbol in entry.symbols:
                 last = last_candle_ms(entry.kernel, symbol)
                 if last is not None:
@@ -411,16 +601,17 @@ class RadarRuntime:
         rows = [
             (int(candle[0]), order[symbol], symbol, candle)
             for symbol, after in behind.items()
-            for candle in stored_candles(self.exchange, symbol, after, _FAR_FUTURE_MS)
+            for candle in stored_candles(self.exchange, symbol, after, until)
         ]
         if not rows:
             return 0
         rows.sort(key=lambda r: (r[0], r[1]))
         with transaction.atomic():
             for _, _, symbol, candle in rows:
-                self._run_kernels(symbol, candle, checkpoint=False)
-            for entry in self.arena:
-                self.recorder.save_session(entry)
+                self._run_kernels(symbol, candle, checkpoint=False, entries=entries)
+            for entry in entries:
+                if not entry.errored:
+                    self.recorder.save_session(entry)
         closes = [t for t in (last_close_ms(e.kernel) for e in self.arena) if t is not None]
         self._selector_round = max(self._selector_round, self._round_of(max(closes)))
         log.info("caught up on %d stored candle(s) since the last checkpoint", len(rows))
@@ -430,7 +621,8 @@ class RadarRuntime:
         """Save every kernel's state now (the feed stopped: the stored record is current)."""
         with transaction.atomic():
             for entry in self.arena:
-                self.recorder.save_session(entry)
+                if not entry.errored:
+                    self.recorder.save_session(entry)
 
     def _round_of(self, now_ms: int) -> int:
         return selector.round_of(now_ms, self.selector_every)
@@ -450,6 +642,33 @@ class RadarRuntime:
         )
         for guard in self.accounts.values():
             guard.apply_controls(now_ms=now_ms)
+        for entry in self.arena:
+            if entry.errored and entry.session.status != TradingSession.Status.ERRORED:
+                self._revive(entry)
+
+    def _revive(self, entry: ArenaEntry) -> None:
+        """An errored strategy resumed from the dashboard: rebuilt from its last good
+        checkpoint, caught up on the stored candles the rest of the arena processed."""
+        entry.errored = ""
+        entry.kernel = new_kernel(
+            entry.config,
+            entry.confirmers,
+            entry.symbols,
+            entry.kernel_config,
+            state=entry.session.ledger_state or None,
+        )
+        preload_stored_history([entry.kernel], self.exchange)
+        for symbol in entry.symbols:
+            self.inputs.give(entry.kernel, symbol)
+        entry.applied_weight = 1.0
+        controls.apply_controls(entry, now_ms=last_close_ms(entry.kernel) or 0)
+        done = [
+            last_candle_ms(e.kernel, s) for e in self.arena if e is not entry for s in e.symbols
+        ]
+        known = [t for t in done if t is not None]
+        self.catch_up([entry], until_ms=max(known) if known else None)
+        self.recorder.save_later(entry)
+        log.info("errored strategy resumed", extra={"strategy": entry.config.name})
 
     def reload_config(self, config: StrategyConfig) -> None:
         """Parameters edited in the admin, applied without a restart (:mod:`radar.controls`)."""
@@ -468,6 +687,20 @@ class RadarRuntime:
 
     def kernels(self) -> list[StrategyKernel]:
         return [e.kernel for e in self.arena]
+
+
+def _close_connection() -> None:
+    connection.close()  # the calling thread's: a broken one is reopened by the next query
+
+
+def _utc(time_ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time_ms / 1000))
+
+
+def _store_alerts(alerts: Sequence[tuple[str, str, str]]) -> None:
+    with transaction.atomic():
+        for level, message, source in alerts:
+            alert_create(level=level, message=message, source=source, payload={"outage": True})
 
 
 def _store_feed_alert(level: str, message: str) -> None:

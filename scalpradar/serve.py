@@ -55,7 +55,14 @@ def serve(*, host: str, port: int, **kwargs: Any) -> None:
             out.write(f"error: {exc}\n")
             reactor.stop()  # type: ignore[attr-defined]
             return
-        await run_feed(exchange, feed, runtime)
+        try:
+            await run_feed(exchange, feed, runtime)
+        except Exception as exc:  # told (log, alert, /health/ degraded), never unretrieved
+            out.write(
+                f"error: the feed stopped: {type(exc).__name__}: {exc}\n"
+                "The dashboard stays up and /health/ reports degraded (Ctrl+C to stop).\n"
+            )
+            return
         out.write("Replay finished; the dashboard stays up (Ctrl+C to stop).\n")
 
     reactor.callWhenRunning(  # type: ignore[attr-defined]

@@ -144,6 +144,10 @@ else:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
             },
+            # Tests on a FILE too, not SQLite's shared-cache memory database: there a reader
+            # meets a writer's table lock at once ("database table is locked", no busy wait),
+            # where the real radar's WAL file lets the pages read while its writer writes.
+            "TEST": {"NAME": DATA_DIR / "test_scalpradar.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -185,14 +189,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "scalpradar"},
+            # capacity: frames one socket's inbox holds (its default, 100, is ~1 s of a busy
+            # dashboard and silently dropped the rest); the consumer cuts a client 5 s late,
+            # long before this fills. A drop beyond it is a numbered gap: that socket resyncs.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "scalpradar", "capacity": 1000},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+    }
     CELERY_BROKER_URL = "memory://"
     CELERY_RESULT_BACKEND = "cache+memory://"
     CELERY_TASK_ALWAYS_EAGER = True

@@ -96,16 +96,23 @@ def strategy_pause(*, name: str, user: AbstractBaseUser | None, reason: str = ""
 
 
 def strategy_resume(*, name: str, user: AbstractBaseUser | None, reason: str = "") -> ControlAction:
-    """Let a paused strategy trade again. A killed one needs a kill-switch reset instead."""
+    """Let a paused strategy trade again; an errored one is rebuilt from its last good
+    checkpoint by the radar (``radar.runtime``). A killed one needs a kill-switch reset."""
+    resumable = (
+        TradingSession.Status.PAUSED,
+        TradingSession.Status.SHADOW,
+        TradingSession.Status.ERRORED,
+    )
     with transaction.atomic():
         session = _running_session(name)
-        if session.status not in (TradingSession.Status.PAUSED, TradingSession.Status.SHADOW):
+        if session.status not in resumable:
             raise ControlError(
-                f"{name} is {session.status}: only a paused strategy resumes "
+                f"{name} is {session.status}: only a paused or errored strategy resumes "
                 "(reset the kill switch of a killed one)"
             )
         session.status = TradingSession.Status.ACTIVE
-        session.save(update_fields=["status"])
+        session.error_reason = ""
+        session.save(update_fields=["status", "error_reason"])
         action = _record(
             name,
             ControlAction.Action.RESUME,

@@ -50,7 +50,12 @@ def test_health_is_ok_with_a_connected_live_feed_and_fresh_candles(client):
     assert response.status_code == 200, body
     assert body["status"] == "ok" and body["problems"] == []
     assert body["database"]["ok"] and body["channel_layer"]["ok"]
-    assert body["feed"] == {"state": "connected", "source": "live", "in_process": True}
+    assert body["feed"] == {
+        "state": "connected",
+        "source": "live",
+        "in_process": True,
+        "writer": "ok",
+    }
     for candle in body["candles"].values():
         assert candle["source"] == "database" and 19 <= candle["age_s"] <= 60
     assert body["strategies"] == [
@@ -153,6 +158,11 @@ def test_health_after_a_headless_replay_reports_the_finished_replay(client, tmp_
     path = slice_sample(tmp_path, "BTC", 0, 30)
     call_command("radar", "--replay", str(path), "--speed", "max", "--headless", stdout=StringIO())
     body = client.get("/health/").json()
-    assert body["feed"] == {"state": "finished", "source": "replay", "in_process": True}
+    assert body["feed"] == {
+        "state": "finished",
+        "source": "replay",
+        "in_process": True,
+        "writer": "ok",
+    }
     assert body["candles"]["BTC/USDT:USDT"]["source"] == "runtime"
     assert body["status"] == "ok"

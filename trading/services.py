@@ -436,6 +436,16 @@ def session_kill_switch_trip(
         session.save(update_fields=fields)
 
 
+def session_error(*, session: TradingSession, reason: str) -> None:
+    """Record that ``session``'s strategy stopped with an error (status errored, reason, time).
+    Only a recorded Resume (``strategies.services.strategy_resume``) lets it trade again."""
+    with transaction.atomic():
+        session.status = TradingSession.Status.ERRORED
+        session.error_reason = reason
+        session.errored_at = timezone.now()
+        session.save(update_fields=["status", "error_reason", "errored_at"])
+
+
 def _ledger_id(position_id: str, shadow: bool) -> str:
     return str(position_id) + (":shadow" if shadow else "")
 

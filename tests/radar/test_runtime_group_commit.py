@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 
 from radar.runtime import RadarRuntime
 from tests.radar.test_radar import running_radar, sample_candles
@@ -82,23 +82,23 @@ def test_candles_committed_together_leave_the_record_of_one_commit_per_candle():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_that_fails_halfway_stores_none_of_its_candles_or_effects():
-    """Candle 3 of a batch of 5 raises in a kernel: the first two are not stored either, no
-    session moved; the feed heals the 5 on restart, as if never received."""
+    """Storing candle 3 of a batch of 5 fails in the database: the first two are not stored
+    either, no session moved; the batch is retried whole (radar.writer) or, past the writer's
+    limit, healed from the exchange on restart, as if never received."""
     candles = sample_candles(8)
     runtime = running_radar()
     runtime.process_candles([(SYMBOL, tuple(candles[0]))])
     before = stored()
-    entry = runtime.arena[0]
-    real = entry.kernel.on_candle
+    real = runtime.recorder.store
     failing_open = int(candles[3][0])
 
-    def on_candle(symbol: str, row: np.ndarray, now_ms: int) -> list[Any]:
-        if int(row[0]) == failing_open:
-            raise RuntimeError("disk full")
-        return real(symbol, row, now_ms)
+    def store(entry: Any, symbol: str, events: Any, *, checkpoint: bool) -> None:
+        if int(entry.kernel._symbols[symbol].last_row[0]) == failing_open:
+            raise OperationalError("disk I/O error")
+        real(entry, symbol, events, checkpoint=checkpoint)
 
-    entry.kernel.on_candle = on_candle  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError, match="disk full"):
+    runtime.recorder.store = store  # type: ignore[method-assign]
+    with pytest.raises(OperationalError, match="disk I/O error"):
         runtime.process_candles([(SYMBOL, tuple(row)) for row in candles[1:6]])
     assert Candle.objects.count() == 1
     assert stored() == before
