@@ -20,9 +20,10 @@ from strategies.core.base import Strategy
 from strategies.core.catalog import build_strategy
 from strategies.core.kernel import KernelConfig, StrategyKernel
 from strategies.models import Signal, StrategyConfig
+from trading.alerts import alert_create
 from trading.core.candles import timeframe_ms
 from trading.models import Candle, TradingMode, TradingSession
-from trading.services import session_start
+from trading.services import session_error, session_start
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,14 @@ def build_arena(
             continue
         session = session_for(config)
         own_config = replace(kernel_config, capital_usdt=session.initial_capital_usdt)
-        kernel = new_kernel(
-            config, confirmers, symbols, own_config, state=session.ledger_state or None
-        )
+        try:
+            config.check_stored()
+            kernel = new_kernel(
+                config, confirmers, symbols, own_config, state=session.ledger_state or None
+            )
+        except Exception as exc:  # that strategy's alone: left out, errored, told
+            _left_out(config, session, exc)
+            continue
         arena.append(
             ArenaEntry(
                 config=config,
@@ -101,8 +107,31 @@ def build_arena(
         )
     preload_stored_history([e.kernel for e in arena], exchange)
     for entry in arena:
-        apply_controls(entry, now_ms=last_close_ms(entry.kernel) or 0)
+        try:
+            apply_controls(entry, now_ms=last_close_ms(entry.kernel) or 0)
+        except Exception as exc:  # a stored control its schema refuses: that strategy errored
+            if not entry.errored:
+                entry.errored = f"{type(exc).__name__}: {exc} (at start)"
+                session_error(session=entry.session, reason=entry.errored)
+                alert_create(level="error", message=f"{entry.config.name} stopped with an error: "
+                             f"{entry.errored}", source=entry.config.name,
+                             payload={"errored": True})  # fmt: skip
     return arena
+
+
+def _left_out(config: StrategyConfig, session: TradingSession, exc: Exception) -> None:
+    """A strategy whose kernel cannot be built from its stored configuration: errored, and
+    left out of this run (fix it in the admin, Resume it, restart the radar)."""
+    reason = f"{type(exc).__name__}: {exc} (building its kernel at start)"
+    log.error("strategy %s left out: %s", config.name, reason)
+    session_error(session=session, reason=reason)
+    alert_create(
+        level="error",
+        message=f"{config.name} left out of the radar: {reason}. Fix it in the admin, Resume "
+        "it, then restart the radar; the other strategies trade.",
+        source=config.name,
+        payload={"errored": True},
+    )
 
 
 def new_kernel(

@@ -22,6 +22,7 @@ from radar.arena import (
 )
 from strategies.core.kernel import Mode, StrategyKernel
 from strategies.models import StrategyConfig
+from trading.config import checked_capital_weight
 from trading.core.risk import start_session
 from trading.models import TradingSession
 
@@ -54,7 +55,7 @@ def apply_controls(entry: ArenaEntry, *, now_ms: int) -> bool:
         kernel.set_mode(wanted)
         changed = True
     if session.capital_weight != entry.applied_weight:
-        apply_capital_weight(kernel, session.capital_weight)
+        apply_capital_weight(kernel, checked_capital_weight(session))  # InvalidStoredValue
         entry.applied_weight = session.capital_weight
         changed = True
     entry.checkpoint_due |= changed
@@ -76,6 +77,7 @@ def sync_controls(
     *,
     now_ms: int,
     reload: Callable[[StrategyConfig], None],
+    failed: Callable[[ArenaEntry, Exception], None] | None = None,
 ) -> None:
     """Apply what the dashboard and the admin changed since the last read.
 
@@ -85,7 +87,8 @@ def sync_controls(
     that strategy's kernel with the new parameters (``reload``). Enabling, disabling or adding
     a strategy and its virtual capital take effect at the next start. The caller saves what the
     runtime itself changed (a kill-switch trip) first: the read must not take the stored row's
-    older status for a dashboard control.
+    older status for a dashboard control. ``failed(entry, exc)``: told when a strategy's
+    stored controls are refused (``InvalidStoredValue``): that strategy's failure alone.
     """
     by_session: dict[int, ArenaEntry | TradingSession] = {e.session.pk: e for e in arena}
     by_session.update({a.pk: a for a in accounts})
@@ -99,8 +102,13 @@ def sync_controls(
         session = target.session if isinstance(target, ArenaEntry) else target
         for name, value in zip(CONTROL_FIELDS, values, strict=True):
             setattr(session, name, value)
-        if isinstance(target, ArenaEntry):
-            apply_controls(target, now_ms=now_ms)  # compares with the kernel itself: idempotent
+        if isinstance(target, ArenaEntry) and not target.errored:
+            try:
+                apply_controls(target, now_ms=now_ms)  # compares with the kernel: idempotent
+            except Exception as exc:
+                if failed is None:
+                    raise
+                failed(target, exc)
     known = {e.config.pk: e.config.updated_at for e in arena}
     known.update({c.pk: c.updated_at for e in arena for c in e.confirmers})
     stamps = StrategyConfig.objects.filter(pk__in=known).values_list("pk", "updated_at")
@@ -124,6 +132,7 @@ def reload_config(
     and the current inputs — so a changed timeframe or warm-up gets the right windows.
     Ledger, open positions, pending orders, kill switch and mode carry over unchanged.
     """
+    config.check_stored()  # a row stored around the validation: InvalidStoredValue
     for entry in arena:
         if entry.config.pk == config.pk:
             entry.config = config

@@ -557,8 +557,11 @@ class RadarRuntime:
         self, entry: ArenaEntry, exc: Exception, symbol: str, open_ms: int
     ) -> None:
         """Mark ``entry`` errored: stored status and reason, an alert, its Arena row updated."""
+        if entry.errored:
+            return
         name = entry.config.name
-        reason = f"{type(exc).__name__}: {exc} (on {symbol}, candle {_utc(open_ms)})"
+        where = f"on {symbol}, candle {_utc(open_ms)}" if symbol else f"at {_utc(open_ms)}"
+        reason = f"{type(exc).__name__}: {exc} ({where})"
         log.error("strategy %s errored: %s", name, reason, exc_info=exc)
         entry.errored = reason
         entry.save_fields = None  # its half-moved state is never checkpointed
@@ -639,6 +642,7 @@ class RadarRuntime:
             [g.session for g in self.accounts.values()],
             now_ms=now_ms,
             reload=self.reload_config,
+            failed=lambda entry, exc: self._strategy_failed(entry, exc, "", now_ms),
         )
         for guard in self.accounts.values():
             guard.apply_controls(now_ms=now_ms)
@@ -671,10 +675,21 @@ class RadarRuntime:
         log.info("errored strategy resumed", extra={"strategy": entry.config.name})
 
     def reload_config(self, config: StrategyConfig) -> None:
-        """Parameters edited in the admin, applied without a restart (:mod:`radar.controls`)."""
-        controls.reload_config(
-            self.arena, config, exchange=self.exchange, give_inputs=self.inputs.give
-        )
+        """Parameters edited in the admin, applied without a restart (:mod:`radar.controls`).
+        Refused (a stored value its schema refuses), every strategy using that configuration
+        stops errored; the next edit is tried again."""
+        try:
+            controls.reload_config(
+                self.arena, config, exchange=self.exchange, give_inputs=self.inputs.give
+            )
+        except Exception as exc:
+            now = max((t for t in (last_close_ms(e.kernel) for e in self.arena) if t), default=0)
+            for entry in self.arena:
+                users = [c for c in (entry.config, *entry.confirmers) if c.pk == config.pk]
+                for used in users:
+                    used.updated_at = config.updated_at  # not retried until edited again
+                if users:
+                    self._strategy_failed(entry, exc, "", now)
         for guard in self.accounts.values():  # the guards follow the rebuilt kernels
             guard.entries = [e for e in self.arena if e.session.mode == guard.mode]
 

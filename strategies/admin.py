@@ -1,8 +1,10 @@
 """Admin of strategy configurations and signals.
 
 A strategy's params are edited as pretty JSON; saving runs ``StrategyConfig.clean()`` (through the
-ModelForm), so values the kind's schema refuses come back on the form as field errors and are
-never saved. The change page shows that schema — every parameter with its type, default, bounds
+ModelForm), which calls the YAML loader's own check (``strategies.config.strategy_problems``), so
+values ``strategies.yaml`` would refuse come back on the form as field errors with the loader's
+reason and are never saved (and the params are stored complete, as ``load_config`` stores
+them). The change page shows that schema — every parameter with its type, default, bounds
 and meaning — so the editor knows what can be changed.
 """
 
@@ -22,7 +24,7 @@ from django.utils.safestring import SafeString
 from strategies.core.base import UnknownStrategy
 from strategies.core.catalog import REGISTRY, strategy_class
 from strategies.models import ControlAction, SelectorDecision, Signal, StrategyConfig
-from trading.admin import ReadOnlyAdmin
+from trading.admin import ReadOnlyAdmin, ValidatedModelForm
 
 
 class PrettyJSONField(forms.JSONField):
@@ -110,7 +112,7 @@ def schema_table(kind: str) -> SafeString:
     )
 
 
-class StrategyConfigForm(forms.ModelForm):
+class StrategyConfigForm(ValidatedModelForm):
     kind = forms.ChoiceField(choices=kind_choices)
 
     class Meta:

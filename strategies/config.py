@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,25 @@ from common.yamlcheck import (
     read_yaml,
     report,
 )
-from strategies.core.base import StrategyParams, UnknownStrategy
+from strategies.core.base import UnknownStrategy
 from strategies.core.catalog import REGISTRY, strategy_class
-from trading.config import AssetsFile, ExchangesFile, RiskFile, TradingChecks
+from trading.config import (
+    MAX_VIRTUAL_CAPITAL_USDT,
+    AssetsFile,
+    ExchangesFile,
+    RiskFile,
+    TradingChecks,
+    schema_problems,
+)
 
-__all__ = ["ConfigError", "RadarConfig", "get_config", "load_config_dir", "reload_config"]
+__all__ = [
+    "ConfigError",
+    "RadarConfig",
+    "get_config",
+    "load_config_dir",
+    "reload_config",
+    "strategy_problems",
+]
 
 NAME_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 
@@ -49,7 +63,7 @@ class StrategyEntry(StrictSchema):
     name: str = Field(max_length=64)
     kind: str
     enabled: bool
-    virtual_capital_usdt: float = Field(gt=0, le=1_000_000_000)
+    virtual_capital_usdt: float = Field(gt=0, le=MAX_VIRTUAL_CAPITAL_USDT)
     description: str = ""
     params: dict[str, Any]
     symbol_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -168,57 +182,67 @@ class _Checks(TradingChecks):
                     )
                 else:
                     seen[name] = index
-            kind = entry.get("kind")
-            if not isinstance(kind, str):
-                continue
-            try:
-                schema = strategy_class(kind).Params
-            except UnknownStrategy:
-                yield Problem(
-                    file,
-                    ("strategies", index, "kind"),
-                    kind,
-                    f"unknown strategy kind (known: {', '.join(sorted(REGISTRY))})",
-                )
-                continue
-            yield from self._params(file, index, entry, schema, symbols)
+            # The entry's own rules: the same function the admin calls (strategy_problems).
+            for problem in strategy_rule_problems(entry, symbols):
+                where = ("strategies", index, *problem.loc)
+                yield Problem(file, where, problem.value, problem.why)
 
-    def _params(
-        self,
-        file: str,
-        index: int,
-        entry: dict[str, Any],
-        schema: type[StrategyParams],
-        symbols: set[str] | None,
-    ) -> Iterator[Problem]:
-        params = entry.get("params")
-        if not isinstance(params, dict):
-            return
-        prefix: tuple[str | int, ...] = ("strategies", index)
-        params_ok = True
+
+def strategy_rule_problems(
+    entry: Mapping[str, Any], symbols: Collection[str] | None
+) -> Iterator[Problem]:
+    """The rules of one strategy a field schema cannot express: its kind is registered, its
+    params fit the kind's schema, each symbol override names a known asset (``symbols``;
+    ``None`` = not checked) and fits the schema merged over the params. Problems are located
+    relative to the entry."""
+    kind = entry.get("kind")
+    if not isinstance(kind, str):
+        return
+    try:
+        schema = strategy_class(kind).Params
+    except UnknownStrategy:
+        why = f"unknown strategy kind (known: {', '.join(sorted(REGISTRY))})"
+        yield Problem("", ("kind",), kind, why)
+        return
+    params = entry.get("params")
+    if not isinstance(params, dict):
+        return  # the entry schema says "must be a mapping"
+    params_ok = True
+    try:
+        schema.model_validate(params)
+    except ValidationError as exc:
+        params_ok = False
+        yield from problems_from(exc, "", schema, ("params",))
+    overrides = entry.get("symbol_overrides")
+    if not isinstance(overrides, dict):
+        return
+    for symbol, override in overrides.items():
+        where = ("symbol_overrides", symbol)
+        if symbols is not None and symbol not in symbols:
+            known = ", ".join(sorted(symbols)) or "none"
+            yield Problem(
+                "",
+                where,
+                NO_VALUE,
+                f"no such asset in assets.yaml (known: {known})",
+            )
+        if not isinstance(override, dict):
+            continue
         try:
-            schema.model_validate(params)
+            schema.model_validate({**params, **override})
         except ValidationError as exc:
-            params_ok = False
-            yield from problems_from(exc, file, schema, (*prefix, "params"))
-        overrides = entry.get("symbol_overrides")
-        if not isinstance(overrides, dict):
-            return
-        for symbol, override in overrides.items():
-            where = (*prefix, "symbol_overrides", symbol)
-            if symbols is not None and symbol not in symbols:
-                known = ", ".join(sorted(symbols)) or "none"
-                yield Problem(
-                    file, where, NO_VALUE, f"no such asset in assets.yaml (known: {known})"
-                )
-            if not isinstance(override, dict):
-                continue
-            try:
-                schema.model_validate({**params, **override})
-            except ValidationError as exc:
-                # Report what the override itself breaks; a broken default is reported above.
-                keys = set(override) if not params_ok else None
-                yield from problems_from(exc, file, schema, where, keys)
+            # Report what the override itself breaks; a broken default is reported above.
+            keys = set(override) if not params_ok else None
+            yield from problems_from(exc, "", schema, where, keys)
+
+
+def strategy_problems(
+    values: Mapping[str, Any], *, symbols: Collection[str] | None
+) -> list[Problem]:
+    """One strategy (its ``strategies.yaml`` entry form): the :class:`StrategyEntry` schema,
+    then :func:`strategy_rule_problems`. The YAML loader, ``load_config``, the admin
+    (``StrategyConfig.clean``) and the radar (``StrategyConfig.check_stored``) all call this."""
+    return [*schema_problems(StrategyEntry, values), *strategy_rule_problems(values, symbols)]
 
 
 # --- process cache -----------------------------------------------------------------------------

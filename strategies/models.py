@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from strategies.core.base import InvalidParams, UnknownStrategy
+from common.yamlcheck import Problem
+from strategies.config import StrategyEntry, strategy_problems
 from strategies.core.catalog import build_params
+from trading.config import MAX_VIRTUAL_CAPITAL_USDT, InvalidStoredValue, field_errors
 from trading.core.types import Side
 from trading.models import Asset, Position
 
@@ -18,8 +21,9 @@ class StrategyConfig(models.Model):
     """One strategy in the arena: a kind from the registry, its parameters, its capital.
 
     ``params`` hold the full default parameters; ``symbol_overrides`` maps a unified symbol to
-    the keys that differ for it. Both are validated against the kind's schema on ``clean()``,
-    which the admin and ``load_config`` call, so a bad value is reported, never saved.
+    the keys that differ for it. ``clean()`` (the admin's and ``load_config``'s) checks the row
+    with ``strategies.config.strategy_problems``, the function the YAML loader uses, and stores
+    the params complete; ``check_stored()`` lets the radar refuse a row stored around it.
     """
 
     name = models.SlugField(max_length=64, unique=True)
@@ -28,7 +32,9 @@ class StrategyConfig(models.Model):
     description = models.TextField(blank=True)
     params = models.JSONField(default=dict, blank=True)
     symbol_overrides = models.JSONField(default=dict, blank=True)
-    virtual_capital_usdt = models.FloatField(default=10_000.0)
+    virtual_capital_usdt = models.FloatField(
+        default=10_000.0, help_text=f"USDT, in (0, {MAX_VIRTUAL_CAPITAL_USDT:,.0f}]"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -36,47 +42,56 @@ class StrategyConfig(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(virtual_capital_usdt__gt=0), name="strategy_capital_positive"
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(virtual_capital_usdt__lte=MAX_VIRTUAL_CAPITAL_USDT),
+                name="strategy_capital_at_most_max",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
 
+    def as_entry(self) -> dict[str, Any]:
+        """The row as its ``strategies.yaml`` entry (what ``export_config`` writes)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "enabled": self.enabled,
+            "virtual_capital_usdt": self.virtual_capital_usdt,
+            "description": self.description,
+            "params": self.params,
+            "symbol_overrides": self.symbol_overrides,
+        }
+
+    def problems(self, *, symbols: Collection[str] | None) -> list[Problem]:
+        return strategy_problems(self.as_entry(), symbols=symbols)
+
     def clean(self) -> None:
-        errors: dict[str, list[str]] = {}
-        try:
-            build_params(self.kind, self.params or {})
-        except UnknownStrategy as exc:
-            errors.setdefault("kind", []).append(str(exc))
-        except InvalidParams as exc:
-            errors.setdefault("params", []).extend(exc.errors)
-        if "kind" not in errors:
-            if not isinstance(self.symbol_overrides, dict):
-                errors.setdefault("symbol_overrides", []).append(
-                    "must be a mapping of symbol -> {parameter: value}"
-                )
-            else:
-                known = set(Asset.objects.values_list("symbol", flat=True))
-                for symbol, override in self.symbol_overrides.items():
-                    if symbol not in known:
-                        errors.setdefault("symbol_overrides", []).append(
-                            f"{symbol}: no such asset (known: {', '.join(sorted(known)) or 'none'}"
-                            "); use the ccxt unified symbol, e.g. SOL/USDT:USDT"
-                        )
-                        continue
-                    if not isinstance(override, dict):
-                        errors.setdefault("symbol_overrides", []).append(
-                            f"{symbol}: must be a mapping of parameter -> value"
-                        )
-                        continue
-                    try:
-                        build_params(self.kind, self.params or {}, override)
-                    except InvalidParams as exc:
-                        errors.setdefault("symbol_overrides", []).extend(
-                            f"{symbol}: {line}" for line in exc.errors
-                        )
-        if errors:
-            raise ValidationError(errors)
+        known = set(Asset.objects.values_list("symbol", flat=True))
+        problems = self.problems(symbols=known)
+        if problems:
+            raise ValidationError(field_errors(problems))
+        # Stored complete and normalised, as load_config stores the YAML: what runs, and what
+        # export_config writes back.
+        entry = StrategyEntry.model_validate(self.as_entry())
+        self.params = entry.resolved_params()
+        self.symbol_overrides = entry.resolved_overrides()
+
+    def check_stored(self) -> None:
+        """Raise ``InvalidStoredValue`` when the stored row breaks its schema (the radar calls
+        this before building or rebuilding the strategy's kernel)."""
+        problems = self.problems(symbols=None)
+        if problems:
+            reasons = "; ".join(
+                f"{field}: {line}"
+                for field, lines in field_errors(problems).items()
+                for line in lines
+            )
+            raise InvalidStoredValue(
+                f"strategy {self.name}: its stored configuration is refused ({reasons}); "
+                "fix it in the admin (Strategy configs)"
+            )
 
     def params_for(self, symbol: str) -> dict[str, Any]:
         """The complete, validated parameters this strategy runs with on ``symbol``."""

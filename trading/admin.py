@@ -3,19 +3,32 @@
 Assets are edited here (``load_config`` seeds them, ``export_config`` writes them back). Market
 data is view-only and its lists stay fast on millions of rows: no full-count query, only
 choice-based filters (no DISTINCT scan), the natural-key index as ordering. Sessions and positions
-are the ledger's records: read-only except a session's status and capital weight.
+are the ledger's records: read-only except a session's capital weight.
+
+Every edit is checked by the model's ``clean()``, which calls the YAML loader's own function
+(``trading.config.asset_problems`` / ``session_problems``): a refused value comes back as an
+error on its field, with the loader's reason, and nothing is saved. A session's status is
+read-only here: pausing, resuming and resetting a kill switch go through the Arena page's
+controls (``strategies.services``), which require a reason where it matters and record who did
+it (``ControlAction``) — the admin offers no second way around that audit trail.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 
+from trading.config import asset_context
 from trading.markets import RULE_FIELDS
 from trading.models import (
     Alert,
@@ -26,6 +39,7 @@ from trading.models import (
     Position,
     TradingSession,
 )
+from trading.services import session_capital_weight_set
 
 
 def utc_from_ms(time_ms: int | None) -> str:
@@ -42,6 +56,45 @@ def pretty_json(value: Any) -> str:
     )
 
 
+class ValidatedModelForm(forms.ModelForm):
+    """A ModelForm whose model ``clean()`` may name a field the form does not show (a read-only
+    one): that error is shown on top of the form instead of failing the request."""
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        if hasattr(errors, "error_dict"):
+            moved: dict[str, list[Any]] = {}
+            for field, messages in errors.error_dict.items():
+                if field == NON_FIELD_ERRORS or field in self.fields:
+                    moved.setdefault(field, []).extend(messages)
+                else:
+                    moved.setdefault(NON_FIELD_ERRORS, []).extend(
+                        f"{field}: {message}" for error in messages for message in error
+                    )
+            errors = ValidationError(moved)
+        super()._update_errors(errors)
+
+
+class AssetForm(ValidatedModelForm):
+    """The asset's change form: checked against the correlation groups and exchanges of the
+    configuration directory (what ``export_config`` writes back with the rows)."""
+
+    class Meta:
+        model = Asset
+        fields = (
+            "exchange",
+            "symbol",
+            "base",
+            "quote",
+            "enabled",
+            *RULE_FIELDS,
+            "correlation_group",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.validation_context = asset_context(Path(settings.CONFIG_DIR))
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """View and delete only: rows written by the feed or the ledger, never by hand."""
 
@@ -56,6 +109,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
+    form = AssetForm
     list_display = (
         "symbol",
         "exchange",
@@ -153,6 +207,12 @@ class AlertAdmin(ReadOnlyAdmin):
     search_fields = ("message", "=source")
 
 
+class SessionForm(ValidatedModelForm):
+    class Meta:
+        model = TradingSession
+        fields = ("capital_weight",)
+
+
 @admin.register(TradingSession)
 class TradingSessionAdmin(admin.ModelAdmin):
     list_display = (
@@ -171,13 +231,19 @@ class TradingSessionAdmin(admin.ModelAdmin):
     list_filter = ("mode", "status", "kill_switch_tripped")
     search_fields = ("strategy_name",)
     show_full_result_count = False
-    exclude = ("ledger_state",)
-    readonly_fields = (
+    form = SessionForm
+    # Only the capital weight is edited here; the rest is the ledger's or the controls'.
+    fields = (
         "strategy_name",
         "mode",
+        "status",
+        "status_controls",
+        "capital_weight",
         "started_at",
         "ended_at",
         "initial_capital_usdt",
+        "equity_usdt",
+        "peak_equity_usdt",
         "realised_gross_pnl",
         "realised_net_pnl",
         "fees_usdt",
@@ -185,15 +251,24 @@ class TradingSessionAdmin(admin.ModelAdmin):
         "slippage_usdt",
         "trades_count",
         "wins_count",
-        "peak_equity_usdt",
         "kill_switch_tripped",
         "kill_switch_reason",
         "kill_switch_tripped_at",
+        "error_reason",
+        "errored_at",
         "ledger_snapshot",
     )
+    readonly_fields = tuple(name for name in fields if name != "capital_weight")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # the runtime opens sessions
+
+    def save_model(
+        self, request: HttpRequest, obj: TradingSession, form: Any, change: bool
+    ) -> None:
+        # Only the weight: a whole-row save would write back the status and equity the form
+        # read, over a kill-switch trip or a checkpoint the radar stored meanwhile.
+        session_capital_weight_set(session=obj, capital_weight=obj.capital_weight)
 
     @admin.display(description="win rate")
     def win_rate_pct(self, obj: TradingSession) -> str:
@@ -207,6 +282,14 @@ class TradingSessionAdmin(admin.ModelAdmin):
     @admin.display(description="ledger state")
     def ledger_snapshot(self, obj: TradingSession) -> str:
         return pretty_json(obj.ledger_state)
+
+    @admin.display(description="pause / resume / reset")
+    def status_controls(self, obj: TradingSession) -> str:
+        return format_html(
+            'Read-only here: use the controls of the <a href="{}">Arena page</a> (a kill-switch '
+            "reset needs a reason; every control is recorded with who and why).",
+            reverse("arena"),
+        )
 
 
 @admin.register(Position)

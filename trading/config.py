@@ -10,7 +10,8 @@ Units: a key ending in ``_pct`` holds PERCENT (``5`` = 5 %); ``_rate`` a FRACTIO
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from common.yamlcheck import (
     CONFIG_FILES,
+    NO_VALUE,
     ConfigError,
     Problem,
     StrictSchema,
@@ -29,11 +31,24 @@ from common.yamlcheck import (
     report,
     show_value,
 )
+from trading.core.risk import MAX_CAPITAL_WEIGHT
 
-__all__ = ["ConfigError"]
+__all__ = [
+    "MAX_CAPITAL_WEIGHT",
+    "ConfigError",
+    "InvalidStoredValue",
+    "asset_problems",
+    "session_problems",
+]
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+# Bounds shared by the schemas below and the models' CheckConstraints (trading.models,
+# strategies.models): docs/configuration.md, "One validation for every way in".
+MAX_VIRTUAL_CAPITAL_USDT = 1_000_000_000.0  # a strategy's (and its session's) capital
+MAX_MIN_NOTIONAL_USDT = 1_000_000.0  # an exchange minimum above this is a typo
+MAX_ASSET_LEVERAGE = 200  # above every Bitget contract's maximum (125)
 
 
 # --- assets.yaml -------------------------------------------------------------------------------
@@ -45,14 +60,14 @@ class CorrelationGroup(StrictSchema):
 
 class AssetEntry(StrictSchema):
     symbol: str = Field(max_length=40)
-    exchange: str = Field("", description="empty = the file's top-level exchange")
+    exchange: str = Field("", max_length=32, description="empty = the file's top-level exchange")
     base: str = Field(min_length=1, max_length=16)
     quote: str = Field(min_length=1, max_length=16)
-    price_tick: float = Field(gt=0)
-    qty_step: float = Field(gt=0)
-    min_qty: float = Field(ge=0)
-    min_notional_usdt: float = Field(ge=0, le=1_000_000)
-    max_leverage: int = Field(ge=1, le=200)
+    price_tick: float = Field(gt=0, allow_inf_nan=False)
+    qty_step: float = Field(gt=0, allow_inf_nan=False)
+    min_qty: float = Field(ge=0, allow_inf_nan=False)
+    min_notional_usdt: float = Field(ge=0, le=MAX_MIN_NOTIONAL_USDT)
+    max_leverage: int = Field(ge=1, le=MAX_ASSET_LEVERAGE)
     correlation_group: str = Field(max_length=40)
     enabled: bool
 
@@ -259,28 +274,14 @@ class TradingChecks:
                 default_exchange,
                 f"not defined in exchanges.yaml (defined: {', '.join(sorted(exchange_names))})",
             )
+        context = AssetContext(frozenset(group_names), exchange_names)
         seen: dict[tuple[str, str], int] = {}
         for index, entry in self._entries("assets.yaml", "assets"):
+            # The entry's own rules: the same function the admin calls (asset_problems).
+            for problem in asset_rule_problems(entry, context):
+                yield Problem(file, ("assets", index, *problem.loc), problem.value, problem.why)
             symbol = entry.get("symbol")
-            group = entry.get("correlation_group")
-            if isinstance(group, str) and group and group not in group_names:
-                defined = ", ".join(sorted(group_names)) or "none"
-                yield Problem(
-                    file,
-                    ("assets", index, "correlation_group"),
-                    group,
-                    f"no such group under correlation_groups (defined: {defined}; "
-                    "use an empty string for none)",
-                )
             exchange = entry.get("exchange") or default_exchange
-            own_exchange = entry.get("exchange")
-            if exchange_names is not None and own_exchange and own_exchange not in exchange_names:
-                yield Problem(
-                    file,
-                    ("assets", index, "exchange"),
-                    own_exchange,
-                    "not defined in exchanges.yaml",
-                )
             if not isinstance(symbol, str):
                 continue
             key = (str(exchange), symbol)
@@ -293,18 +294,6 @@ class TradingChecks:
                 )
             else:
                 seen[key] = index
-            if SYMBOL_RE.match(symbol):
-                base, rest = symbol.split("/")
-                quote = rest.split(":")[0]
-                for field, expected in (("base", base), ("quote", quote)):
-                    value = entry.get(field)
-                    if isinstance(value, str) and value != expected:
-                        yield Problem(
-                            file,
-                            ("assets", index, field),
-                            value,
-                            f"does not match the symbol {symbol} (expected {expected})",
-                        )
 
     def _raw_at(self, name: str, loc: tuple[str | int, ...]) -> Any:
         value: Any = self.raw[name]
@@ -360,3 +349,138 @@ class TradingChecks:
                 (*reconnect, "max_backoff_s"),
                 strict=False,
             )
+
+
+# --- one validation for every way in ------------------------------------------------------------
+# The YAML loader, ``load_config``, the admin (through the models' ``clean``), the services and
+# the radar check a session, an asset or a strategy (``strategies.config.strategy_problems``)
+# with these functions and the schemas above: one rule, one message, wherever the value comes
+# from. The models back the bounds with CheckConstraints.
+
+
+class InvalidStoredValue(ValueError):
+    """A value read from the database that its schema refuses (stored around the validation,
+    e.g. by raw SQL before the constraint existed); the message names the row and the rule."""
+
+
+class SessionControls(StrictSchema):
+    """What the admin may change on a trading session (everything else is the ledger's)."""
+
+    capital_weight: float = Field(gt=0, le=MAX_CAPITAL_WEIGHT, allow_inf_nan=False)
+
+
+@dataclass(frozen=True)
+class AssetContext:
+    """What other files define for an asset: the correlation groups of ``assets.yaml`` and the
+    exchanges of ``exchanges.yaml`` (``None``: unknown, not checked)."""
+
+    correlation_groups: frozenset[str]
+    exchanges: Collection[str] | None = None
+
+
+def schema_problems(schema: type[StrictSchema], values: Mapping[str, Any]) -> list[Problem]:
+    """``values`` checked by ``schema``; each problem located relative to ``values``."""
+    try:
+        schema.model_validate(dict(values))
+    except ValidationError as exc:
+        return problems_from(exc, "", schema)
+    return []
+
+
+def session_problems(values: Mapping[str, Any]) -> list[Problem]:
+    """A session's editable controls (``capital_weight`` ∈ (0, ``MAX_CAPITAL_WEIGHT``])."""
+    return schema_problems(SessionControls, values)
+
+
+def asset_rule_problems(entry: Mapping[str, Any], context: AssetContext | None) -> list[Problem]:
+    """The rules of one asset a field schema cannot express: its correlation group is defined,
+    its exchange is defined (when ``context`` knows them), base and quote match the symbol."""
+    problems = []
+    group = entry.get("correlation_group")
+    groups = context.correlation_groups if context is not None else None
+    if groups is not None and isinstance(group, str) and group and group not in groups:
+        defined = ", ".join(sorted(groups)) or "none"
+        why = f"no such group under correlation_groups (defined: {defined}; "
+        problems.append(
+            Problem("", ("correlation_group",), group, why + "use an empty string for none)")
+        )
+    exchange = entry.get("exchange")
+    exchanges = context.exchanges if context is not None else None
+    if exchanges is not None and isinstance(exchange, str) and exchange not in {"", *exchanges}:
+        why = f"not defined in exchanges.yaml (defined: {', '.join(sorted(exchanges)) or 'none'})"
+        problems.append(Problem("", ("exchange",), exchange, why))
+    symbol = entry.get("symbol")
+    if isinstance(symbol, str) and SYMBOL_RE.match(symbol):
+        base, rest = symbol.split("/")
+        quote = rest.split(":")[0]
+        for field, expected in (("base", base), ("quote", quote)):
+            value = entry.get(field)
+            if isinstance(value, str) and value != expected:
+                why = f"does not match the symbol {symbol} (expected {expected})"
+                problems.append(Problem("", (field,), value, why))
+    return problems
+
+
+def asset_problems(
+    values: Mapping[str, Any], *, context: AssetContext | None = None
+) -> list[Problem]:
+    """One asset (its ``assets.yaml`` entry form): the :class:`AssetEntry` schema, then
+    :func:`asset_rule_problems`."""
+    return [*schema_problems(AssetEntry, values), *asset_rule_problems(values, context)]
+
+
+def asset_context(directory: Path) -> AssetContext:
+    """The correlation groups and exchanges defined in ``directory``'s ``assets.yaml`` and
+    ``exchanges.yaml``, read as written (an unreadable file defines none; ``export_config``
+    writes the same groups back)."""
+    ignored: list[Problem] = []
+    assets = read_yaml(directory / "assets.yaml", "assets.yaml", ignored)
+    exchanges = read_yaml(directory / "exchanges.yaml", "exchanges.yaml", ignored)
+    groups = (
+        assets.data.get("correlation_groups") if assets and isinstance(assets.data, dict) else None
+    )
+    defined = (
+        exchanges.data.get("exchanges") if exchanges and isinstance(exchanges.data, dict) else None
+    )
+    return AssetContext(
+        frozenset(groups) if isinstance(groups, dict) else frozenset(),
+        frozenset(defined) if isinstance(defined, dict) else None,
+    )
+
+
+def field_errors(problems: Iterable[Problem]) -> dict[str, list[str]]:
+    """Problems as form / model field errors, keyed by their first key: ``{"params":
+    ["rsi_period = -3 — must be ≥ 2"]}``, ``{"capital_weight": ["must be ≤ 2 (got 1000.0)"]}``.
+    The reason is the YAML loader's, word for word."""
+    errors: dict[str, list[str]] = {}
+    for problem in problems:
+        field = str(problem.loc[0]) if problem.loc else "__all__"
+        rest = problem.loc[1:]
+        shown = problem.value is not NO_VALUE and not isinstance(problem.value, dict | list)
+        if rest:
+            text = (
+                f"{key_path(rest)} = {show_value(problem.value)} — {problem.why}"
+                if shown
+                else f"{key_path(rest)}: {problem.why}"
+            )
+        else:
+            text = f"{problem.why} (got {show_value(problem.value)})" if shown else problem.why
+        errors.setdefault(field, []).append(text)
+    return errors
+
+
+def checked_capital_weight(session: Any) -> float:
+    """``session.capital_weight`` if :func:`session_problems` accepts it, else raise
+    :class:`InvalidStoredValue` naming the strategy, the value and the rule (the runtime reads
+    the weight through this before scaling the risk per trade by it)."""
+    weight = session.capital_weight
+    problems = session_problems({"capital_weight": weight})
+    if problems:
+        who = session.strategy_name or "the account"
+        reasons = "; ".join(p.why for p in problems)
+        raise InvalidStoredValue(
+            f"{who}: capital weight {show_value(weight)} is refused ({reasons}): the risk per "
+            "trade it scales would leave the risk gate's bounds. Fix it in the admin (Trading "
+            "sessions), then resume the strategy."
+        )
+    return float(weight)

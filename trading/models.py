@@ -10,10 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from common.yamlcheck import Problem
+from trading.config import (
+    MAX_ASSET_LEVERAGE,
+    MAX_CAPITAL_WEIGHT,
+    MAX_MIN_NOTIONAL_USDT,
+    AssetContext,
+    asset_problems,
+    field_errors,
+    session_problems,
+)
 from trading.core.types import ExitReason, Side
 
 TIMEFRAMES = ["1m", "5m", "15m", "1h", "4h", "1d"]
@@ -31,6 +42,7 @@ class Asset(models.Model):
     ``price_tick``, ``qty_step``, ``min_qty``, ``min_notional_usdt`` and ``max_leverage`` are
     the values sizing and rounding use in backtest, paper and live
     (``strategies.kernel_config.kernel_config_from``); ``rules_source`` says where they come from.
+    ``clean()`` checks the row with ``trading.config.asset_problems``, the YAML loader's function.
     """
 
     exchange = models.CharField(max_length=32, default="bitget")
@@ -57,6 +69,9 @@ class Asset(models.Model):
     )
     enabled = models.BooleanField(default=True)
 
+    # Not a column: the groups and exchanges ``clean()`` checks against (``None`` = not checked).
+    validation_context: AssetContext | None = None
+
     class Meta:
         ordering = ["exchange", "symbol"]
         constraints = [
@@ -64,10 +79,47 @@ class Asset(models.Model):
             models.CheckConstraint(condition=Q(price_tick__gt=0), name="asset_tick_positive"),
             models.CheckConstraint(condition=Q(qty_step__gt=0), name="asset_step_positive"),
             models.CheckConstraint(condition=Q(min_qty__gte=0), name="asset_min_qty_non_negative"),
+            models.CheckConstraint(
+                condition=Q(min_notional_usdt__gte=0, min_notional_usdt__lte=MAX_MIN_NOTIONAL_USDT),
+                name="asset_min_notional_in_bounds",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_leverage__gte=1, max_leverage__lte=MAX_ASSET_LEVERAGE),
+                name="asset_max_leverage_in_bounds",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.symbol} @ {self.exchange}"
+
+    def as_entry(self) -> dict[str, Any]:
+        """The row as its ``assets.yaml`` entry (``export_config`` omits ``exchange`` when it is
+        the file's)."""
+        return {
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "base": self.base,
+            "quote": self.quote,
+            "price_tick": self.price_tick,
+            "qty_step": self.qty_step,
+            "min_qty": self.min_qty,
+            "min_notional_usdt": self.min_notional_usdt,
+            "max_leverage": self.max_leverage,
+            "correlation_group": self.correlation_group,
+            "enabled": self.enabled,
+        }
+
+    def problems(self, context: AssetContext | None = None) -> list[Problem]:
+        """What :func:`trading.config.asset_problems` refuses in this row (``context``: the
+        correlation groups and exchanges it must name; ``None`` = not checked)."""
+        return asset_problems(self.as_entry(), context=context)
+
+    def clean(self) -> None:
+        # Groups and exchanges live in the YAML files: the admin sets the context of the
+        # configuration directory; load_config has checked them in the files it loads.
+        problems = self.problems(self.validation_context)
+        if problems:
+            raise ValidationError(field_errors(problems))
 
     @property
     def slug(self) -> str:
@@ -187,7 +239,11 @@ class TradingSession(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     initial_capital_usdt = models.FloatField(default=10_000.0)
-    capital_weight = models.FloatField(default=1.0, help_text="selector's capital multiplier")
+    capital_weight = models.FloatField(
+        default=1.0,
+        help_text="the selector's multiplier of the risk per trade, in "
+        f"(0, {MAX_CAPITAL_WEIGHT:g}]",
+    )
     realised_gross_pnl = models.FloatField(default=0.0)
     realised_net_pnl = models.FloatField(default=0.0)
     fees_usdt = models.FloatField(default=0.0)
@@ -222,11 +278,28 @@ class TradingSession(models.Model):
             models.CheckConstraint(
                 condition=Q(initial_capital_usdt__gt=0), name="session_capital_positive"
             ),
+            # The risk per trade is max_risk_per_trade_pct × capital_weight: bounded by the
+            # selector's cap it stays inside the risk gate's (0, 100] % (trading.config).
+            models.CheckConstraint(
+                condition=Q(capital_weight__gt=0, capital_weight__lte=MAX_CAPITAL_WEIGHT),
+                name="session_capital_weight_in_bounds",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["active", "paused", "killed", "shadow", "errored", "ended"]
+                ),
+                name="session_status_known",
+            ),
         ]
 
     def __str__(self) -> str:
         who = self.strategy_name or "account"
         return f"{who} ({self.mode}, {self.status})"
+
+    def clean(self) -> None:
+        problems = session_problems({"capital_weight": self.capital_weight})
+        if problems:
+            raise ValidationError(field_errors(problems))
 
     @property
     def win_rate(self) -> float | None:

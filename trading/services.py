@@ -25,10 +25,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from trading.config import checked_capital_weight, field_errors, session_problems
 from trading.core.csvdata import CandleRow, FundingRow
 from trading.core.ledger import ClosedTrade, OpenPosition
 from trading.models import Candle, FundingRate, OpenInterest, Position, TradingSession
@@ -413,9 +415,25 @@ def session_start(*, strategy_name: str, mode: str, initial_capital_usdt: float)
 
 def session_checkpoint(*, session: TradingSession, fields: Sequence[str]) -> None:
     """Save ``fields`` of ``session`` as the runtime holds them (only those: a control written
-    concurrently by the dashboard is never overwritten)."""
+    concurrently by the dashboard is never overwritten). A capital weight outside its bounds
+    raises ``trading.config.InvalidStoredValue`` and nothing is saved."""
+    if "capital_weight" in fields:
+        checked_capital_weight(session)
     with transaction.atomic():
         session.save(update_fields=list(fields))
+
+
+def session_capital_weight_set(*, session: TradingSession, capital_weight: float) -> None:
+    """Set a session's capital weight (the admin's one edit of a session), checked by
+    ``trading.config.session_problems``; only that column is written, so a status or equity the
+    radar stored meanwhile is never overwritten with the form's stale copy. Raises
+    ``ValidationError`` (field ``capital_weight``) and saves nothing when refused."""
+    problems = session_problems({"capital_weight": capital_weight})
+    if problems:
+        raise ValidationError(field_errors(problems))
+    with transaction.atomic():
+        session.capital_weight = capital_weight
+        session.save(update_fields=["capital_weight"])
 
 
 def session_kill_switch_trip(

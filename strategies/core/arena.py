@@ -28,6 +28,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from trading.core.risk import MAX_CAPITAL_WEIGHT
+
 
 @dataclass(frozen=True, slots=True)
 class StrategyResults:
@@ -105,7 +107,7 @@ class SelectorRules:
     min_trades: int = 10
     top_n: int = 1
     boost_factor: float = 1.25
-    max_weight: float = 2.0
+    max_weight: float = MAX_CAPITAL_WEIGHT  # a session's weight never exceeds it
     boost_min_profit_factor: float = 1.2
     pause_max_profit_factor: float = 0.8
     pause_min_drawdown_pct: float = 3.0

@@ -108,24 +108,47 @@ def test_an_errored_strategy_stays_errored_after_a_restart_and_a_resume_catches_
 
 @pytest.mark.django_db(transaction=True)
 def test_a_capital_weight_the_risk_gate_refuses_errors_only_that_strategy():
-    """The audit's crash loop: 1000 as momentum_breakout's capital weight (written behind the
-    admin's back) made the risk gate refuse 500 % risk per trade at its first signal (minute
-    1,375 of the BTC sample) and took the whole radar down, on every restart. Now only that
-    strategy stops, and a restart keeps it stopped."""
+    """The audit's crash loop: 1000 as momentum_breakout's capital weight made the risk gate
+    refuse 500 % risk per trade at its first signal and took the whole radar down, on every
+    restart. The admin and the database now refuse it; a row holding it anyway (stored before
+    the constraint) stops only that strategy, at the next read of the controls, and a restart
+    keeps it stopped; the others trade every candle."""
     candles = sample_candles(1_400)
     runtime = running_radar()
-    TradingSession.objects.filter(strategy_name="momentum_breakout").update(capital_weight=1000.0)
+    _store_around_the_constraint("momentum_breakout", capital_weight=1000.0)
     for start in range(0, len(candles), 8):
         runtime.process_candles([(SYMBOL, tuple(row)) for row in candles[start : start + 8]])
     session = TradingSession.objects.get(strategy_name="momentum_breakout")
     assert session.status == TradingSession.Status.ERRORED, session.error_reason
-    assert "risk per trade" in session.error_reason
+    assert "capital weight 1000.0 is refused" in session.error_reason
     others = [e for e in runtime.arena if e.config.name != "momentum_breakout"]
     assert others and all(last_ms(e) == int(candles[-1][0]) for e in others)
     runtime.checkpoint_all()
     restarted = running_radar()
     restarted.catch_up()
     assert entry_of(restarted, "momentum_breakout").errored
+
+
+def _store_around_the_constraint(strategy: str, **values: float) -> None:
+    """Write a session value the database constraint now refuses, as a row stored before the
+    constraint existed (or by raw SQL) would hold it."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA ignore_check_constraints = ON")
+        try:
+            TradingSession.objects.filter(strategy_name=strategy).update(**values)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA ignore_check_constraints = OFF")
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'trading_tradingsession'::regclass"
+            " AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%%capital_weight%%'"
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'ALTER TABLE trading_tradingsession DROP CONSTRAINT "{name}"')
+    TradingSession.objects.filter(strategy_name=strategy).update(**values)
 
 
 def _feed(runtime: RadarRuntime, rows: np.ndarray) -> Any:

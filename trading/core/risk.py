@@ -211,6 +211,12 @@ CRYPTO_MAJOR = CorrelationGroup(
     "crypto_major", frozenset({"BTCUSDT", "ETHUSDT", "SOLUSDT"}), max_same_direction=2
 )
 
+MAX_CAPITAL_WEIGHT = 2.0
+"""The largest capital weight a strategy's session may hold: the arena selector's cap
+(``strategies.core.arena.SelectorRules.max_weight``). The runtime multiplies
+``max_risk_per_trade_pct`` by the weight, so risk.yaml's bound (≤ 10 %) × 2 stays inside the
+sizer's (0, 100] % (:func:`trading.core.sizing.size_position`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:

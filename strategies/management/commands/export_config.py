@@ -75,20 +75,9 @@ def assets_document(source: Path) -> dict[str, Any]:
         exchange = counts.most_common(1)[0][0] if counts else "bitget"
     assets = []
     for row in rows:
-        entry: dict[str, Any] = {"symbol": row.symbol}
-        if row.exchange != exchange:
-            entry["exchange"] = row.exchange
-        entry.update(
-            base=row.base,
-            quote=row.quote,
-            price_tick=row.price_tick,
-            qty_step=row.qty_step,
-            min_qty=row.min_qty,
-            min_notional_usdt=row.min_notional_usdt,
-            max_leverage=row.max_leverage,
-            correlation_group=row.correlation_group,
-            enabled=row.enabled,
-        )
+        entry = row.as_entry()
+        if entry["exchange"] == exchange:
+            del entry["exchange"]  # the file's exchange
         assets.append(entry)
     return {
         "exchange": exchange,
@@ -98,20 +87,7 @@ def assets_document(source: Path) -> dict[str, Any]:
 
 
 def strategies_document() -> dict[str, Any]:
-    return {
-        "strategies": [
-            {
-                "name": row.name,
-                "kind": row.kind,
-                "enabled": row.enabled,
-                "virtual_capital_usdt": row.virtual_capital_usdt,
-                "description": row.description,
-                "params": row.params,
-                "symbol_overrides": row.symbol_overrides,
-            }
-            for row in StrategyConfig.objects.order_by("name")
-        ]
-    }
+    return {"strategies": [row.as_entry() for row in StrategyConfig.objects.order_by("name")]}
 
 
 def export_config(source: Path, output: Path, *, now: datetime | None = None) -> list[Path]:
