@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django import forms
@@ -199,10 +200,21 @@ def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     )
 
 
+COMPARE_MAX_RUNS = 8
+_RUN_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits, below the database's 2**63 - 1
+
+
+def run_ids(values: list[str]) -> list[int]:
+    """The first ``COMPARE_MAX_RUNS`` well-formed run ids of a query; others are ignored (a
+    20-digit number, "²" or "-1" reaches no run and must not reach the database either)."""
+    ids = [int(v) for v in values if _RUN_ID.fullmatch(v) and int(v) > 0]
+    return ids[:COMPARE_MAX_RUNS]
+
+
 @login_required
 @require_GET
 def backtest_compare(request: HttpRequest) -> HttpResponse:
-    ids = [int(x) for x in request.GET.getlist("run") if x.isdigit()][:8]
+    ids = run_ids(request.GET.getlist("run"))
     runs = list(BacktestRun.objects.filter(pk__in=ids).order_by("-created_at"))
     table = [
         {

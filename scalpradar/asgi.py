@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (login required)."""
+"""ASGI entry point: HTTP through Django, websockets through Channels (login required).
+
+Websocket logins are resolved by ``LiveAuthMiddlewareStack`` (``scalpradar.consumers``): the
+checks of Channels' ``AuthMiddlewareStack``, on a pool of their own instead of asgiref's one
+shared sync thread, so a burst of connects never queues behind the rest of the process."""
 
 from __future__ import annotations
 
@@ -15,17 +19,17 @@ from strategies.config import get_config  # noqa: E402
 
 get_config()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from scalpradar.consumers import LiveAuthMiddlewareStack  # noqa: E402
 from scalpradar.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            LiveAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
 )

@@ -4,18 +4,22 @@ With no variable set, the project runs in its *embedded* mode: SQLite in the git
 ``var/`` folder, an in-memory channel layer and Celery tasks executed in-process, so that a
 fresh clone runs without Redis or PostgreSQL. ``DATABASE_URL`` switches to PostgreSQL (or any
 database dj-database-url understands), ``REDIS_URL`` to channels-redis and a Redis Celery
-broker. ``SCALPRADAR_ENV=production`` makes SECRET_KEY mandatory and turns DEBUG off.
-Every variable is listed, with a comment, in ``.env.example``.
+broker. ``SCALPRADAR_ENV=production`` makes SECRET_KEY mandatory, refuses DEBUG and turns on
+HTTPS-only cookies, HSTS and the SSL redirect (docs/security.md). DEBUG is off unless
+``DEBUG=true`` asks for it. Every variable is listed, with a comment, in ``.env.example``.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,6 +45,18 @@ def env_str(name: str, default: str) -> str:
     """A string variable; an empty value (``NAME=`` in .env) counts as unset."""
     value = os.environ.get(name, "").strip()
     return value or default
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    """An integer variable of at least ``minimum``; empty counts as unset."""
+    raw = env_str(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    return value
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -75,7 +91,10 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+# Debug pages show settings, local variables and SQL: only when asked for, never in production.
+DEBUG = env_bool("DEBUG", default=False)
+if DEBUG and PRODUCTION:
+    raise ImproperlyConfigured("DEBUG=true is refused when SCALPRADAR_ENV=production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -90,6 +109,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "django_htmx",
+    "axes",
     "scalpradar",
     "trading",
     "strategies",
@@ -99,6 +119,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "common.streaming.static_files_as_async_responses",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -108,6 +129,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lock-out into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "scalpradar.urls"
@@ -147,7 +170,10 @@ else:
             # Tests on a FILE too, not SQLite's shared-cache memory database: there a reader
             # meets a writer's table lock at once ("database table is locked", no busy wait),
             # where the real radar's WAL file lets the pages read while its writer writes.
-            "TEST": {"NAME": DATA_DIR / "test_scalpradar.sqlite3"},
+            # One file per test process (two test runs at once must not share one).
+            "TEST": {
+                "NAME": Path(tempfile.gettempdir()) / f"scalpradar-test-{os.getpid()}.sqlite3"
+            },
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -157,6 +183,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out username + address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -178,10 +209,55 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# --- Web hardening (docs/security.md) -------------------------------------------------------
+# Login throttling: FAILURE_LIMIT wrong passwords for one username from one address lock that
+# pair out for the cool-off (every further try restarts it); the lock-out stores an alert
+# (trading.security). A success before the limit forgets the failures.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "auth/locked_out.html"
+# Reverse proxies in front of the server that append the client's address to X-Forwarded-For
+# (0 = none: the socket's peer address is the client).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "trading.security.client_ip_address"
+# Error reports (debug page, admin e-mails) mask every URL carrying a password.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "trading.security.SafeSettingsExceptionReporterFilter"
+
+# Content-Security-Policy, in every mode: scripts and styles from our own static files only,
+# no inline script, no eval. The one inline <style> allowed, by its hash, is the attribution
+# logo lightweight-charts inserts (tests/web/test_security.py recomputes it from the vendored
+# file). 'self' covers the same-origin websocket in connect-src.
+LIGHTWEIGHT_CHARTS_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, LIGHTWEIGHT_CHARTS_STYLE_HASH],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
 if PRODUCTION:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_CONTENT_TYPE_NOSNIFF = True
+    # TLS ends at the reverse proxy, which says so in X-Forwarded-Proto (it must overwrite a
+    # client's own). /health/ stays reachable over plain HTTP for the container health check.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading is a commitment of the domain's owner (hstspreload.org), opt-in above;
+        # check --deploy would otherwise warn about its absence.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # Redis: absent = embedded mode (in-memory channel layer, tasks run in-process).
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
@@ -200,7 +276,10 @@ if REDIS_URL:
     CELERY_TASK_ALWAYS_EAGER = False
 else:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+        "default": {
+            "BACKEND": "common.streaming.FanoutInMemoryChannelLayer",
+            "CONFIG": {"capacity": 1000},
+        }
     }
     CELERY_BROKER_URL = "memory://"
     CELERY_RESULT_BACKEND = "cache+memory://"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -17,6 +17,10 @@ from strategies.models import StrategyConfig
 from trading import selectors as trading_selectors
 from trading.models import Asset
 from trading.views import market_groups, render_page
+
+# Steering the radar (pause, resume, kill-switch resets, parameters): the "trader" group holds
+# it, superusers have it implicitly (docs/security.md). Viewing needs a login only.
+STEER_PERMISSION = "strategies.steer_radar"
 
 
 @login_required
@@ -119,9 +123,13 @@ class ControlForm(forms.Form):
 
 
 @login_required
+@permission_required(STEER_PERMISSION, raise_exception=True)
 @require_POST
 def control(request: HttpRequest) -> HttpResponse:
-    """Pause, resume or reset the kill switch of a strategy; recorded with who and why."""
+    """Pause, resume or reset the kill switch of a strategy; recorded with who and why.
+
+    Without the steer permission: 403 and nothing changes.
+    """
     form = ControlForm(request.POST)
     if not form.is_valid():
         errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())

@@ -234,6 +234,19 @@ def _login(page, base: str, username: str) -> None:
     page.wait_for_url(base + "/")
 
 
+def wait_until(page, expression: str, arg: Any = None, timeout: float = 10.0) -> Any:
+    """Poll ``expression`` in the page until it is truthy. Not ``page.wait_for_function``:
+    that evaluates its predicate with eval, which the pages' Content-Security-Policy refuses
+    (page.evaluate goes through the DevTools protocol, outside the policy)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = page.evaluate(expression, arg)
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {expression}")
+
+
 OPEN_SOCKET = """url => new Promise(resolve => {
   const ws = new WebSocket(url);
   let opened = false;
@@ -272,10 +285,10 @@ def test_live_replay_updates_the_radar_and_chart(arena, user, live_server_url, b
     cell = "#live-price-BTC-USDT"
     seen = [page.locator(cell).inner_text()]
     for _ in range(3):
-        page.wait_for_function(
+        wait_until(
+            page,
             "([sel, old]) => document.querySelector(sel).textContent !== old",
-            arg=[cell, seen[-1]],
-            timeout=10_000,
+            [cell, seen[-1]],
         )
         seen.append(page.locator(cell).inner_text())
     replayed = {round(price, 4) for price in _replay_closes_and_mids()}
@@ -288,9 +301,9 @@ def test_live_replay_updates_the_radar_and_chart(arena, user, live_server_url, b
     page.goto(base + "/chart/?symbol=BTC%2FUSDT%3AUSDT&tf=1m")
     page.wait_for_selector("#ws-status.on", timeout=10_000)
     read = "document.querySelector('#live-candle-BTC-USDT').dataset.candle || ''"
-    page.wait_for_function(f"({read}) !== ''", timeout=10_000)
+    wait_until(page, f"({read}) !== ''")
     first = page.evaluate(read)
-    page.wait_for_function(f"({read}) !== {first!r}", timeout=10_000)
+    wait_until(page, f"({read}) !== {first!r}")
     later = page.evaluate(read)
     assert float(later.split(",")[0]) > float(first.split(",")[0])  # newer candle open time
     page.screenshot(path=str(ARTIFACTS / "chart-live-replay.png"), full_page=True)
@@ -375,7 +388,7 @@ def test_admin_parameter_edit_reaches_the_running_radar(
     error = page.locator(".errorlist").first
     error.wait_for()
     assert "volume_mult" in error.inner_text()
-    assert "greater than or equal to 1" in error.inner_text()
+    assert "must be ≥ 1" in error.inner_text()  # the shared validation's wording
     page.screenshot(path=str(ARTIFACTS / "admin-param-refused.png"), full_page=True)
     refused_at = time.monotonic()
     replay.controls_read_after(refused_at)
@@ -396,14 +409,16 @@ def test_admin_parameter_edit_reaches_the_running_radar(
     page.click("input[name=_save]")
     page.wait_for_selector("ul.messagelist li.success")
     page.screenshot(path=str(ARTIFACTS / "admin-param-saved.png"), full_page=True)
-    assert replay.call(stored_params) == {"volume_mult": 2.5, "range_lookback": 30}
+    saved = replay.call(stored_params)  # stored complete, as load_config stores them
+    assert (saved["volume_mult"], saved["range_lookback"]) == (2.5, 30)
     replay.wait_for(lambda: volume_mult() == 2.5, "the new volume_mult in the running kernel")
 
     def applied() -> tuple[Any, ...]:
         entry = replay.entry("momentum_breakout")
         return entry.kernel._symbols[BTC].strategy.params.range_lookback, entry.config.params
 
-    assert replay.call(applied) == (30, {"volume_mult": 2.5, "range_lookback": 30})
+    lookback, running_params = replay.call(applied)
+    assert lookback == 30 and running_params == saved
     mode_after, last_after = replay.call(kernel_state)
     assert mode_after is mode_before  # killed in the fixture: still killed
     assert last_after >= last_before  # the rebuilt kernel goes on from where it was
@@ -432,13 +447,156 @@ def test_positions_follow_live_prices_in_the_browser(arena, user, live_server_ur
     publish = apublish("market.BTC-USDT", "market.price", tick)
     asyncio.run_coroutine_threadsafe(publish, loop).result(5)
     row = page.locator("#live-pos-vwap_rsi-o1")
-    page.wait_for_function(
+    wait_until(
+        page,
         "document.querySelector('#live-pos-vwap_rsi-o1 [data-cell=mark]').textContent === '105000'",
-        timeout=10_000,
     )
     assert row.locator("[data-cell=gross]").inner_text() == "50.00"
     assert row.locator("[data-cell=net]").inner_text() == "45.35"
     assert row.locator("[data-cell=liq-distance]").inner_text() == "5.41 %"
     assert "up" in (row.locator("[data-cell=net]").get_attribute("class") or "")
     page.screenshot(path=str(ARTIFACTS / "positions-live.png"), full_page=True)
+    page.close()
+
+
+CSP_PAGES = (
+    "/",
+    "/arena/",
+    "/positions/",
+    "/trades/",
+    "/signals/",
+    "/session/",
+    "/chart/?symbol=BTC%2FUSDT%3AUSDT&tf=5m",
+    "/risk/",
+    "/alerts/",
+    "/backtests/",
+)
+WATCH_CSP = """window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", e => window.__cspViolations.push(
+  e.violatedDirective + " blocked " + (e.blockedURI || "inline")
+  + " at " + e.sourceFile + ":" + e.lineNumber));"""
+
+
+def test_every_page_passes_the_content_security_policy(arena, staff, live_server_url, browser):
+    """Every page, logged in as a superuser (who sees the controls and the admin), with a
+    finished backtest, its comparison, a risk calculation, live pushes and the admin: no CSP
+    violation, no console error, no page error; the policy header is on every page."""
+    from backtests.models import BacktestRun
+    from common.events import apublish
+
+    base, loop = live_server_url
+
+    def make_run() -> int:
+        run = BacktestRun.objects.create(
+            strategy_name="vwap_rsi",
+            strategy_kind="vwap_rsi",
+            symbol=BTC,
+            status="done",
+            progress=1.0,
+            start_ms=1_750_118_400_000,
+            end_ms=1_750_118_400_000 + 86_400_000,
+            results={"return_pct": 1.5, "trades": 1, "net_pnl": 150.0},
+            equity_curve=[[1_750_118_400_000, 10_000.0], [1_750_122_000_000, 10_150.0]],
+            trades=[
+                {
+                    "side": "long",
+                    "entry_time_ms": 1_750_118_400_000,
+                    "exit_time_ms": 1_750_122_000_000,
+                    "net_pnl": 150.0,
+                }
+            ],
+        )
+        return run.pk
+
+    run_id = in_server(loop, make_run)
+    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    page.add_init_script(WATCH_CSP)
+    problems: list[str] = []
+
+    def on_console(message: Any) -> None:
+        # A failed load is reported below with its address (console messages lack it).
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(f"console error: {message.text}")
+
+    def on_response(response: Any) -> None:
+        # The browser's own favicon probe 404s: no page asks for one.
+        if response.status >= 400 and not response.url.endswith("/favicon.ico"):
+            problems.append(f"HTTP {response.status}: {response.url}")
+
+    page.on("console", on_console)
+    page.on("response", on_response)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    headers: dict[str, str] = {}
+    page.on(
+        "response",
+        lambda r: (
+            headers.setdefault(r.url, r.headers.get("content-security-policy", ""))
+            if r.request.resource_type == "document"
+            else None
+        ),
+    )
+
+    def visit(path: str) -> None:
+        page.goto(base + path)
+        page.wait_for_load_state("load")
+        if page.locator("#ws-status").count():
+            page.wait_for_selector("#ws-status.on", timeout=10_000)
+        violations = page.evaluate("window.__cspViolations")
+        assert violations == [], f"{path}: {violations}"
+
+    visit("/login/")
+    _login(page, base, "boss")
+    for path in (*CSP_PAGES, f"/backtests/{run_id}/", f"/backtests/compare/?run={run_id}"):
+        visit(path)
+        assert problems == [], f"{path}: {problems}"
+
+    # Pushed fragments (rendered once, for every client) swap in under the same policy.
+    visit(f"/backtests/{run_id}/")
+    progress = {"run_id": run_id, "progress": 0.5, "status": "running"}
+    asyncio.run_coroutine_threadsafe(
+        apublish(f"backtest.{run_id}", "backtest.progress", progress), loop
+    ).result(5)
+    page.wait_for_selector(f"#live-backtest-progress-{run_id} >> text=50.0 %", timeout=10_000)
+    visit("/session/")
+    page.locator("progress.gauge").first.wait_for()
+
+    # An htmx request (the trades filter) and a form POST (the risk calculator).
+    visit("/trades/")
+    with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true"):
+        page.locator("form.filters button[type=submit]").click()
+    page.goto(base + "/risk/")
+    page.fill("input[name=entry]", "104000")
+    page.fill("input[name=stop]", "103500")
+    page.fill("input[name=target]", "105000")
+    page.locator("form button[type=submit]").last.click()
+    page.wait_for_load_state("load")
+    visit("/admin/")
+    visit("/admin/strategies/strategyconfig/")
+    assert page.evaluate("window.__cspViolations") == []
+    assert problems == [], problems
+    documents = {url: policy for url, policy in headers.items() if url.startswith(base)}
+    assert documents and all("script-src 'self'" in p for p in documents.values()), documents
+    page.screenshot(path=str(ARTIFACTS / "csp-clean.png"), full_page=True)
+    page.close()
+
+
+def test_a_viewer_sees_no_controls_even_after_a_live_arena_push(
+    arena, user, live_server_url, browser
+):
+    """The ranking pushed over the websocket is rendered once for everyone, controls included:
+    the page of a user without the steer permission keeps them hidden."""
+    from common.events import apublish
+    from strategies import selectors
+
+    base, loop = live_server_url
+    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    _login(page, base, "trader")  # the plain "user" fixture: no trader group
+    page.goto(base + "/arena/")
+    page.wait_for_selector("#ws-status.on", timeout=10_000)
+    assert page.locator("details.control").count() == 0
+    rows = in_server(loop, selectors.arena_rows)
+    push = apublish("arena", "arena.ranking", {"rows": rows})
+    asyncio.run_coroutine_threadsafe(push, loop).result(5)
+    wait_until(page, "document.querySelectorAll('details.control').length > 0")
+    assert not page.locator("details.control").first.is_visible()
     page.close()

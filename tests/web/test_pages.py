@@ -6,6 +6,7 @@ import csv
 import io
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from strategies.models import ControlAction
@@ -24,6 +25,13 @@ PAGES = [
     ("backtests", {}),
     ("backtest_compare", {}),
 ]
+
+
+@pytest.fixture
+def trader_in(client_in, user):
+    """The logged-in user, in the "trader" group (the steer permission, migration 0004)."""
+    user.groups.add(Group.objects.get(name="trader"))
+    return client_in
 
 
 @pytest.mark.django_db
@@ -57,8 +65,8 @@ def test_radar_shows_price_change_regime_and_heatmap(client_in, arena):
     assert "0.82" in html
 
 
-def test_arena_ranks_strategies_with_fee_share_and_controls(client_in, arena):
-    html = client_in.get(reverse("arena")).content.decode()
+def test_arena_ranks_strategies_with_fee_share_and_controls(trader_in, arena):
+    html = trader_in.get(reverse("arena")).content.decode()
     assert html.index("vwap_rsi") < html.index("momentum_breakout")
     # vwap_rsi: gross 60 + 50 + 10 = 120, fees 12.5 + 12.6 + 14.9 = 40 → 33.3 % of gross
     assert "33.3 %" in html
@@ -144,13 +152,13 @@ def test_risk_calculator_reports_bad_input(client_in):
     assert "a long stop must be below the entry" in response.content.decode()
 
 
-def test_pause_resume_and_reset_are_recorded_with_who_and_why(client_in, arena, user):
+def test_pause_resume_and_reset_are_recorded_with_who_and_why(trader_in, arena, user):
     url = reverse("control")
-    client_in.post(url, {"action": "pause", "name": "vwap_rsi", "reason": "news", "confirm": "on"})
+    trader_in.post(url, {"action": "pause", "name": "vwap_rsi", "reason": "news", "confirm": "on"})
     assert TradingSession.objects.get(strategy_name="vwap_rsi").status == "paused"
-    client_in.post(url, {"action": "resume", "name": "vwap_rsi", "confirm": "on"})
+    trader_in.post(url, {"action": "resume", "name": "vwap_rsi", "confirm": "on"})
     assert TradingSession.objects.get(strategy_name="vwap_rsi").status == "active"
-    client_in.post(
+    trader_in.post(
         url,
         {"action": "reset", "name": "momentum_breakout", "reason": "reviewed", "confirm": "on"},
     )
@@ -164,16 +172,16 @@ def test_pause_resume_and_reset_are_recorded_with_who_and_why(client_in, arena, 
     ]
 
 
-def test_control_needs_confirmation_and_a_reason_for_a_reset(client_in, arena):
+def test_control_needs_confirmation_and_a_reason_for_a_reset(trader_in, arena):
     url = reverse("control")
-    client_in.post(url, {"action": "pause", "name": "vwap_rsi"})
-    client_in.post(url, {"action": "reset", "name": "momentum_breakout", "confirm": "on"})
+    trader_in.post(url, {"action": "pause", "name": "vwap_rsi"})
+    trader_in.post(url, {"action": "reset", "name": "momentum_breakout", "confirm": "on"})
     assert ControlAction.objects.count() == 0
     assert TradingSession.objects.get(strategy_name="vwap_rsi").status == "active"
 
 
-def test_control_refuses_get(client_in):
-    assert client_in.get(reverse("control")).status_code == 405
+def test_control_refuses_get(trader_in):
+    assert trader_in.get(reverse("control")).status_code == 405
 
 
 @pytest.mark.django_db
