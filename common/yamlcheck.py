@@ -258,7 +258,12 @@ def read_yaml(path: Path, file: str, problems: list[Problem]) -> YamlDoc | None:
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(file, why=f"cannot be read: {exc}"))
         return None
-    loader = StrictLoader(text)
+    try:
+        # The reader checks every character when it is made: a NUL byte fails here already.
+        loader = StrictLoader(text)
+    except yaml.reader.ReaderError as exc:
+        problems.append(Problem(file, why=_unprintable(text, exc)))
+        return None
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
@@ -271,3 +276,14 @@ def read_yaml(path: Path, file: str, problems: list[Problem]) -> YamlDoc | None:
     finally:
         loader.dispose()
     return YamlDoc(path, data, root)
+
+
+def _unprintable(text: str, exc: yaml.reader.ReaderError) -> str:
+    """``character U+0000 (not allowed in YAML) at line 3, column 1`` for a ReaderError."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    return (
+        f"character U+{exc.character:04X} is not allowed in a YAML file (line {line}, "
+        f"column {column}): a damaged or binary file?"
+    )

@@ -116,6 +116,7 @@ from strategies.core.kernel import StrategyKernel
 from strategies.models import StrategyConfig
 from trading.alerts import alert_create
 from trading.core.csvdata import CandleRow
+from trading.core.validation import future_candle_problem
 from trading.models import TradingSession
 from trading.services import candles_upsert_many, session_error
 
@@ -458,22 +459,26 @@ class RadarRuntime:
     def _refuse_future(
         self, candles: Sequence[tuple[str, tuple[float, ...]]]
     ) -> Sequence[tuple[str, tuple[float, ...]]]:
-        """Drop, with an alert, every candle that opens after the wall clock's current time."""
-        limit = self.clock_ms()
-        future = [(s, row) for s, row in candles if int(row[0]) > limit]
-        if not future:
-            return candles
-        with transaction.atomic():
-            for symbol, row in future:
-                message = (
-                    f"{symbol}: refused a candle from the future (opens {_utc(int(row[0]))}, "
-                    f"the clock says {_utc(limit)}): not stored, not traded"
-                )
-                log.error("%s", message)
-                alert_create(
-                    level="error", message=message, source="feed", payload={"future": True}
-                )
-        return [(s, row) for s, row in candles if int(row[0]) <= limit]
+        """Drop, with an alert, every candle that would move a symbol's clock into the future
+        (``trading.core.validation.future_candle_problem``: a later UTC minute than now)."""
+        now = self.clock_ms()
+        kept: list[tuple[str, tuple[float, ...]]] = []
+        refused: list[str] = []
+        for symbol, row in candles:
+            problem = future_candle_problem(row[0], now_ms=now)
+            if problem is None:
+                kept.append((symbol, row))
+            else:
+                refused.append(f"{symbol}: refused a candle from the future ({problem}): "
+                               "not stored, not traded")  # fmt: skip
+        if refused:
+            with transaction.atomic():
+                for message in refused:
+                    log.error("%s", message)
+                    alert_create(
+                        level="error", message=message, source="feed", payload={"future": True}
+                    )
+        return kept
 
     def _process_one(self, symbol: str, candle: np.ndarray) -> None:
         open_ms = int(candle[0])

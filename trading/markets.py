@@ -11,7 +11,10 @@ Five rules per contract decide how an order is rounded and whether it is allowed
 ``manage.py load_config`` seeds them from ``assets.yaml`` (``rules_source = "assets.yaml"``);
 :func:`asset_rules_refresh` overwrites them with what ccxt's ``load_markets()`` returns when the
 exchange is reachable (``rules_source = "exchange load_markets <UTC time>"``) and leaves them
-alone, saying why, when it is not. Every engine reads them through :func:`asset_rules_by_symbol`
+alone, saying why, when it is not. The refresh also stores when the exchange listed the contract
+(``Asset.listed_at_ms``, epoch ms, from the market's ``created``: Bitget's ``launchTime``) when
+the exchange says it; candles before it are refused (:mod:`trading.core.validation`). Every
+engine reads the rules through :func:`asset_rules_by_symbol`
 (``strategies.kernel_config.kernel_config_from``), so backtest, paper and live round alike.
 """
 
@@ -52,6 +55,7 @@ class AssetRules:
     min_notional_usdt: float
     max_leverage: int
     source: str = YAML_SOURCE  # "assets.yaml" or "exchange load_markets <UTC time>"
+    listed_at_ms: int | None = None  # when the exchange listed the contract (epoch ms)
 
 
 RULE_FIELDS = ("price_tick", "qty_step", "min_qty", "min_notional_usdt", "max_leverage")
@@ -91,7 +95,8 @@ def asset_rules_from_markets(markets: Mapping[str, Mapping[str, Any]]) -> dict[s
     ``min_qty`` = ``limits.amount.min``, ``min_notional_usdt`` = ``limits.cost.min``,
     ``max_leverage`` = ``limits.leverage.max``. A market missing a tick, a step or the leverage
     is left out (its stored rules stay); a missing minimum counts as no minimum (0), which is
-    what ccxt means by ``None`` there.
+    what ccxt means by ``None`` there. ``listed_at_ms`` = ``created`` (epoch ms; Bitget fills it
+    from ``launchTime``, which is often empty: then None, and the stored value stays).
     """
     rules = {}
     for symbol, market in markets.items():
@@ -107,8 +112,18 @@ def asset_rules_from_markets(markets: Mapping[str, Mapping[str, Any]]) -> dict[s
             min_qty=float((limits.get("amount") or {}).get("min") or 0.0),
             min_notional_usdt=float((limits.get("cost") or {}).get("min") or 0.0),
             max_leverage=int(leverage),
+            listed_at_ms=_listing_ms(market.get("created")),
         )
     return rules
+
+
+def _listing_ms(created: Any) -> int | None:
+    """ccxt's ``created`` as epoch ms; None when absent, zero, or not a whole number."""
+    try:
+        value = int(created)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
 
 
 @dataclass
@@ -156,11 +171,16 @@ def asset_rules_save(
                 for name in RULE_FIELDS
                 if getattr(row, name) != getattr(new, name)
             ]
+            fields = [*RULE_FIELDS, "rules_source"]
+            if new.listed_at_ms is not None and new.listed_at_ms != row.listed_at_ms:
+                changes.append(f"listed_at_ms {row.listed_at_ms} -> {new.listed_at_ms}")
+                row.listed_at_ms = new.listed_at_ms
+                fields.append("listed_at_ms")
             for name in RULE_FIELDS:
                 setattr(row, name, getattr(new, name))
             row.rules_source = source
             row.full_clean()
-            row.save(update_fields=[*RULE_FIELDS, "rules_source"])
+            row.save(update_fields=fields)
             report.changes[row.symbol] = changes
     return report
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from django.db import transaction
 
 from trading.core.csvdata import FundingRow
+from trading.core.validation import funding_problem, open_interest_problem
 from trading.models import Asset
 from trading.ratelimit import get_rate_limiter
 from trading.services import OpenInterestRow, UpsertResult, funding_upsert, open_interest_upsert
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 # time, then upserts on the natural key, so a repeated poll (beat tick, retry, duplicate
 # delivery) writes nothing new. A symbol the exchange cannot answer for (not listed, no data)
 # is logged and skipped; a network error aborts the poll so that the task retries it whole.
+# A row the exchange answers that breaks a rule of ``trading.core.validation`` (a time in the
+# future or before the listing, a rate or an amount that is not believable) is refused with a
+# logged warning and never stored.
 
 FUNDING_HISTORY_LIMIT = 10  # settlements read per poll: 3+ days at 8 h, heals a long outage
 
@@ -52,6 +56,22 @@ def exchange_open(exchange_name: str) -> Any:
     from trading.feed.live import create_exchange  # ccxt.pro is slow to import: only when used
 
     return create_exchange(exchange_name, sandbox=False)
+
+
+def _listed_ms(exchange: Any, symbol: str) -> int | None:
+    """ccxt's market ``created`` (listing time, epoch ms) of ``symbol``, None when unknown."""
+    markets = getattr(exchange, "markets", None)
+    market = markets.get(symbol) if isinstance(markets, dict) else None
+    created = market.get("created") if isinstance(market, dict) else None
+    return int(created) if created else None
+
+
+def _number(value: Any) -> float | None:
+    """A float from an exchange field, None when absent or not a number."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _supports(exchange: Any, capability: str, method: str) -> bool:
@@ -83,11 +103,22 @@ async def funding_settlements_fetch(
     else:
         current = await exchange.fetch_funding_rate(symbol)
         entries = [(current.get("fundingTimestamp"), current.get("fundingRate"))]
-    return sorted(
-        (int(t), float(rate))
-        for t, rate in entries
-        if t is not None and rate is not None and int(t) <= now_ms
-    )
+    listed_ms = _listed_ms(exchange, symbol)
+    rows = []
+    for t, rate in entries:
+        time_ms, value = _number(t), _number(rate)
+        if time_ms is None or value is None:
+            log.warning("%s: funding answer without a time or a rate: %r", symbol, (t, rate))
+            continue
+        if time_ms > now_ms:
+            continue  # a predicted rate, not a settlement
+        row = (int(time_ms), value)
+        problem = funding_problem(row, now_ms=now_ms, listed_ms=listed_ms)
+        if problem is not None:
+            log.warning("%s: funding row %r refused: %s", symbol, row, problem)
+            continue
+        rows.append(row)
+    return sorted(rows)
 
 
 async def open_interest_fetch(
@@ -98,22 +129,32 @@ async def open_interest_fetch(
     ccxt's ``openInterestAmount`` is counted in contracts; times the market's ``contractSize``
     (1 base coin on Bitget USDT-M, whose API already answers in base coin) it is in base units.
     ``time_ms`` is the exchange's time of the sample (Bitget: ``ts``), or the local exchange
-    clock when it gives none. ``None`` when the answer carries no usable amount."""
+    clock when it gives none. ``None`` (with a logged warning) when the answer carries no
+    usable amount or breaks a rule of :func:`trading.core.validation.open_interest_problem`."""
     await limiter.acquire("market_data")
     answer = await exchange.fetch_open_interest(symbol)
-    amount = answer.get("openInterestAmount")
-    if amount is None or float(amount) < 0:
-        log.warning("%s: open interest answer without a usable amount: %r", symbol, amount)
+    now_ms = int(exchange.milliseconds())
+    amount = _number(answer.get("openInterestAmount"))
+    if amount is None:
+        log.warning(
+            "%s: open interest answer without a usable amount: %r",
+            symbol,
+            answer.get("openInterestAmount"),
+        )
         return None
     market = (getattr(exchange, "markets", None) or {}).get(symbol) or {}
     contract_size = float(market.get("contractSize") or 1.0)
-    value = answer.get("openInterestValue")
-    time_ms = answer.get("timestamp")
-    return (
-        int(time_ms if time_ms is not None else exchange.milliseconds()),
-        float(amount) * contract_size,
-        None if value is None else float(value),
+    time_ms = _number(answer.get("timestamp"))
+    row = (
+        now_ms if time_ms is None else time_ms,
+        amount * contract_size,
+        _number(answer.get("openInterestValue")),
     )
+    problem = open_interest_problem(row, now_ms=now_ms, listed_ms=_listed_ms(exchange, symbol))
+    if problem is not None:
+        log.warning("%s: open interest sample %r refused: %s", symbol, row, problem)
+        return None
+    return (int(row[0]), row[1], row[2])
 
 
 _PollRead = Callable[[Any, str], Awaitable[Any]]

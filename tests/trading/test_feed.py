@@ -97,7 +97,7 @@ def test_malformed_rows_are_rejected_with_a_reason_and_the_rest_kept():
         now_ms=T0 + 2 * MINUTE_MS + 1,
     )
     assert len(res.rejected) == 2
-    assert any("high/low" in r for r in res.rejected)
+    assert any("high 99.0 < low 101.0" in r for r in res.rejected)
     assert [int(r[0]) for r in res.closed] == [T0]
     assert res.gaps == []  # T0+1m is missing but the forming one is T0+2m: gap reported later
 
@@ -208,3 +208,57 @@ def test_the_replay_runs_the_warm_up_unpaced_then_at_its_speed(btc, monkeypatch)
     rec = run_feed(ex, ["BTC/USDT:USDT"])
     assert len(rec.closed) == 40
     assert [w for w in waits if w > 0] == [1.0] * 10
+
+
+# -- bad rows from the exchange are refused, alerted, never handed on (issue 12) ---------------
+
+YEAR_3000 = 32_503_680_000_000  # 3000-01-01 00:00 UTC
+
+
+def test_a_year_3000_candle_in_an_update_is_refused_and_does_not_move_the_clock():
+    """Without the check it would close T0 and become the detector's last candle, so every
+    later real candle would count as a duplicate."""
+    det = CandleCloseDetector(last_closed_open_ms=T0 - MINUTE_MS)
+    res = det.on_update([candle(T0), candle(YEAR_3000)], now_ms=T0 + 30_000)
+    assert len(res.rejected) == 1 and "3000-01-01 00:00 UTC) is in the future" in res.rejected[0]
+    assert res.forming is not None and int(res.forming[0]) == T0
+    res = det.on_update([candle(T0), candle(T0 + MINUTE_MS)], now_ms=T0 + MINUTE_MS + 1_000)
+    assert [int(r[0]) for r in res.closed] == [T0]
+    assert det.last_closed_open_ms == T0
+
+
+def test_a_candle_100_times_off_its_neighbours_is_refused_with_an_alert(btc):
+    """Real candle 30 rewritten at 100× its prices: dropped (alert), its neighbours arrive."""
+    spiked = btc[:60].copy()
+    spiked[30, 1:5] *= 100
+    rec = run_feed(SimulatedExchange({"BTC/USDT:USDT": spiked}), ["BTC/USDT:USDT"])
+    assert [t for _, t in rec.closed] == [int(t) for i, t in enumerate(btc[:60, 0]) if i != 30]
+    assert any("100× away from its neighbours" in a for a in rec.alerts)
+
+
+def test_candles_before_the_listing_are_refused(btc):
+    listed = int(btc[5, 0])
+    rec = run_feed(
+        SimulatedExchange({"BTC/USDT:USDT": btc[:20]}),
+        ["BTC/USDT:USDT"],
+        listed_ms={"BTC/USDT:USDT": listed},
+    )
+    assert [t for _, t in rec.closed] == [int(t) for t in btc[5:20, 0]]
+    assert sum("before the exchange listed the symbol" in a for a in rec.alerts) == 5
+
+
+class BadRestExchange(SimulatedExchange):
+    """Its REST history carries one impossible row (high below low) in the healed range."""
+
+    async def fetch_ohlcv(self, symbol, timeframe="1m", since=None, limit=None, params=None):
+        rows = await super().fetch_ohlcv(symbol, timeframe, since, limit, params)
+        return [[r[0], r[1], r[3] - 1, r[2] + 1, r[4], r[5]] if i == 3 else r
+                for i, r in enumerate(rows)]  # fmt: skip
+
+
+def test_a_bad_rest_row_while_healing_is_refused_with_an_alert(btc):
+    """Restart after candle 49, resume at 120: the healed page's 4th row (candle 53) is bad."""
+    ex = BadRestExchange({"BTC/USDT:USDT": btc[:150]}, start_ms=int(btc[120, 0]))
+    rec = run_feed(ex, ["BTC/USDT:USDT"], last_closed_ms={"BTC/USDT:USDT": int(btc[49, 0])})
+    assert int(btc[53, 0]) not in [t for _, t in rec.closed]
+    assert any("(REST)" in a and "< low" in a for a in rec.alerts)

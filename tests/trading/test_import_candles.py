@@ -377,3 +377,119 @@ def test_funding_revision_is_an_update_and_bad_rows_are_reported(tmp_path: Path)
     assert "3 rows read, 0 inserted, 1 updated, 1 unchanged, 1 bad rows (see above)" in out
     assert err.strip() == "line 4: rate 'x' is not a number"
     assert FundingRate.objects.get(funding_time_ms=1750147200000).rate == 0.0003
+
+
+# --- bad data refused, good data kept (issue 12) ------------------------------------------------
+
+YEAR_3000 = 32_503_680_000_000  # 3000-01-01 00:00 UTC
+
+
+def sample_with(sample_dir: Path, tmp_path: Path, line: bytes, at: int = 502) -> Path:
+    """The BTC 1m sample as plain CSV with ``line`` inserted as line ``at``."""
+    src = sample_dir / SAMPLE_1M[0]
+    lines = gzip.decompress(src.read_bytes()).splitlines(keepends=True)
+    lines.insert(at - 1, line)
+    path = tmp_path / src.name.removesuffix(".gz")
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def test_a_year_3000_candle_is_refused_and_the_real_ones_are_stored(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    path = sample_with(sample_dir, tmp_path, f"{YEAR_3000},100,101,99,100,1\n".encode(), 10_082)
+    out, err = run("import_candles", path)
+    assert err.startswith("line 10082: timestamp_ms 32503680000000 (3000-01-01 00:00 UTC) is in")
+    assert "10081 rows read, 10080 inserted, 0 updated, 0 unchanged, 1 bad rows" in out
+    assert Candle.objects.filter(open_time_ms__gte=YEAR_3000).count() == 0
+
+
+def test_the_clock_of_the_import_is_injectable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Now at T0 + 1 min 30 s: minute 1 is the current one (kept), minute 2 is the future."""
+    from trading.management.commands import import_candles
+
+    monkeypatch.setattr(import_candles, "wall_clock_ms", lambda: T0 + MINUTE + 30_000)
+    path = tmp_path / "binance-usdm_BTC-USDT_1m_20250617.csv"
+    path.write_text(HEADER + candle_line(0) + candle_line(1) + candle_line(2))
+    out, err = run("import_candles", path)
+    assert "3 rows read, 2 inserted" in out
+    assert err.startswith("line 4: ") and "is in the future" in err
+
+
+def test_a_truncated_gzip_stores_its_good_rows_and_fails_naming_the_line(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    data = (sample_dir / SAMPLE_1M[0]).read_bytes()
+    path = tmp_path / SAMPLE_1M[0]
+    path.write_bytes(data[: len(data) // 2])
+    out_stream, err_stream = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="could not be imported whole"):
+        call_command("import_candles", str(path), stdout=out_stream, stderr=err_stream, quiet=True)
+    stored = Candle.objects.count()
+    assert stored > 5000
+    assert f"{stored} rows read, {stored} inserted" in out_stream.getvalue()
+    assert f"damaged file, line {stored + 2}: the gzip data ends early" in err_stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"\x00\xff\xfe\x80 junk \x81\x82\n", b"7" * 200_000 + b",1,1,1,1,1\n"],
+    ids=["junk bytes", "200 KB field"],
+)
+def test_a_damaged_line_502_is_reported_as_502_and_every_good_row_is_stored(
+    sample_dir: Path, tmp_path: Path, line: bytes
+) -> None:
+    out, err = run("import_candles", sample_with(sample_dir, tmp_path, line))
+    assert err.startswith("line 502: ")
+    assert len(err.splitlines()) == 1
+    assert "10081 rows read, 10080 inserted, 0 updated, 0 unchanged, 1 bad rows" in out
+
+
+def test_a_price_of_1e300_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "binance-usdm_BTC-USDT_1m_20250617.csv"
+    path.write_text(HEADER + candle_line(0) + f"{T0 + MINUTE},1e300,1e300,1e300,1e300,1\n")
+    _out, err = run("import_candles", path)
+    assert err.startswith("line 3: open 1e+300 is above 1e+12 (not a price)")
+    assert Candle.objects.count() == 1
+
+
+def test_candles_before_the_stored_listing_time_are_refused(tmp_path: Path) -> None:
+    from trading.models import Asset
+
+    Asset.objects.create(
+        exchange="binance", symbol="BTC/USDT:USDT", base="BTC", price_tick=0.1, qty_step=0.001,
+        min_qty=0.001, listed_at_ms=T0 + 2 * MINUTE,
+    )  # fmt: skip
+    path = tmp_path / "binance-usdm_BTC-USDT_1m_20250617.csv"
+    path.write_text(HEADER + "".join(candle_line(i) for i in range(4)))
+    out, err = run("import_candles", path)
+    assert [line.split(":")[0] for line in err.splitlines()] == ["line 2", "line 3"]
+    assert "before the exchange listed the symbol" in err
+    assert "4 rows read, 2 inserted" in out
+
+
+def test_a_funding_settlement_in_the_future_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "binance-usdm_BTC-USDT_funding_20250617.csv"
+    path.write_text(f"timestamp_ms,rate\n1750118400000,0.0001\n{YEAR_3000},0.0001\n")
+    _out, err = run("import_funding", path)
+    assert err.startswith("line 3: timestamp_ms 32503680000000") and "in the future" in err
+    assert list(FundingRate.objects.values_list("funding_time_ms", flat=True)) == [1750118400000]
+
+
+def test_open_interest_files_import_and_refuse_bad_rows(tmp_path: Path) -> None:
+    from trading.models import OpenInterest
+
+    path = tmp_path / "binance-usdm_BTC-USDT_open-interest_20250617.csv"
+    path.write_text(
+        "timestamp_ms,open_interest,open_interest_usdt\n"
+        f"{T0},81234.5,8.5e9\n{T0 + MINUTE},81240.1,\n{T0 + 2 * MINUTE},nan,\n"
+    )
+    out, err = run("import_open_interest", path)
+    assert "BTC/USDT:USDT open interest: 3 rows read, 2 inserted" in out
+    assert err.strip() == "line 4: open_interest 'nan' is not a finite number"
+    assert list(OpenInterest.objects.order_by("time_ms").values_list("open_interest_usdt")) == [
+        (8.5e9,),
+        (None,),
+    ]

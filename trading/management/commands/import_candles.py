@@ -4,7 +4,12 @@ Exchange, symbol and timeframe come from the flags or, when a flag is absent, fr
 name (``binance-usdm_BTC-USDT_1m_20250617-20250623.csv.gz`` -> ``binance``, ``BTC/USDT:USDT``,
 ``1m``). ``--exchange bitget`` replays another venue's history as the radar's exchange.
 Bad rows are reported with their line number and skipped; the good rows are imported. The
-command fails (non-zero exit) only when a file cannot be read or has the wrong header.
+rules are :mod:`trading.core.validation`'s: a candle in the future (judged against the clock
+when the command starts), before the exchange listed the symbol (``Asset.listed_at_ms``, when
+known), with absurd values or 100× away from its neighbours is a bad row (see docs/data.md).
+The command fails (non-zero exit) when a file cannot be read, has the wrong header, or is
+damaged (a gzip file cut short or corrupted): the good rows before the damage are stored all
+the same, and the line where the damage starts is reported.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from trading.core.csvdata import (
     DataFileName,
     open_data_file,
     parse_data_file_name,
+    wall_clock_ms,
 )
+from trading.models import Asset
 from trading.services import UpsertResult, candles_upsert
 
 # Bad rows printed per file; all of them are counted in the summary line.
@@ -44,10 +51,13 @@ class ImportTarget:
     exchange: str
     symbol: str
     timeframe: str | None
+    kind: str = "candles"
+    listed_ms: int | None = None  # the exchange's listing time of the symbol (epoch ms)
+    now_ms: int = 0  # the clock rows are judged against (epoch ms)
 
     @property
     def label(self) -> str:
-        return f"{self.symbol} {self.timeframe}" if self.timeframe else f"{self.symbol} funding"
+        return f"{self.symbol} {self.timeframe}" if self.timeframe else f"{self.symbol} {self.kind}"
 
 
 def prefetched[T](batches: Iterator[T], depth: int = 2) -> Iterator[T]:
@@ -121,12 +131,14 @@ class MarketDataImportCommand(BaseCommand):
                 f"--symbol {symbol!r} is not a ccxt unified symbol: write it like BTC/USDT:USDT "
                 "(perpetual) or BTC/USDT (spot)"
             )
+        now_ms = wall_clock_ms()
         targets = [
             self.resolve_target(
                 path,
                 exchange=options["exchange"],
                 symbol=symbol,
                 timeframe=options.get("timeframe"),
+                now_ms=now_ms,
             )
             for path in options["paths"]
         ]
@@ -139,12 +151,18 @@ class MarketDataImportCommand(BaseCommand):
         ]
         if failed:
             raise CommandError(
-                f"{len(failed)} of {len(targets)} file(s) could not be imported: "
+                f"{len(failed)} of {len(targets)} file(s) could not be imported whole: "
                 + ", ".join(str(target.path) for target in failed)
             )
 
     def resolve_target(
-        self, path: Path, *, exchange: str | None, symbol: str | None, timeframe: str | None
+        self,
+        path: Path,
+        *,
+        exchange: str | None,
+        symbol: str | None,
+        timeframe: str | None,
+        now_ms: int,
     ) -> ImportTarget:
         parsed: DataFileName | None = parse_data_file_name(path.name)
         exchange = exchange or (parsed.exchange if parsed else None)
@@ -175,12 +193,24 @@ class MarketDataImportCommand(BaseCommand):
             names = " and ".join(names.rsplit(", ", 1))
             flags = " ".join(f"{flag} ..." for flag in missing)
             raise CommandError(f"{path}: cannot tell the {names} of this file: {why}; pass {flags}")
+        listed_ms = (
+            Asset.objects.filter(exchange=exchange, symbol=symbol)
+            .values_list("listed_at_ms", flat=True)
+            .first()
+        )
         return ImportTarget(
-            path=path, exchange=str(exchange), symbol=str(symbol), timeframe=timeframe
+            path=path,
+            exchange=str(exchange),
+            symbol=str(symbol),
+            timeframe=timeframe,
+            kind=self.kind,
+            listed_ms=listed_ms,
+            now_ms=now_ms,
         )
 
     def import_file(self, target: ImportTarget, *, batch_size: int, quiet: bool) -> bool:
-        """Import one file; False when it could not be read (already reported)."""
+        """Import one file; False when it could not be read or is damaged (already reported;
+        the good rows of a damaged file are stored)."""
         if not quiet:
             self.stdout.write(f"{target.path.name} -> {target.exchange} {target.label}")
         result = UpsertResult()
@@ -211,6 +241,13 @@ class MarketDataImportCommand(BaseCommand):
         if hidden > 0:
             self.stderr.write(self.style.WARNING(f"... and {hidden} more bad rows"))
         self.stdout.write(self.summary(target, reader.rows_read, result, len(reader.bad_rows)))
+        if reader.damage is not None:
+            self.stderr.write(
+                self.style.ERROR(f"{target.path}: damaged file, {reader.damage}")
+                + f"\n{target.label}: the {result.inserted + result.updated + result.unchanged} "
+                "good rows before the damage are stored (a re-import of a repaired file is safe)"
+            )
+            return False
         return True
 
     @staticmethod
@@ -223,7 +260,13 @@ class MarketDataImportCommand(BaseCommand):
         return f"{line} (see above)" if bad else line
 
     def open_reader(self, stream: TextIO, target: ImportTarget) -> CsvReader[Any]:
-        return CandleCsvReader(stream, timeframe=str(target.timeframe), source=str(target.path))
+        return CandleCsvReader(
+            stream,
+            timeframe=str(target.timeframe),
+            source=str(target.path),
+            now_ms=target.now_ms,
+            listed_ms=target.listed_ms,
+        )
 
     def upsert(self, target: ImportTarget, rows: tuple[Any, ...]) -> UpsertResult:
         return candles_upsert(
