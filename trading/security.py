@@ -7,6 +7,7 @@ docs/security.md explains the roles, the throttling and the production headers.
 from __future__ import annotations
 
 import re
+from inspect import iscoroutinefunction
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,7 +15,8 @@ from axes.helpers import get_failure_limit
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.dispatch import receiver
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBadRequest
+from django.utils.decorators import sync_and_async_middleware
 from django.views.debug import SafeExceptionReporterFilter
 
 from trading.alerts import alert_create
@@ -100,3 +102,37 @@ def login_lockout_alert(
         source="auth",
         payload={"username": username or "", "ip_address": ip_address or ""},
     )
+
+
+def _has_nul(request: HttpRequest) -> bool:
+    """Whether a query parameter (name or value) holds a NUL byte: PostgreSQL text cannot hold
+    one, and no page parameter legitimately has it. (Form fields refuse it themselves: Django's
+    ProhibitNullCharactersValidator.)"""
+    return any(
+        "\x00" in key or any("\x00" in value for value in values)
+        for key, values in request.GET.lists()
+    )
+
+
+_NUL_REFUSED = "A query parameter holds a NUL byte (\\x00): refused."
+
+
+@sync_and_async_middleware
+def refuse_nul_bytes(get_response: Any) -> Any:
+    """400 for a request whose parameters hold a NUL byte, before any view reads them (on
+    PostgreSQL a filter on such a value raised a DataError: a 500)."""
+    if iscoroutinefunction(get_response):
+
+        async def async_middleware(request: HttpRequest) -> Any:
+            if _has_nul(request):
+                return HttpResponseBadRequest(_NUL_REFUSED)
+            return await get_response(request)
+
+        return async_middleware
+
+    def middleware(request: HttpRequest) -> Any:
+        if _has_nul(request):
+            return HttpResponseBadRequest(_NUL_REFUSED)
+        return get_response(request)
+
+    return middleware

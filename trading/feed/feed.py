@@ -39,6 +39,10 @@ from trading.feed.detector import MINUTE_MS, CandleCloseDetector, Gap, parse_row
 
 log = logging.getLogger(__name__)
 
+# A REST candle opening up to this much after our clock is the exchange's clock a little ahead
+# (the close detector's own grace), not a candle from the future.
+REST_CLOCK_GRACE_MS = 5_000
+
 REST_PAGE_LIMIT = 200
 
 
@@ -223,12 +227,14 @@ class MarketFeed:
         """Closed candles with open time in ``[gap.from_ms, gap.to_ms]``, fetched over REST."""
         rows: list[tuple[float, ...]] = []
         since = gap.from_ms
-        now_ms = self.exchange.milliseconds()
         while since <= gap.to_ms:
             page = await self._fetch_page(symbol, since)
+            # The clock once the answer is in (a page may end with the candle forming now),
+            # with the detector's grace for a clock a little behind the exchange's.
+            now_ms = self.exchange.milliseconds()
             fresh = []
             for raw in page:
-                parsed = parse_row(raw, now_ms=now_ms)
+                parsed = parse_row(raw, now_ms=now_ms + REST_CLOCK_GRACE_MS)
                 if isinstance(parsed, str):
                     await self._refuse(symbol, f"{parsed} (REST)")
                     continue
