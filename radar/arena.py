@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from radar.faults import strategy_errored
 from strategies.core.base import Strategy
 from strategies.core.catalog import build_strategy
 from strategies.core.kernel import KernelConfig, StrategyKernel
 from strategies.models import Signal, StrategyConfig
-from trading.alerts import alert_create
 from trading.core.candles import timeframe_ms
 from trading.models import Candle, TradingMode, TradingSession
-from trading.services import session_error, session_start
+from trading.services import session_start
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +112,12 @@ def build_arena(
         except Exception as exc:  # a stored control its schema refuses: that strategy errored
             if not entry.errored:
                 entry.errored = f"{type(exc).__name__}: {exc} (at start)"
-                session_error(session=entry.session, reason=entry.errored)
-                alert_create(level="error", message=f"{entry.config.name} stopped with an error: "
-                             f"{entry.errored}", source=entry.config.name,
-                             payload={"errored": True})  # fmt: skip
+                strategy_errored(
+                    session=entry.session,
+                    name=entry.config.name,
+                    reason=entry.errored,
+                    message=f"{entry.config.name} stopped with an error: {entry.errored}",
+                )
     return arena
 
 
@@ -123,14 +125,12 @@ def _left_out(config: StrategyConfig, session: TradingSession, exc: Exception) -
     """A strategy whose kernel cannot be built from its stored configuration: errored, and
     left out of this run (fix it in the admin, Resume it, restart the radar)."""
     reason = f"{type(exc).__name__}: {exc} (building its kernel at start)"
-    log.error("strategy %s left out: %s", config.name, reason)
-    session_error(session=session, reason=reason)
-    alert_create(
-        level="error",
+    strategy_errored(
+        session=session,
+        name=config.name,
+        reason=reason,
         message=f"{config.name} left out of the radar: {reason}. Fix it in the admin, Resume "
         "it, then restart the radar; the other strategies trade.",
-        source=config.name,
-        payload={"errored": True},
     )
 
 

@@ -3,6 +3,7 @@
 Module map: ``runtime`` (this: the feed's handler and the candle pipeline), ``writer`` (group
 commit), ``arena`` (assembly, preload, history trim), ``inputs`` (funding, open interest, book,
 trades), ``recorder`` (stores through services), ``controls``, ``account``, ``selector``,
+``faults`` (transient database faults, errored strategies, candles from the future),
 ``pollers`` (embedded REST pollers), ``launch`` (assembles the radar).
 
 The feed (``trading.feed``) calls :class:`RadarRuntime` as its handler.
@@ -84,6 +85,7 @@ import math
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -107,6 +109,14 @@ from radar.arena import (
     trim_history,
 )
 from radar.controls import apply_controls
+from radar.faults import (
+    close_connection,
+    is_transient_fault,
+    now_ms,
+    refuse_future_candles,
+    store_alerts,
+    strategy_errored,
+)
 from radar.health import RadarStatus
 from radar.inputs import MarketInputs
 from radar.recorder import Recorder
@@ -116,25 +126,14 @@ from strategies.core.kernel import StrategyKernel
 from strategies.models import StrategyConfig
 from trading.alerts import alert_create
 from trading.core.csvdata import CandleRow
-from trading.core.validation import future_candle_problem
+from trading.core.validation import utc_text
 from trading.models import TradingSession
-from trading.services import candles_upsert_many, session_error
+from trading.services import candles_upsert_many
 
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
 TRIM_EVERY_CANDLES = 1_440  # per symbol: each kernel's candle history is trimmed once a day
-
-
-def now_ms() -> int:
-    """The wall clock in epoch ms: no stored or fed candle may open after it."""
-    return int(time.time() * 1000)
-
-
-def is_transient_fault(exc: BaseException) -> bool:
-    """A database fault worth retrying: connection lost or refused, lock held too long
-    (``OperationalError``, ``InterfaceError``). Constraint and programming errors are not."""
-    return isinstance(exc, OperationalError | InterfaceError)
 
 
 __all__ = [
@@ -225,7 +224,7 @@ class RadarRuntime:
             max_batch=max_batch,
             committed=self._committed,
             is_transient=is_transient_fault,
-            recover=_close_connection,  # on the writer's thread: its broken connection
+            recover=close_connection,  # on the writer's thread: its broken connection
             on_outage=self._on_outage,
             backoff=backoff,
             max_outage_s=max_outage_s,
@@ -358,7 +357,7 @@ class RadarRuntime:
             return
         pending, self._unsent_alerts = self._unsent_alerts, []
         try:
-            await self.writer.run_on_writer_thread(_store_alerts, pending)
+            await self.writer.run_on_writer_thread(partial(store_alerts, pending, outage=True))
         except Exception as exc:
             self._unsent_alerts[:0] = pending
             log.warning("outage alert not stored yet: %s", exc)
@@ -432,7 +431,7 @@ class RadarRuntime:
             publish_on_commit(group, event_type, payload)
 
     def _process_candles(self, candles: Sequence[tuple[str, tuple[float, ...]]]) -> None:
-        candles = self._refuse_future(candles)
+        candles = refuse_future_candles(candles, now_ms=self.clock_ms())
         if not candles:
             return
         rows = [np.asarray(row, dtype=np.float64) for _, row in candles]
@@ -455,30 +454,6 @@ class RadarRuntime:
             for (symbol, _), candle in zip(candles, rows, strict=True):
                 self._process_one(symbol, candle)
             self.recorder.save_due(self.arena)
-
-    def _refuse_future(
-        self, candles: Sequence[tuple[str, tuple[float, ...]]]
-    ) -> Sequence[tuple[str, tuple[float, ...]]]:
-        """Drop, with an alert, every candle that would move a symbol's clock into the future
-        (``trading.core.validation.future_candle_problem``: a later UTC minute than now)."""
-        now = self.clock_ms()
-        kept: list[tuple[str, tuple[float, ...]]] = []
-        refused: list[str] = []
-        for symbol, row in candles:
-            problem = future_candle_problem(row[0], now_ms=now)
-            if problem is None:
-                kept.append((symbol, row))
-            else:
-                refused.append(f"{symbol}: refused a candle from the future ({problem}): "
-                               "not stored, not traded")  # fmt: skip
-        if refused:
-            with transaction.atomic():
-                for message in refused:
-                    log.error("%s", message)
-                    alert_create(
-                        level="error", message=message, source="feed", payload={"future": True}
-                    )
-        return kept
 
     def _process_one(self, symbol: str, candle: np.ndarray) -> None:
         open_ms = int(candle[0])
@@ -565,20 +540,19 @@ class RadarRuntime:
         if entry.errored:
             return
         name = entry.config.name
-        where = f"on {symbol}, candle {_utc(open_ms)}" if symbol else f"at {_utc(open_ms)}"
+        when = utc_text(open_ms)
+        where = f"on {symbol}, candle {when}" if symbol else f"at {when}"
         reason = f"{type(exc).__name__}: {exc} ({where})"
-        log.error("strategy %s errored: %s", name, reason, exc_info=exc)
         entry.errored = reason
         entry.save_fields = None  # its half-moved state is never checkpointed
-        session_error(session=entry.session, reason=reason)
-        alert_create(
-            level="error",
-            message=(
-                f"{name} stopped with an error: {reason}. The other strategies keep trading; "
-                "its open paper positions are frozen. Fix the cause, then Resume it."
-            ),
-            source=name,
-            payload={"errored": True, "symbol": symbol, "time_ms": open_ms},
+        strategy_errored(
+            session=entry.session,
+            name=name,
+            reason=reason,
+            message=f"{name} stopped with an error: {reason}. The other strategies keep "
+            "trading; its open paper positions are frozen. Fix the cause, then Resume it.",
+            payload={"symbol": symbol, "time_ms": open_ms},
+            exc=exc,
         )
         entry.published = True
 
@@ -707,20 +681,6 @@ class RadarRuntime:
 
     def kernels(self) -> list[StrategyKernel]:
         return [e.kernel for e in self.arena]
-
-
-def _close_connection() -> None:
-    connection.close()  # the calling thread's: a broken one is reopened by the next query
-
-
-def _utc(time_ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time_ms / 1000))
-
-
-def _store_alerts(alerts: Sequence[tuple[str, str, str]]) -> None:
-    with transaction.atomic():
-        for level, message, source in alerts:
-            alert_create(level=level, message=message, source=source, payload={"outage": True})
 
 
 def _store_feed_alert(level: str, message: str) -> None:
