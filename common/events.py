@@ -1,10 +1,11 @@
 """Live events: published to Channels groups only AFTER the transaction that caused them commits.
 
-Group names: ``arena``, ``signals``, ``positions``, ``alerts``, ``market.<BASE>-<QUOTE>``,
-``backtest.<id>``, and ``session.<digest>`` (the sockets of one login, closed at its logout).
-Event ``type`` strings are prefixed by domain (``arena.update``, ``market.price``,
-``signal.new``, ``position.opened``, ``alert.new``, ``backtest.progress``). Payloads are
-JSON-safe and complete, so nothing downstream queries anything.
+Group names: ``arena``, ``signals``, ``positions``, ``alerts``, ``live`` (the live executor's
+orders and positions), ``market.<BASE>-<QUOTE>``, ``backtest.<id>``, and ``session.<digest>``
+(the sockets of one login, closed at its logout). Event ``type`` strings are prefixed by domain
+(``arena.update``, ``market.price``, ``signal.new``, ``position.opened``, ``alert.new``,
+``backtest.progress``, ``live.order``). Payloads are JSON-safe and complete, so nothing
+downstream queries anything.
 
 **Rendered once, numbered, never awaited by trading.** Each event is rendered ONCE, here
 (``common.presenters.render_event``: the page's own partial, out-of-band), and travels as a
@@ -53,7 +54,7 @@ from common.presenters import render_event
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("arena", "signals", "positions", "alerts", "session")
+GROUPS = ("arena", "signals", "positions", "alerts", "session", "live")
 FRAME_TYPE = "live.event"  # the consumer's handler: ``live_event``
 LOGOUT_TYPE = "live.logout"  # the consumer's handler: ``live_logout``
 

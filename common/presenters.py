@@ -37,7 +37,14 @@ IDS = {
     "signal_feed": dom_id("signal-feed"),
     "alert_feed": dom_id("alert-feed"),
     "positions_body": dom_id("positions-body"),
+    "live_board": dom_id("trading"),
+    "live_positions_body": dom_id("livepos-body"),
+    "live_orders_body": dom_id("orders-body"),
 }
+
+# The terminal statuses of ``trading.core.execution.OrderStatus`` (common imports no app; a test
+# holds the two equal): an order in one of them leaves the Live page's open orders.
+ORDER_TERMINAL_STATUSES = frozenset({"filled", "cancelled", "rejected", "failed"})
 
 
 def fmt_time_ms(time_ms: float | None) -> str:
@@ -151,6 +158,31 @@ def open_position_row(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def live_position_row(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A live position as the Live page renders it, from ``position_event`` (the ``live.position``
+    payload of ``trading.execution.store``), plus ``opened_ms`` when the page reads the row.
+
+    ``closed``: the row leaves the open table. ``opened`` is "" when the payload has no
+    ``opened_ms`` (the event does not carry it): the page shows "—", never a made-up time.
+    """
+    return {
+        **data,
+        "dom_id": dom_id("livepos", data.get("id")),
+        "closed": data.get("status") == "closed",
+        "opened": fmt_time_ms(data.get("opened_ms")),
+    }
+
+
+def live_order_row(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A live order as the Live page renders it, from ``order_event`` (the ``live.order``
+    payload); ``terminal``: filled, cancelled, rejected or failed — it leaves the open table."""
+    return {
+        **data,
+        "dom_id": dom_id("order", data.get("client_id")),
+        "terminal": data.get("status") in ORDER_TERMINAL_STATUSES,
+    }
+
+
 def _progress(data: Mapping[str, Any]) -> dict[str, Any]:
     """A backtest's progress bar from ``backtest.progress`` / ``backtest.done`` payloads
     (``progress_pct`` 0..100 or ``progress`` 0..1; ``error`` means it failed)."""
@@ -236,6 +268,26 @@ EVENT_FRAGMENTS: dict[str, tuple[Fragment, ...]] = {
             "trading/positions.html#position_gone",
             "delete",
             lambda p: {"p": open_position_row(p)},
+        ),
+    ),
+    # A live row is upserted: the old one (if any) deleted, the new one prepended unless the
+    # order is terminal or the position closed (its partial then renders nothing).
+    "live.order": (
+        Fragment("trading/live.html#order_gone", "delete", lambda p: {"o": live_order_row(p)}),
+        Fragment(
+            "trading/live.html#order_row", _feed("orders-body"), lambda p: {"o": live_order_row(p)}
+        ),
+    ),
+    "live.position": (
+        Fragment(
+            "trading/live.html#live_position_gone",
+            "delete",
+            lambda p: {"p": live_position_row(p)},
+        ),
+        Fragment(
+            "trading/live.html#live_position_row",
+            _feed("livepos-body"),
+            lambda p: {"p": live_position_row(p)},
         ),
     ),
     "alert.new": (

@@ -21,6 +21,7 @@ from django.db import connections
 
 from radar.arena import needs_input
 from radar.health import radar_status
+from radar.live import start_live
 from radar.pollers import embedded, poll_intervals_s, start_pollers
 from radar.runtime import RadarRuntime, build_arena, last_candle_ms
 from strategies.config import get_config
@@ -244,6 +245,15 @@ async def build(
         known = [d for d in done if d is not None]
         if known and len(known) == len(done):
             last_closed[symbol] = min(known)
+    if not isinstance(exchange, SimulatedExchange):
+        # Real orders for the strategies set live, on the fake's private API or when the gate
+        # of trading.execution.settings is open (radar.live); one line says which.
+        live_session = await start_live(
+            entry, symbols, out=out, fake=getattr(exchange, "scalpradar_fake", None)
+        )
+        if live_session is not None:
+            runtime.recorder.live = live_session.router
+            exchange.scalpradar_live = live_session  # run_feed stops it
     if last_closed and isinstance(exchange, SimulatedExchange):
         exchange.start_ms = max(exchange.start_ms, min(last_closed.values()) + 60_000)
         out.write("Resuming after the last processed candle.\n")
@@ -321,6 +331,9 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
             task.cancel()
         await asyncio.gather(*pollers, return_exceptions=True)
         radar_status.feed_stopped(finished=finished, failure=failure)
+        live_session = getattr(exchange, "scalpradar_live", None)
+        if live_session is not None:
+            await live_session.stop()
         await exchange.close()
         if fake is not None:
             await fake.stop()

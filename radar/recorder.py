@@ -61,6 +61,7 @@ class Recorder:
     def __init__(self, exchange: str, publish: Publish) -> None:
         self.exchange = exchange
         self.publish = publish
+        self.live: Any = None  # radar.live.LiveRouter when live trading runs
 
     def store(
         self, entry: ArenaEntry, symbol: str, events: Sequence[Any], *, checkpoint: bool
@@ -80,6 +81,7 @@ class Recorder:
                     exchange=self.exchange,
                     position=event.position,
                     shadow=event.shadow,
+                    client_order_id=event.client_order_id,
                 )
                 self.publish("positions", "position.opened", {"strategy": name, **event.to_dict()})
             elif isinstance(event, PositionClosed):
@@ -107,6 +109,8 @@ class Recorder:
                     source=name,
                     payload={"symbol": symbol, "skipped": True},
                 )
+        if self.live is not None and events:
+            self.live.collect(name, events)
         # The peak is tracked on every candle (the selector's drawdown reads it in memory);
         # a catch-up replay after a restart recomputes the candles since the checkpoint.
         session = entry.session

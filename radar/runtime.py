@@ -279,6 +279,8 @@ class RadarRuntime:
         await self.writer.stop()
 
     def _committed(self, batch: Sequence[tuple[str, tuple[float, ...]]]) -> None:
+        if self.recorder.live is not None:
+            self.recorder.live.committed()  # radar.live: live intents, once committed
         if self.status is not None:
             for symbol, row in batch:
                 self.status.candle_processed(symbol, int(row[0]))
@@ -344,6 +346,8 @@ class RadarRuntime:
         # A long-running loop is not a request: under DEBUG, empty the query log as Django
         # does at each request (it would keep the last 9,000 queries, state JSON included).
         reset_queries()
+        if self.recorder.live is not None:
+            self.recorder.live.begin()  # a retried batch re-emits its intents: keep one copy
         return self.process_candles(candles)
 
     async def _on_outage(self, what: str, started: bool, message: str) -> None:
@@ -616,6 +620,8 @@ class RadarRuntime:
         # What the runtime itself changed (a kill-switch trip) is written first: the read must
         # not take the stored row's older status for a dashboard control.
         self.recorder.save_due(self.arena)
+        if self.recorder.live is not None:
+            self.recorder.live.refresh()
         controls.sync_controls(
             self.arena,
             [g.session for g in self.accounts.values()],

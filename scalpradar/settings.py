@@ -325,16 +325,14 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Trading switches. Live trading needs an explicit opt-in AND exchange keys.
-LIVE_TRADING_ENABLED = env_bool("LIVE_TRADING_ENABLED", default=False)
-# Demo vs mainnet trading is exchanges.yaml's ``sandbox`` key (one switch, not two). A base URL
+# Demo vs mainnet trading is exchanges.yaml's ``sandbox`` key; mainnet also needs
+# LIVE_TRADING_MAINNET=true (trading.execution.settings reads both switches). A base URL
 # points the market-data instance at another server (a fake Bitget: python -m
 # trading.exchanges.fake --port 8765); empty = the exchange's own hosts.
 EXCHANGE_BASE_URL = os.environ.get("EXCHANGE_BASE_URL", "")
-# Secrets are read here and nowhere else; they are never logged nor stored in the database.
-BITGET_API_KEY = os.environ.get("BITGET_API_KEY", "")
-BITGET_API_SECRET = os.environ.get("BITGET_API_SECRET", "")
-BITGET_API_PASSWORD = os.environ.get("BITGET_API_PASSWORD", "")
+# Exchange keys are read from the environment only when trading live, by
+# trading.execution.settings.live_gate, under the names exchanges.yaml's ``credentials`` give
+# (BITGET_API_KEY, ...); they are never logged nor stored in the database.
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOG_DIR = DATA_DIR / "logs"

@@ -35,6 +35,11 @@ class StrategyConfig(models.Model):
     virtual_capital_usdt = models.FloatField(
         default=10_000.0, help_text=f"USDT, in (0, {MAX_VIRTUAL_CAPITAL_USDT:,.0f}]"
     )
+    live = models.BooleanField(
+        default=False,
+        help_text="trades real orders beside its paper twin; set only by the recorded "
+        "'go live' control (dashboard), never from YAML",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -180,12 +185,16 @@ class SelectorDecision(models.Model):
 
 
 class ControlAction(models.Model):
-    """A trader's manual control: pause, resume, kill-switch reset — who, why, when."""
+    """A trader's manual control: pause, resume, kill-switch reset, going live or back to
+    paper — who, why, when."""
 
     class Action(models.TextChoices):
         PAUSE = "pause", "Pause"
         RESUME = "resume", "Resume"
         RESET_KILL_SWITCH = "reset_kill_switch", "Reset kill switch"
+        GO_LIVE = "go_live", "Go live"
+        GO_PAPER = "go_paper", "Back to paper"
+        FLATTEN = "flatten", "Flatten live"
 
     strategy_name = models.CharField(max_length=64, db_index=True)
     action = models.CharField(max_length=20, choices=Action.choices)
@@ -194,6 +203,9 @@ class ControlAction(models.Model):
     )
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(
+        null=True, blank=True, help_text="a flatten: when the live executor carried it out"
+    )
 
     class Meta:
         ordering = ["-created_at"]

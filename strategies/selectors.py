@@ -385,7 +385,9 @@ def arena_row(
 
 def arena_rows() -> list[dict[str, Any]]:
     """One row per strategy (:func:`arena_row`) with the ranking figures of its closed trades,
-    ranked by net return (strategies without a session last)."""
+    ranked by net return (strategies without a session last). ``live``: the strategy also
+    trades real orders (``StrategyConfig.live``); outside :func:`arena_row`, so the radar's
+    ``arena.update`` needs no extra read — every live control republishes the ranking."""
     sessions = _running_sessions()
     configs = {c.name: c for c in StrategyConfig.objects.all()}
     names = sorted(set(configs) | {n for n in sessions if n})
@@ -429,6 +431,7 @@ def arena_rows() -> list[dict[str, Any]]:
                 **live,
                 "row_id": dom_id("arena-row", name),
                 "config_id": config.pk if config else None,
+                "live": bool(config and config.live),
                 "has_session": session is not None,
                 "profit_factor": profit / -loss if loss < 0 else None,
                 "max_drawdown_pct": max_dd,

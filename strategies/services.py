@@ -156,6 +156,78 @@ def kill_switch_reset(*, name: str, user: AbstractBaseUser | None, reason: str) 
     return action
 
 
+def strategy_go_live(*, name: str, user: AbstractBaseUser | None, reason: str) -> ControlAction:
+    """Let a strategy send real orders (Bitget demo unless mainnet is enabled), beside its
+    paper twin. Needs a reason; refused for a strategy that is not active. The radar's live
+    executor (``radar.live``) picks the flag up at its next controls read; without a running
+    executor (``LIVE_TRADING_ENABLED`` off) nothing is sent and the Live page says so."""
+    if not reason.strip():
+        raise ControlError("say why the strategy goes live (the reason is recorded)")
+    with transaction.atomic():
+        config = StrategyConfig.objects.select_for_update().filter(name=name).first()
+        if config is None:
+            raise ControlError(f"no strategy {name!r}")
+        if config.live:
+            raise ControlError(f"{name} is live already")
+        session = _running_session(name)
+        if session.status != TradingSession.Status.ACTIVE:
+            raise ControlError(f"{name} is {session.status}: only an active strategy goes live")
+        # update(), not save(): the flag is a control, not a parameter edit (no kernel reload).
+        StrategyConfig.objects.filter(pk=config.pk).update(live=True)
+        return _record(
+            name,
+            ControlAction.Action.GO_LIVE,
+            user,
+            reason,
+            alert=("warning", f"{name} goes LIVE (real orders) by {user}"),
+        )
+
+
+def strategy_go_paper(
+    *, name: str, user: AbstractBaseUser | None, reason: str = ""
+) -> ControlAction:
+    """Stop sending a strategy's new entries live. Its open live position keeps its stop and
+    target on the exchange and its closes are still carried out (flatten it from the Live
+    page to close it now)."""
+    with transaction.atomic():
+        config = StrategyConfig.objects.select_for_update().filter(name=name).first()
+        if config is None:
+            raise ControlError(f"no strategy {name!r}")
+        if not config.live:
+            raise ControlError(f"{name} is not live")
+        StrategyConfig.objects.filter(pk=config.pk).update(live=False)
+        return _record(
+            name,
+            ControlAction.Action.GO_PAPER,
+            user,
+            reason,
+            alert=("info", f"{name} back to paper by {user}"),
+        )
+
+
+def live_flatten_request(*, name: str, user: AbstractBaseUser | None, reason: str) -> ControlAction:
+    """Ask the live executor to cancel the strategy's (``name`` "" = every) live orders and
+    close its live positions at market. Recorded first; the executor carries it out at its next
+    controls read (``radar.live``) — also after a restart, until done — and stamps
+    ``done_at``. The strategy also goes back to paper, so nothing new is sent."""
+    if not reason.strip():
+        raise ControlError("say why the live positions are flattened (the reason is recorded)")
+    with transaction.atomic():
+        if name:
+            if not StrategyConfig.objects.filter(name=name).exists():
+                raise ControlError(f"no strategy {name!r}")
+            StrategyConfig.objects.filter(name=name).update(live=False)
+        else:
+            StrategyConfig.objects.update(live=False)
+        return _record(
+            name,
+            ControlAction.Action.FLATTEN,
+            user,
+            reason,
+            alert=("warning", f"flatten live {name or 'account'} requested by {user}"),
+        )
+
+
 def signal_create(*, strategy: StrategyConfig, exchange: str, event: SignalEvent) -> Signal:
     """Store a kernel's decision with the risk gate's verdict (once per strategy, symbol,
     timeframe and deciding candle: a redelivered candle stores nothing twice). The sized order

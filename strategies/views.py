@@ -1,4 +1,5 @@
-"""Pages about strategies: radar, arena, session, signals, chart; pause/resume/reset controls."""
+"""Pages about strategies: radar, arena, session, signals, chart; the controls (pause, resume,
+reset, go live, back to paper, flatten live). The Live page is ``strategies.live_views``."""
 
 from __future__ import annotations
 
@@ -115,7 +116,14 @@ def chart(request: HttpRequest) -> HttpResponse:
 
 class ControlForm(forms.Form):
     action = forms.ChoiceField(
-        choices=[("pause", "pause"), ("resume", "resume"), ("reset", "reset")]
+        choices=[
+            ("pause", "pause"),
+            ("resume", "resume"),
+            ("reset", "reset"),
+            ("live", "go live"),
+            ("paper", "back to paper"),
+            ("flatten", "flatten live"),
+        ]
     )
     name = forms.CharField(required=False, max_length=64)
     reason = forms.CharField(required=False, max_length=500)
@@ -126,9 +134,12 @@ class ControlForm(forms.Form):
 @permission_required(STEER_PERMISSION, raise_exception=True)
 @require_POST
 def control(request: HttpRequest) -> HttpResponse:
-    """Pause, resume or reset the kill switch of a strategy; recorded with who and why.
+    """Pause, resume or reset the kill switch of a strategy, send it live, back to paper, or
+    flatten its live positions (name "" = the account: every live strategy); recorded with who
+    and why.
 
-    Without the steer permission: 403 and nothing changes.
+    Without the steer permission: 403 and nothing changes. A flatten is a request: the live
+    executor carries it out at its next controls read (``strategies.services``).
     """
     form = ControlForm(request.POST)
     if not form.is_valid():
@@ -140,13 +151,17 @@ def control(request: HttpRequest) -> HttpResponse:
             "pause": services.strategy_pause,
             "resume": services.strategy_resume,
             "reset": services.kill_switch_reset,
+            "live": services.strategy_go_live,
+            "paper": services.strategy_go_paper,
+            "flatten": services.live_flatten_request,
         }[data["action"]]
         try:
             service(name=data["name"], user=request.user, reason=data["reason"])
         except services.ControlError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"{data['action']} {data['name'] or 'account'}: done")
+            done = "requested" if data["action"] == "flatten" else "done"
+            messages.success(request, f"{data['action']} {data['name'] or 'account'}: {done}")
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         back = reverse("arena")

@@ -139,6 +139,23 @@ class Regime(StrictSchema):
     high_vol_percentile: float = Field(gt=0, lt=100)
 
 
+class Caps(StrictSchema):
+    max_notional_usdt: float = Field(gt=0, le=10_000_000)
+    max_leverage: int = Field(ge=1, le=125)
+    max_open_positions: int = Field(ge=1, le=100)
+
+
+class Live(StrictSchema):
+    strategy_caps: Caps
+    account_caps: Caps
+    stop_confirm_s: float = Field(gt=0, le=60)
+    exit_attempts: int = Field(ge=1, le=10)
+    reconcile_interval_s: float = Field(ge=5, le=3600)
+    poll_interval_s: float = Field(ge=0.5, le=600)
+    unknown_positions: Literal["close", "adopt"]
+    adopt_stop_pct: float = Field(gt=0, le=50)
+
+
 class RiskFile(StrictSchema):
     kill_switch: KillSwitch
     sizing: Sizing
@@ -147,6 +164,7 @@ class RiskFile(StrictSchema):
     slippage: Slippage
     stops: Stops
     regime: Regime
+    live: Live
 
 
 # --- exchanges.yaml ----------------------------------------------------------------------------
@@ -208,18 +226,24 @@ class ExchangesFile(StrictSchema):
     exchanges: dict[str, ExchangeEntry] = Field(min_length=1)
 
 
-def read_assets_file(directory: Path) -> AssetsFile:
-    """``assets.yaml`` of ``directory`` alone, schema-checked (the cross-file checks run with all
-    four files in ``strategies.config.load_config_dir``). Raises :class:`ConfigError`."""
+def read_config_file[S: StrictSchema](directory: Path, name: str, schema: type[S]) -> S:
+    """One file of ``directory`` (``assets.yaml``, ``risk.yaml``, ``exchanges.yaml``) alone,
+    schema-checked (the cross-file checks run with all four files in
+    ``strategies.config.load_config_dir``). Raises :class:`ConfigError`."""
     problems: list[Problem] = []
-    file = display_path(directory / "assets.yaml")
-    doc = read_yaml(directory / "assets.yaml", file, problems)
+    file = display_path(directory / name)
+    doc = read_yaml(directory / name, file, problems)
     if doc is not None:
         try:
-            return AssetsFile.model_validate(doc.data)
+            return schema.model_validate(doc.data)
         except ValidationError as exc:
-            problems.extend(problems_from(exc, file, AssetsFile))
+            problems.extend(problems_from(exc, file, schema))
     raise ConfigError(report(problems, {file: doc} if doc else {}))
+
+
+def read_assets_file(directory: Path) -> AssetsFile:
+    """``assets.yaml`` of ``directory`` alone (:func:`read_config_file`)."""
+    return read_config_file(directory, "assets.yaml", AssetsFile)
 
 
 class TradingChecks:

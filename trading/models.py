@@ -329,6 +329,9 @@ class Position(models.Model):
     status = models.CharField(max_length=6, choices=Status.choices, default=Status.OPEN)
     shadow = models.BooleanField(default=False, help_text="taken while the strategy was paused")
     ledger_id = models.CharField(max_length=64, help_text="position id inside the core ledger")
+    entry_client_id = models.CharField(
+        max_length=50, blank=True, db_index=True, help_text="its entry intent's client order id"
+    )
     qty = models.FloatField(help_text="base units")
     leverage = models.FloatField()
     margin_mode = models.CharField(max_length=8, choices=MarginMode.choices, default="isolated")
@@ -413,3 +416,145 @@ class Alert(models.Model):
             "time_ms": self.time_ms,
             "payload": self.payload,
         }
+
+
+class LivePosition(models.Model):
+    """A position held on the exchange for a live strategy, beside its paper twin.
+
+    ``entry_client_id`` is the entry order's client id, which is the kernel's intent id: the
+    same id the paper ledger's position was opened by, so the twin is found by it. ``qty`` is
+    the exchange's current size (base units); prices in USDT; P&L fields are filled from the
+    fills when the position closes: ``gross_pnl`` = Σ side × (exit − entry) × qty,
+    ``net_pnl`` = gross − ``fees_usdt`` − ``funding_usdt`` (funding > 0 = paid).
+    ``protected`` is true once the stop is confirmed held on the exchange.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    strategy_name = models.CharField(max_length=64, db_index=True)
+    exchange = models.CharField(max_length=32, default="bitget")
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=5, choices=[(s.value, s.value) for s in Side])
+    status = models.CharField(max_length=6, choices=Status.choices, default=Status.OPEN)
+    entry_client_id = models.CharField(max_length=50, blank=True, db_index=True)
+    adopted = models.BooleanField(default=False, help_text="found on the exchange, not opened")
+    qty = models.FloatField(help_text="base units, as the exchange holds it")
+    entry_price = models.FloatField(help_text="average entry (USDT)")
+    leverage = models.FloatField(default=1)
+    stop_loss = models.FloatField(null=True, blank=True)
+    take_profit = models.FloatField(null=True, blank=True)
+    protected = models.BooleanField(default=False, help_text="stop confirmed on the exchange")
+    liquidation_price = models.FloatField(null=True, blank=True, help_text="the exchange's")
+    mark_price = models.FloatField(null=True, blank=True)
+    opened_ms = models.BigIntegerField()
+    closed_ms = models.BigIntegerField(null=True, blank=True)
+    exit_price = models.FloatField(null=True, blank=True)
+    exit_reason = models.CharField(max_length=32, blank=True)
+    gross_pnl = models.FloatField(null=True, blank=True)
+    fees_usdt = models.FloatField(default=0.0)
+    funding_usdt = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="funding paid (+) / received (−) while open; empty = not fetched from the "
+        "exchange (net_pnl is then before funding)",
+    )
+    net_pnl = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_ms"]
+        indexes = [models.Index(fields=["status", "symbol"], name="liveposition_status_symbol")]
+        constraints = [
+            models.CheckConstraint(condition=Q(qty__gte=0), name="liveposition_qty_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"live {self.strategy_name} {self.side} {self.qty} {self.symbol}"
+
+
+class Order(models.Model):
+    """One live order, keyed by its client id, written BEFORE its request is sent.
+
+    ``status`` follows :mod:`trading.core.execution`'s state machine; ``role`` says what it is
+    for. Latency stamps (epoch ms, wall clock): ``signal_ms`` (the decision), ``submitted_ms``
+    (request sent), ``acknowledged_ms`` (the exchange's answer), ``filled_ms`` (last fill).
+    ``not_found`` counts "not found" answers to look-ups of an order whose request timed out.
+    """
+
+    client_id = models.CharField(max_length=50, unique=True)
+    exchange_order_id = models.CharField(max_length=64, blank=True, db_index=True)
+    live_position = models.ForeignKey(
+        LivePosition, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    strategy_name = models.CharField(max_length=64, db_index=True)
+    exchange = models.CharField(max_length=32, default="bitget")
+    symbol = models.CharField(max_length=40)
+    role = models.CharField(max_length=9)
+    side = models.CharField(max_length=4, help_text="buy / sell")
+    order_type = models.CharField(max_length=6, help_text="limit / market")
+    qty = models.FloatField(help_text="base units")
+    price = models.FloatField(null=True, blank=True, help_text="limit price (USDT)")
+    trigger_price = models.FloatField(null=True, blank=True, help_text="stop / target (USDT)")
+    reduce_only = models.BooleanField(default=False)
+    post_only = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, default="pending_submit", db_index=True)
+    filled_qty = models.FloatField(default=0.0)
+    average_price = models.FloatField(null=True, blank=True)
+    fee_usdt = models.FloatField(default=0.0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    not_found = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    intent = models.JSONField(default=dict, blank=True, help_text="the kernel's intent, JSON")
+    expires_at_ms = models.BigIntegerField(null=True, blank=True)
+    signal_ms = models.BigIntegerField(null=True, blank=True)
+    submitted_ms = models.BigIntegerField(null=True, blank=True)
+    acknowledged_ms = models.BigIntegerField(null=True, blank=True)
+    filled_ms = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(qty__gt=0), name="order_qty_positive"),
+            models.CheckConstraint(
+                condition=Q(filled_qty__gte=0), name="order_filled_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.role} {self.side} {self.qty} {self.symbol} {self.status}"
+
+
+class Fill(models.Model):
+    """One execution reported by the exchange (``trade_id`` is the exchange's, unique per
+    exchange, so a fill seen on the stream and again in a REST poll is stored once).
+    ``fee_usdt`` > 0 is paid; ``realised_pnl`` is the exchange's own P&L of a closing fill."""
+
+    exchange = models.CharField(max_length=32, default="bitget")
+    trade_id = models.CharField(max_length=64)
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="fills"
+    )
+    live_position = models.ForeignKey(
+        LivePosition, null=True, blank=True, on_delete=models.PROTECT, related_name="fills"
+    )
+    client_id = models.CharField(max_length=64, blank=True)
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=4)
+    qty = models.FloatField(help_text="base units")
+    price = models.FloatField(help_text="USDT")
+    fee_usdt = models.FloatField(default=0.0)
+    liquidity = models.CharField(max_length=5, blank=True, help_text="maker / taker")
+    realised_pnl = models.FloatField(null=True, blank=True)
+    time_ms = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["time_ms", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "trade_id"], name="fill_exchange_trade_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"fill {self.trade_id} {self.side} {self.qty} {self.symbol} @ {self.price}"

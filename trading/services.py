@@ -475,8 +475,10 @@ def position_create(
     exchange: str,
     position: OpenPosition,
     shadow: bool,
+    client_order_id: str = "",
 ) -> Position:
-    """Store a paper position opened by a kernel (idempotent on ``(session, ledger id)``)."""
+    """Store a paper position opened by a kernel (idempotent on ``(session, ledger id)``);
+    ``client_order_id`` is its entry intent's, the key its live twin carries."""
     with transaction.atomic():
         stored, _ = Position.objects.get_or_create(
             session=session,
@@ -499,6 +501,7 @@ def position_create(
                 "liquidation_price": position.liquidation_price,
                 "slippage_usdt": position.slippage_cost,
                 "funding_usdt": position.funding,
+                "entry_client_id": client_order_id,
             },
         )
         return stored

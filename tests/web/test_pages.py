@@ -24,6 +24,7 @@ PAGES = [
     ("alerts", {}),
     ("backtests", {}),
     ("backtest_compare", {}),
+    ("live", {}),
 ]
 
 

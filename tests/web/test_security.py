@@ -47,6 +47,7 @@ PAGES = [
     "alerts",
     "backtests",
     "backtest_compare",
+    "live",
 ]
 
 

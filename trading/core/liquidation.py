@@ -229,9 +229,11 @@ class LeverageChoice:
     margin_mode: MarginMode
 
 
-def _liquidation_is_safe(
+def liquidation_is_beyond_stop(
     side: Side, liq: float, stop_price: float, entry_price: float, buffer_pct: float
 ) -> bool:
+    """True when the liquidation ``liq`` lies beyond the stop by ``buffer_pct`` % of the entry
+    (a long: ``liq ≤ stop − E × buffer_pct / 100``; a short: ``liq ≥ stop + …``)."""
     buffer = entry_price * buffer_pct / 100.0
     if side is Side.LONG:
         return liq <= stop_price - buffer
@@ -305,7 +307,7 @@ def choose_leverage(
             )
         if math.isnan(first_liq):
             first_liq = liq
-        if _liquidation_is_safe(side, liq, stop_price, entry_price, buffer_pct):
+        if liquidation_is_beyond_stop(side, liq, stop_price, entry_price, buffer_pct):
             return LeverageChoice(
                 leverage=leverage,
                 margin_usdt=notional / leverage,

@@ -67,6 +67,14 @@ class Command(BaseCommand):
             "server, bundled real candles and funding, synthesised open interest) whose market "
             "clock runs SPEED times faster than real time, e.g. 60",
         )
+        parser.add_argument(
+            "--exchange",
+            choices=["fake"],
+            default=None,
+            help="fake = the whole LIVE loop on this machine: the feed from an in-process fake "
+            "Bitget replaying the bundled real candles at --speed, and the strategies set live "
+            "trading against its private API (orders, stops, fills, reconciliation)",
+        )
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
@@ -84,6 +92,10 @@ class Command(BaseCommand):
         speed = _speed(opts["speed"])
         if opts["fake_exchange"] is not None and opts["fake_exchange"] <= 0:
             raise CommandError("--fake-exchange SPEED must be positive")
+        if opts["exchange"] == "fake" and opts["fake_exchange"] is None:
+            if speed is None:
+                raise CommandError("--exchange fake runs at a pace: give --speed a number")
+            opts["fake_exchange"] = speed
         if opts["warmup_hours"] < 0:
             raise CommandError("--warmup-hours must be zero or positive")
         call_command("migrate", interactive=False, verbosity=0)

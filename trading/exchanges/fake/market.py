@@ -144,6 +144,16 @@ class FakeClock:
         """Jump market time forward by ``ms`` (an outage, a sleeping laptop)."""
         self._anchor_ms += ms
 
+    def set_speed(self, speed: float) -> None:
+        """Run at ``speed`` from now on (market time continues from where it is; a tiny speed
+        all but freezes the market: nothing trades through a resting order meanwhile)."""
+        if speed <= 0:
+            raise ValueError(f"the fake clock's speed must be positive, got {speed}")
+        self._anchor_ms = float(self.now_ms())
+        if self._anchor_wall_s is not None:
+            self._anchor_wall_s = self._wall()
+        self.speed = speed
+
     def wall_seconds_until(self, market_ms: int) -> float:
         return max(0.0, (market_ms - self.now_ms()) / (1000.0 * self.speed))
 

@@ -24,11 +24,17 @@ frame carries only the new row, as Bitget's do), book snapshots (``books`` sends
 deltas), synthesised trades, the ticker. An unknown channel or symbol gets Bitget's
 ``{"event":"error","code":30001}``.
 
+PRIVATE API (signed REST, ``/v2/ws/private`` and ``/wspap/v2/ws/private``; orders, positions,
+fills, balance, settings): :mod:`trading.exchanges.fake.private` over the account and matching
+engine of :mod:`trading.exchanges.fake.account` (``fake.account``), matched at each market step;
+its fault hooks (``reject_next``, ``delay_response_next``, ``drop_private_websockets``,
+``partial_fill_next``, ``remove_plan_orders``) come from :class:`~.hooks.PrivateHooks`.
+
 Fault hooks: :meth:`FakeBitget.fail_next` (answer the next call(s) of a path with an error),
 :meth:`FakeBitget.drop_websockets` (close every connection),
 :meth:`FakeBitget.silence_websockets` (connections open, no pushes), :meth:`FakeBitget.advance`
-(jump market time). Every HTTP request and websocket handshake is logged in ``requests``; every
-subscribe argument in ``subscriptions``.
+(jump market time). Every HTTP request (with its parsed JSON body) and websocket handshake is
+logged in ``requests``; every public subscribe argument in ``subscriptions``.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
+from trading.exchanges.fake.account import FakeAccount
+from trading.exchanges.fake.hooks import PrivateHooks
 from trading.exchanges.fake.market import (
     FUNDING_INTERVAL_MS,
     MINUTE_MS,
@@ -53,6 +61,7 @@ from trading.exchanges.fake.market import (
     FakeMarket,
     fmt,
 )
+from trading.exchanges.fake.private import Credentials, PrivateApi, read_frames
 
 PRODUCT_TYPE = "USDT-FUTURES"
 BOOK_CHANNELS = {"books": 50, "books1": 1, "books5": 5, "books15": 15, "books50": 50}
@@ -69,6 +78,7 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     market_ms: int
+    body: Any = None  # the parsed JSON body of a POST
 
 
 @dataclass(slots=True)
@@ -107,12 +117,14 @@ def _checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
-class FakeBitget:
+class FakeBitget(PrivateHooks):
     """The offline Bitget: ``base_url = await fake.start()``, ..., ``await fake.stop()``.
 
     ``start_ms`` is the market time at start (default: 24 h into the data, aligned to the
     minute, so there is history behind it); ``speed`` multiplies wall time (600 = 10 market
-    minutes per second).
+    minutes per second). ``credentials`` is the one API key accepted (default: demo key
+    ``fake-key`` / ``fake-secret`` / ``fake-pass``); ``account`` the trading account (default:
+    10,000 USDT, :class:`~.account.FakeAccount`'s defaults).
     """
 
     def __init__(
@@ -122,6 +134,8 @@ class FakeBitget:
         start_ms: int | None = None,
         speed: float = 1.0,
         updates_per_minute: int = 4,
+        credentials: Credentials | None = None,
+        account: FakeAccount | None = None,
     ) -> None:
         self.market = market or FakeMarket.from_files()
         if start_ms is None:
@@ -139,6 +153,11 @@ class FakeBitget:
         self._trade_ids = 1_100_000_000_000_000_000
         self._silent = False
         self.base_url = ""
+        self.account = account or FakeAccount(self.market)
+        creds = credentials or Credentials()
+        self.private = PrivateApi(
+            self.account, self.clock, self._record, lambda: self._silent, creds
+        )
 
     @classmethod
     def aligned_to_wall_clock(cls, market: FakeMarket | None = None, **kwargs: Any) -> FakeBitget:
@@ -158,6 +177,8 @@ class FakeBitget:
         app = web.Application()
         app.router.add_get("/v2/ws/public", self._ws)
         app.router.add_get("/wspap/v2/ws/public", self._ws)
+        app.router.add_get("/v2/ws/private", self.private.ws)
+        app.router.add_get("/wspap/v2/ws/private", self.private.ws)
         app.router.add_route("*", "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -176,6 +197,7 @@ class FakeBitget:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._driver
             self._driver = None
+        await self.private.close()
         await self.drop_websockets()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -236,7 +258,8 @@ class FakeBitget:
         self._failures.append(_Failure(path, status, text, times))
 
     async def drop_websockets(self) -> None:
-        """Close every websocket connection (the client sees the server hang up)."""
+        """Close every websocket connection, public and private (the server hangs up)."""
+        await self.private.drop()
         for conn in list(self._connections):
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await conn.ws.close(code=1011, message=b"dropped by the fake")
@@ -251,7 +274,10 @@ class FakeBitget:
 
     # -- REST -------------------------------------------------------------------------------
 
-    def _record(self, request: web.Request) -> None:
+    def _record(self, request: web.Request, body: str = "") -> None:
+        parsed = None
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(body) if body else None
         self.requests.append(
             RecordedRequest(
                 request.method,
@@ -259,6 +285,7 @@ class FakeBitget:
                 dict(request.query),
                 dict(request.headers),
                 self.now_ms(),
+                parsed,
             )
         )
 
@@ -272,7 +299,8 @@ class FakeBitget:
         return web.json_response(body, status=status)
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
-        self._record(request)
+        body = await request.text()
+        self._record(request, body)
         for failure in list(self._failures):
             if request.path.endswith(failure.path):
                 failure.times -= 1
@@ -281,6 +309,8 @@ class FakeBitget:
                 return web.Response(
                     status=failure.status, text=failure.body, content_type="application/json"
                 )
+        if request.path in self.private.routes:
+            return await self.private.rest(request, body)
         route = self._routes().get(request.path)
         if route is None or request.method != "GET":
             return web.Response(status=404, text="Not Found")
@@ -470,18 +500,7 @@ class FakeBitget:
         conn = _Connection(ws, request.path)
         self._connections.add(conn)
         try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                if msg.data == "ping":
-                    await conn.send("pong")
-                    continue
-                try:
-                    frame = json.loads(msg.data)
-                except ValueError:
-                    await conn.send({"event": "error", "code": 30016, "msg": "Param error"})
-                    continue
-                await self._on_frame(conn, frame)
+            await read_frames(ws, conn.send, lambda frame: self._on_frame(conn, frame))
         finally:
             self._connections.discard(conn)
         return ws
@@ -527,6 +546,8 @@ class FakeBitget:
             if step <= last_step:
                 continue
             previous, last_step = last_step, step
+            self.account.step(previous, step)  # the market moved: match orders, trigger plans
+            await self.private.flush()
             if self._silent:
                 continue
             for conn in list(self._connections):

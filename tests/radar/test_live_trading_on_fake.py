@@ -1,0 +1,110 @@
+"""``manage.py radar --exchange fake`` end to end: a strategy set live trades real orders on the
+fake Bitget (its private API, through the real ccxt) beside its paper twin, and the Live page
+shows both.
+
+funding_arbitrage alone, its threshold lowered so that the bundled week's real funding rates
+are extreme (as in test_live_fake_exchange): it enters within minutes of market time. The
+paper kernel decides; the live executor carries the same intent out, clipped to risk.yaml's
+live caps (200 USDT notional), with its stop confirmed on the exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+
+from radar import launch
+from strategies.models import StrategyConfig
+from trading.models import LivePosition, Order, Position
+
+SPEED = 1_800.0
+WALL_LIMIT_S = 90.0
+
+
+def _one_live_strategy() -> None:
+    call_command("load_config", stdout=io.StringIO())
+    StrategyConfig.objects.exclude(name="funding_arbitrage").update(enabled=False)
+    funding = StrategyConfig.objects.get(name="funding_arbitrage")
+    funding.params = {**funding.params, "extreme_rate": 0.00004}
+    funding.save()
+    StrategyConfig.objects.filter(pk=funding.pk).update(live=True)
+
+
+def _twins() -> list[tuple[Order, Position | None]]:
+    entries = Order.objects.filter(role="entry", status__in=["filled", "partially_filled"])
+    return [
+        (o, Position.objects.filter(entry_client_id=o.client_id, shadow=False).first())
+        for o in entries
+    ]
+
+
+def _protected() -> bool:
+    return (
+        LivePosition.objects.filter(protected=True).exists()
+        or LivePosition.objects.filter(status="closed").exists()
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+async def test_a_live_strategy_trades_on_the_fake_exchange_beside_its_paper_twin(monkeypatch):
+    await sync_to_async(_one_live_strategy)()
+    monkeypatch.setattr(launch, "embedded", lambda: True)
+    out = io.StringIO()
+    exchange, feed, runtime = await launch.build(
+        replay_paths=None,
+        speed=None,
+        fallback_to_replay=False,
+        out=out,
+        selector_every=0,
+        fake_speed=SPEED,
+    )
+    assert "Live trading: the fake Bitget" in out.getvalue(), out.getvalue()
+    assert "live strategies: funding_arbitrage" in out.getvalue()
+    fake = exchange.scalpradar_fake
+    running = asyncio.ensure_future(launch.run_feed(exchange, feed, runtime))
+    started = time.monotonic()
+    twins: list = []
+    held_stop = False
+    try:
+        while time.monotonic() - started < WALL_LIMIT_S and not running.done():
+            await asyncio.sleep(0.5)
+            twins = await sync_to_async(_twins)()
+            held_stop = held_stop or any(
+                p.plan_type == "pos_loss" and p.status == "live"
+                for p in fake.account.plans.values()
+            )
+            if twins and held_stop and await sync_to_async(_protected)():
+                break
+    finally:
+        feed.stop()
+        await asyncio.wait_for(running, 30)
+    assert twins, out.getvalue()
+    live_entry, paper = twins[0]
+    # The same decision: the live order's client id is the paper position's entry intent id.
+    assert paper is not None and paper.strategy_name == "funding_arbitrage"
+    assert live_entry.side == ("buy" if paper.side == "long" else "sell")
+    # Clipped to the live cap (200 USDT), never enlarged; the paper twin traded its own size.
+    assert live_entry.qty * live_entry.average_price <= 200.0 + 1e-6
+    assert live_entry.qty <= paper.qty
+    assert held_stop  # the exchange held the live position's stop
+    sent = {r.body["clientOid"]: r.body for r in fake.requests_to("/order/place-order")}
+    assert "presetStopLossPrice" in sent[live_entry.client_id]
+    page = await sync_to_async(_live_page)()
+    assert live_entry.client_id in page or "funding_arbitrage" in page
+
+
+def _live_page() -> str:
+    user = User.objects.create_user("viewer-live")
+    client = Client()
+    client.force_login(user)
+    response = client.get("/live/")
+    assert response.status_code == 200
+    return response.content.decode()
