@@ -8,8 +8,9 @@ ledger's — to the :class:`~trading.execution.executor.Executor`, in order:
 * :class:`OrderIntent` → :meth:`~Executor.submit_entry`;
 * :class:`CloseIntent` → :meth:`~Executor.submit_close`;
 * :class:`OrderCancelled` of an entry → :meth:`~Executor.cancel_entry`;
-* :class:`KillSwitchTripped` → :meth:`~Executor.flatten` (the strategy's, or every one for
-  the account's switch).
+* :class:`KillSwitchTripped` → :meth:`~Executor.flatten` (the strategy's); the account's
+  switch (tripped in :mod:`radar.account`, read with the controls) flattens every one, once
+  per trip.
 
 Stops and targets hit inside a candle are not forwarded: the live position's own stop and
 target rest on the exchange. Which strategies are live is re-read with the controls
@@ -42,6 +43,7 @@ from trading.exchanges.clients import ExchangeSettings, trading_exchange
 from trading.execution import streams
 from trading.execution.executor import Executor
 from trading.execution.settings import LiveSettings, LiveTradingRefused, live_gate
+from trading.models import TradingSession
 
 log = logging.getLogger(__name__)
 FORWARDED = (OrderIntent, CloseIntent, OrderCancelled, KillSwitchTripped)
@@ -57,6 +59,7 @@ class LiveRouter:
     _pending: list[tuple[str, Any]] = field(default_factory=list)
     _flattens: list[tuple[str, Any]] = field(default_factory=list)
     _flattens_seen: set[int] = field(default_factory=set)
+    _account_tripped: bool = False
     _queue: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
 
     def refresh(self) -> None:
@@ -71,6 +74,17 @@ class LiveRouter:
         for action in requests.order_by("created_at"):
             self._flattens_seen.add(action.pk)
             self._flattens.append((action.strategy_name, action))
+        # The account kill switch trips in radar.account (no kernel event): flatten every live
+        # strategy once per trip.
+        account = (
+            TradingSession.objects.filter(strategy_name="", kill_switch_tripped=True)
+            .exclude(status=TradingSession.Status.ENDED)
+            .first()
+        )
+        if account is not None and not self._account_tripped:
+            reason = account.kill_switch_reason or "account kill switch"
+            self._flattens.append(("", KillSwitchTripped("account", reason)))
+        self._account_tripped = account is not None
 
     def begin(self) -> None:
         """A batch starts (or is retried after an outage): what an uncommitted try collected

@@ -100,8 +100,13 @@ async def protect(ex: Executor, position_id: int) -> bool:
         if loop.time() >= deadline:
             break
         await asyncio.sleep(POLL_S)
+    if not await _still_held(ex, position):
+        await settle_symbol(ex, position.symbol)  # its stop or target already fired
+        return True
     placed = await _place_stop(ex, position)
-    if placed:
+    if placed or not await _still_held(ex, position):
+        if not placed:
+            await settle_symbol(ex, position.symbol)
         return True
     position = await ex.db(LivePosition.objects.get, pk=position_id)
     await ex.alert(
@@ -118,6 +123,14 @@ async def protect(ex: Executor, position_id: int) -> bool:
         reason="no_stop",
     )
     return False
+
+
+async def _still_held(ex: Executor, position: LivePosition) -> bool:
+    """Whether the exchange still holds ``position`` (a fired stop or target flattened it)."""
+    return any(
+        p.symbol == position.symbol and p.side.value == position.side
+        for p in await ex.exchange_positions()
+    )
 
 
 def stop_price_for(ex: Executor, position: LivePosition) -> float:
