@@ -156,6 +156,7 @@ async def build(
     selector_every: int = 60,
     warmup_hours: float = 24.0,
     fake_speed: float | None = None,
+    fake: FakeBitget | None = None,
 ) -> tuple[Any, MarketFeed, RadarRuntime]:
     """Exchange (live, or a replay), feed and runtime, with every strategy restored.
 
@@ -165,7 +166,8 @@ async def build(
     strategies' indicators are warm when the watchable part starts.
     ``fake_speed``: run LIVE against an in-process fake Bitget (``trading.exchanges.fake``:
     the real ccxt.pro code on a local server) whose market clock runs that many times faster
-    than the wall clock; the embedded pollers keep its pace.
+    than the wall clock; the embedded pollers keep its pace. ``fake``: a fake already running
+    (tests: it outlives this radar, as an exchange outlives a crashed bot).
     """
     config = get_config()
     symbols = config.enabled_symbols
@@ -177,10 +179,14 @@ async def build(
         # Market data always comes from a keyless mainnet instance (trading.exchanges.clients);
         # keys and demo mode belong to the trading instance only (the executor's).
         base_url: str | None = settings.EXCHANGE_BASE_URL or None
-        fake: FakeBitget | None = None
-        if fake_speed is not None:
+        owned = fake is None
+        if fake is not None:
+            base_url = fake.base_url
+            fake_speed = fake.clock.speed
+        elif fake_speed is not None:
             fake = FakeBitget(speed=fake_speed)
             base_url = await fake.start()
+        if fake is not None:
             out.write(
                 f"Fake exchange: a local Bitget at {base_url} serving the bundled real candles "
                 f"and funding at {fake_speed:g}× (open interest synthesised by the fake)\n"
@@ -189,6 +195,7 @@ async def build(
         if fake is not None:
             fake.attach(live)
             live.scalpradar_fake = fake  # run_feed stops it and paces the pollers on its clock
+            live.scalpradar_fake_owned = owned
         try:
             await probe(live, symbols)
             exchange = live
@@ -200,7 +207,7 @@ async def build(
                 out.writelines(f"{line}\n" for line in refresh.lines())
         except ExchangeUnreachable as exc:
             await live.close()
-            if fake is not None:
+            if fake is not None and owned:
                 await fake.stop()
             if not fallback_to_replay:
                 raise RadarError(f"{exc}. Use --replay to run on recorded data instead.") from None
@@ -335,7 +342,7 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
         if live_session is not None:
             await live_session.stop()
         await exchange.close()
-        if fake is not None:
+        if fake is not None and getattr(exchange, "scalpradar_fake_owned", True):
             await fake.stop()
     await sync_to_async(runtime.checkpoint_all, thread_sensitive=True)()
 

@@ -11,6 +11,7 @@ live caps (200 USDT notional), with its stop confirmed on the exchange.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 
@@ -22,7 +23,7 @@ from django.test import Client
 
 from radar import launch
 from strategies.models import StrategyConfig
-from trading.models import LivePosition, Order, Position
+from trading.models import Alert, LivePosition, Order, Position
 
 SPEED = 1_800.0
 WALL_LIMIT_S = 90.0
@@ -108,3 +109,79 @@ def _live_page() -> str:
     response = client.get("/live/")
     assert response.status_code == 200
     return response.content.decode()
+
+
+def _open_protected() -> list[LivePosition]:
+    return list(LivePosition.objects.filter(status="open", protected=True))
+
+
+async def _run_until(fake, condition, limit_s: float, on_reached=None) -> tuple[str, bool]:
+    """One radar on the running ``fake`` until ``condition()`` holds; then stopped abruptly
+    (its feed task cancelled mid-flight: no flatten, no final checkpoint)."""
+    out = io.StringIO()
+    exchange, feed, runtime = await launch.build(
+        replay_paths=None,
+        speed=None,
+        fallback_to_replay=False,
+        out=out,
+        selector_every=0,
+        fake=fake,
+    )
+    running = asyncio.ensure_future(launch.run_feed(exchange, feed, runtime))
+    started, reached = time.monotonic(), False
+    while time.monotonic() - started < limit_s and not running.done():
+        await asyncio.sleep(0.25)
+        if await sync_to_async(condition)():
+            reached = True
+            if on_reached is not None:
+                on_reached()
+            break
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await running
+    return out.getvalue(), reached
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+async def test_a_restart_with_an_open_live_position_finds_it_and_its_stop(monkeypatch):
+    """The radar dies with a live position open (its task cancelled: no flatten, no clean
+    shutdown of the kernels); the exchange keeps running. The next radar's start-up
+    reconciliation finds the position and the stop it holds: clean, nothing sent twice."""
+    from trading.exchanges.fake import FakeBitget
+
+    await sync_to_async(_one_live_strategy)()
+    monkeypatch.setattr(launch, "embedded", lambda: True)
+    fake = FakeBitget(speed=SPEED)
+    await fake.start()
+    try:
+        # Once a protected live position is open, the market all but stops (so that its stop
+        # or target cannot fire while the radar is down), and the radar dies.
+        _, reached = await _run_until(
+            fake,
+            lambda: bool(_open_protected()),
+            WALL_LIMIT_S,
+            on_reached=lambda: fake.clock.set_speed(1e-3),
+        )
+        assert reached, "no live position opened"
+        [before] = await sync_to_async(_open_protected)()
+        entries = [r.body["clientOid"] for r in fake.requests_to("/order/place-order")]
+        out, _ = await _run_until(fake, lambda: True, 5)
+        notes = await sync_to_async(
+            lambda: list(Alert.objects.filter(source="executor").values_list("message", flat=True))
+        )()
+        assert "; ready; live strategies: funding_arbitrage" in out, (out, notes)
+        [after] = await sync_to_async(_open_protected)()
+        assert after.pk == before.pk and after.qty == before.qty
+        market_id = before.symbol.split(":")[0].replace("/", "")
+        assert fake.account.positions[market_id].total == pytest.approx(before.qty)
+        stops = [
+            p
+            for p in fake.account.plans.values()
+            if p.symbol == market_id and p.plan_type == "pos_loss" and p.status == "live"
+        ]
+        assert len(stops) == 1
+        resent = [r.body["clientOid"] for r in fake.requests_to("/order/place-order")]
+        assert resent[: len(entries)] == entries and len(set(resent)) == len(resent)
+    finally:
+        await fake.stop()

@@ -115,9 +115,12 @@ async def reconcile_now(ex: Executor, *, startup: bool = False) -> Reconciliatio
         return result
     when = "start-up" if startup else "periodic"
     await ex.alert("warning", f"reconciliation ({when}): {result.summary()}")
-    for known in result.to_look_up:
-        order = await ex.db(Order.objects.get, client_id=known.client_id)
-        await ex.look_up(order)
+    if result.to_look_up:
+        for known in result.to_look_up:
+            order = await ex.db(Order.objects.get, client_id=known.client_id)
+            await ex.look_up(order)
+        await ex.idle(timeout_s=ex.settings.stop_confirm_s + 5)  # the fills they booked
+        result, raw = await diff(ex)  # what the look-ups changed (a fill grows a position)
     for held in result.missing_positions:
         position = await ex.db(LivePosition.objects.get, pk=int(held.key))
         async with ex._locks[position.symbol]:
