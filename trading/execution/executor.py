@@ -39,21 +39,19 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import ccxt
-from django.db import connection, transaction
 
 from trading.core.execution import (
     NOT_FOUND_LIMIT,
     IllegalOrderTransition,
     OrderRole,
     OrderStatus,
-    cap_entry,
     protection_id,
-    retry_id,
 )
-from trading.core.liquidation import liquidation_is_beyond_stop, liquidation_price
-from trading.core.orders import InstrumentRules, Rounding, rules_for
+from trading.core.orders import InstrumentRules, rules_for
+from trading.core.reconcile import ExchangePosition
 from trading.core.types import OrderSide, Side
 from trading.execution import store
+from trading.execution.entries import PreparedEntry, prepare_entry
 from trading.execution.settings import LiveSettings, LiveTradingRefused
 from trading.execution.venue import OrderReport, exchange_position, market_rules, order_report
 from trading.models import LivePosition, Order
@@ -231,145 +229,23 @@ class Executor:
         signal_ms = wall_ms()
         strategy, symbol, cid = intent["strategy"], intent["symbol"], intent["client_order_id"]
         if not self.ready:
-            refusal: str | None = "entry not sent: the start-up reconciliation is not clean yet"
-            order, created, leverage, set_leverage = None, False, 0, False
-        else:
-            order, created, leverage, set_leverage, refusal = await self.db(
-                self._prepare_entry, intent=intent, signal_ms=signal_ms
+            prepared = PreparedEntry(
+                refusal="entry not sent: the start-up reconciliation is not clean yet"
             )
-        if refusal is not None or order is None:
-            await self.alert("warning", f"live {strategy} {symbol}: {refusal}", client_order_id=cid)
+        else:
+            prepared = await self.db(prepare_entry, ex=self, intent=intent, signal_ms=signal_ms)
+        order = prepared.order
+        if order is None:
+            await self.alert(
+                "warning", f"live {strategy} {symbol}: {prepared.refusal}", client_order_id=cid
+            )
             return None
-        if not created:  # seen before: the request may have left; look it up instead
+        if not prepared.created:  # seen before: the request may have left; look it up instead
             await self.look_up(order)
             return order
-        if set_leverage:
-            await self._set_leverage(symbol, intent["side"], leverage)
+        if prepared.set_leverage:
+            await self._set_leverage(symbol, intent["side"], prepared.leverage)
         return await self.send(order, counted=True)
-
-    def _prepare_entry(
-        self, *, intent: Mapping[str, Any], signal_ms: int
-    ) -> tuple[Order | None, bool, int, bool, str | None]:
-        """(order, created, leverage, leverage to set first, refusal) — in one transaction."""
-        with transaction.atomic():
-            symbol = intent["symbol"]
-            positions, entries = self._live_book()
-            busy = next(
-                (s for s, sym, *_ in positions if sym == symbol),
-                next((s for s, sym in entries if sym == symbol), None),
-            )
-            if busy:
-                return (
-                    None,
-                    False,
-                    0,
-                    False,
-                    (
-                        f"entry not sent: {busy} already trades {symbol} live (one position per "
-                        "symbol, one-way mode)"
-                    ),
-                )
-            side = Side(intent["side"])
-            rules = self.rules_of(symbol)
-            limit = intent.get("limit_price")
-            price = float(limit if limit is not None else intent["reference_price"])
-            capped = self._capped(intent=intent, price=price, rules=rules, positions=positions)
-            if capped.refused:
-                return None, False, 0, False, capped.refused
-            toward_entry = Rounding.UP if side is Side.LONG else Rounding.DOWN
-            stop = rules.round_price(float(intent["stop_loss"]), toward_entry)
-            target = intent.get("take_profit")
-            if target is not None:
-                away = Rounding.DOWN if side is Side.LONG else Rounding.UP
-                target = rules.round_price(float(target), away)
-            if limit is not None:
-                passive = Rounding.DOWN if side is Side.LONG else Rounding.UP
-                price = rules.round_price(price, passive)
-            problem = rules.check_minimums(capped.qty, price)
-            if problem:
-                return None, False, 0, False, problem
-            set_leverage = self._leverage_must_change(
-                symbol, side, capped.leverage, price, stop, capped.qty
-            )
-            leverage = capped.leverage if set_leverage else self._leverage[(symbol, side.value)]
-            order, created = store.order_record(
-                client_id=intent["client_order_id"],
-                strategy=intent["strategy"],
-                symbol=symbol,
-                role=OrderRole.ENTRY,
-                side=side.open_order.value,
-                order_type="limit" if limit is not None else "market",
-                qty=capped.qty,
-                price=price if limit is not None else None,
-                trigger_price=stop,
-                post_only=limit is not None,
-                intent={**intent, "stop_loss": stop, "take_profit": target, "leverage": leverage},
-                expires_at_ms=int(intent.get("expires_at_ms") or 0) or None,
-                signal_ms=signal_ms,
-                exchange=self.exchange_name,
-                submitted_ms=wall_ms(),
-                publish=False,
-            )
-            return order, created, leverage, set_leverage, None
-
-    def _leverage_must_change(
-        self, symbol: str, side: Side, wanted: int, price: float, stop: float, qty: float
-    ) -> bool:
-        """Whether the symbol's exchange leverage must be set to ``wanted`` before the entry
-        (one more request on the way to the order). Not when the leverage already set gives
-        a liquidation beyond the stop by the kernel's 0.5 % buffer (the isolated estimate of
-        :func:`trading.core.liquidation.liquidation_price`): the position then locks less
-        margin than its paper twin, with the same stop, i.e. the same risk."""
-        current = self._leverage.get((symbol, side.value))
-        if current is None or current == wanted:
-            return current is None
-        liq = liquidation_price(
-            symbol=symbol, side=side, entry_price=price, qty=qty, leverage=current
-        )
-        return not liquidation_is_beyond_stop(side, liq, stop, price, buffer_pct=0.5)
-
-    def _live_book(self) -> tuple[list[tuple[str, str, float, float]], list[tuple[str, str]]]:
-        """Open live positions ``(strategy, symbol, qty, entry price)`` and resting entries
-        ``(strategy, symbol)``: two plain SQL reads, on the way from a decision to its order
-        (the ORM's query building alone costs ~1 ms a query on a small machine)."""
-        terminal = [s.value for s in OrderStatus if s.terminal]
-        marks = ", ".join(["%s"] * len(terminal))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT strategy_name, symbol, qty, entry_price FROM {LivePosition._meta.db_table}"  # noqa: S608 - table names and placeholders only
-                " WHERE exchange = %s AND status = %s",
-                [self.exchange_name, LivePosition.Status.OPEN.value],
-            )
-            positions = [(str(a), str(b), float(c), float(d)) for a, b, c, d in cursor.fetchall()]
-            cursor.execute(
-                f"SELECT strategy_name, symbol FROM {Order._meta.db_table}"  # noqa: S608
-                f" WHERE exchange = %s AND role = %s AND status NOT IN ({marks})",
-                [self.exchange_name, OrderRole.ENTRY.value, *terminal],
-            )
-            entries = [(str(a), str(b)) for a, b in cursor.fetchall()]
-        return positions, entries
-
-    def _capped(
-        self,
-        *,
-        intent: Mapping[str, Any],
-        price: float,
-        rules: InstrumentRules,
-        positions: list[tuple[str, str, float, float]] | None = None,
-    ) -> Any:
-        if positions is None:
-            positions = self._live_book()[0]
-        return cap_entry(
-            qty=float(intent["qty"]),
-            price=price,
-            leverage=int(intent["leverage"]),
-            strategy=self.settings.strategy_caps,
-            account=self.settings.account_caps,
-            strategy_open=sum(1 for p in positions if p[0] == intent["strategy"]),
-            account_open=len(positions),
-            account_notional_usdt=sum(p[2] * p[3] for p in positions),
-            round_qty=rules.round_qty,
-        )
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -603,6 +479,17 @@ class Executor:
         async with self._locks[symbol]:
             await settle_symbol(self, symbol)
 
+    async def held(self, symbol: str, side: str | None = None) -> ExchangePosition | None:
+        """The exchange's open position of ``symbol`` (of ``side`` when given), or ``None``."""
+        return next(
+            (
+                p
+                for p in await self.exchange_positions()
+                if p.symbol == symbol and side in (None, p.side.value)
+            ),
+            None,
+        )
+
     async def exchange_positions(self) -> list[Any]:
         answer = await self.exchange.fetch_positions(self.symbols)
         return [p for p in (exchange_position(a) for a in answer) if p is not None]
@@ -715,7 +602,3 @@ class Executor:
                 f"{', '.join(report.still_open)} — close them by hand",
             )
         return report
-
-    @staticmethod
-    def retry_of(client_id: str, attempt: int) -> str:
-        return retry_id(client_id, attempt)

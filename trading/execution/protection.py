@@ -127,10 +127,7 @@ async def protect(ex: Executor, position_id: int) -> bool:
 
 async def _still_held(ex: Executor, position: LivePosition) -> bool:
     """Whether the exchange still holds ``position`` (a fired stop or target flattened it)."""
-    return any(
-        p.symbol == position.symbol and p.side.value == position.side
-        for p in await ex.exchange_positions()
-    )
+    return await ex.held(position.symbol, position.side) is not None
 
 
 def stop_price_for(ex: Executor, position: LivePosition) -> float:
@@ -187,14 +184,7 @@ async def close_position(
     signal_ms: int | None = None,
 ) -> Order | None:
     """Close ``position`` with a reduce-only market order (module docstring)."""
-    held = next(
-        (
-            p
-            for p in await ex.exchange_positions()
-            if p.symbol == position.symbol and p.side.value == position.side
-        ),
-        None,
-    )
+    held = await ex.held(position.symbol, position.side)
     if held is None:
         await settle_symbol(ex, position.symbol)
         return None
@@ -258,10 +248,7 @@ async def settle_symbol(ex: Executor, symbol: str) -> None:
     )
     if position is None:
         return
-    held = next(
-        (p for p in await ex.exchange_positions() if p.symbol == symbol),
-        None,
-    )
+    held = await ex.held(symbol)
     if held is not None and held.side.value == position.side:
         await ex.db(
             store.live_position_update,

@@ -81,7 +81,7 @@ async def _on_order(ex: Executor, order: dict[str, Any]) -> None:
 async def _on_plan(ex: Executor, report: Any) -> None:
     if report.plan_role is not OrderRole.STOP or report.status is not OrderStatus.CANCELLED:
         return
-    if not any(p.symbol == report.symbol for p in await ex.exchange_positions()):
+    if await ex.held(report.symbol) is None:
         # The position is flat (its target or a close fired; the exchange then cancels the
         # stop): settle it, nothing to protect.
         ex.spawn(ex.on_position_change(report.symbol), f"settle-{report.symbol}")

@@ -14,7 +14,7 @@ import pytest
 from strategies.config import load_config_dir
 from tests.trading.execution.conftest import BTC, ETH, intent, keyed_exchange, until
 from trading.core.orders import BUNDLED_ASSET_RULES
-from trading.execution import streams
+from trading.execution import entries, streams
 from trading.execution.executor import Executor
 from trading.execution.settings import LiveSettings
 from trading.models import LivePosition
@@ -70,7 +70,7 @@ def capped(settings: LiveSettings, *, open_positions: int = 0, **overrides: Any)
             opened_ms=0,
         )
     wanted = {"strategy": "vwap_rsi", "qty": 0.05, "leverage": 20, **overrides}
-    return ex._capped(intent=wanted, price=100_000.0, rules=BUNDLED_ASSET_RULES[BTC])
+    return entries.capped(ex, intent=wanted, price=100_000.0, rules=BUNDLED_ASSET_RULES[BTC])
 
 
 @pytest.mark.parametrize(
