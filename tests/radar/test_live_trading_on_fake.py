@@ -23,6 +23,8 @@ from django.test import Client
 
 from radar import launch
 from strategies.models import StrategyConfig
+from trading.core.fills import LimitFillModel
+from trading.exchanges.fake import FakeAccount, FakeBitget, FakeMarket
 from trading.models import Alert, LivePosition, Order, Position
 
 SPEED = 1_800.0
@@ -58,6 +60,15 @@ def _protected() -> bool:
 async def test_a_live_strategy_trades_on_the_fake_exchange_beside_its_paper_twin(monkeypatch):
     await sync_to_async(_one_live_strategy)()
     monkeypatch.setattr(launch, "embedded", lambda: True)
+    # The fake fills a post-only entry whenever the market trades through it (its default
+    # draws 80 %, independently of the paper venue's draw): the live twin of a paper fill is
+    # then never left resting by chance.
+    market = FakeMarket.from_files()
+    certain = LimitFillModel(
+        base_fill_probability=1.0, touch_probability_factor=1.0, min_fill_fraction=1.0
+    )
+    own_fake = FakeBitget(market, speed=SPEED, account=FakeAccount(market, fill_model=certain))
+    await own_fake.start()
     out = io.StringIO()
     exchange, feed, runtime = await launch.build(
         replay_paths=None,
@@ -65,7 +76,7 @@ async def test_a_live_strategy_trades_on_the_fake_exchange_beside_its_paper_twin
         fallback_to_replay=False,
         out=out,
         selector_every=0,
-        fake_speed=SPEED,
+        fake=own_fake,
     )
     assert "Live trading: the fake Bitget" in out.getvalue(), out.getvalue()
     assert "live strategies: funding_arbitrage" in out.getvalue()
@@ -87,6 +98,7 @@ async def test_a_live_strategy_trades_on_the_fake_exchange_beside_its_paper_twin
     finally:
         feed.stop()
         await asyncio.wait_for(running, 30)
+        await own_fake.stop()
     assert twins, out.getvalue()
     live_entry, paper = twins[0]
     # The same decision: the live order's client id is the paper position's entry intent id.
@@ -148,8 +160,6 @@ async def test_a_restart_with_an_open_live_position_finds_it_and_its_stop(monkey
     """The radar dies with a live position open (its task cancelled: no flatten, no clean
     shutdown of the kernels); the exchange keeps running. The next radar's start-up
     reconciliation finds the position and the stop it holds: clean, nothing sent twice."""
-    from trading.exchanges.fake import FakeBitget
-
     await sync_to_async(_one_live_strategy)()
     monkeypatch.setattr(launch, "embedded", lambda: True)
     fake = FakeBitget(speed=SPEED)
