@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import ccxt
+from django.db import transaction
 
 from trading.core.execution import (
     NOT_FOUND_LIMIT,
@@ -47,7 +48,7 @@ from trading.core.execution import (
     OrderStatus,
     protection_id,
 )
-from trading.core.orders import InstrumentRules, rules_for
+from trading.core.orders import InstrumentRules, round_to_step, rules_for
 from trading.core.reconcile import ExchangePosition
 from trading.core.types import OrderSide, Side
 from trading.execution import store
@@ -393,12 +394,30 @@ class Executor:
 
     async def apply_report(self, report: OrderReport) -> None:
         """Move the order of ``report`` through the state machine and book what it filled."""
-        order = await self.db(self._find_order, report=report)
-        if order is None:
+        booked = await self.db(self._book_report, report=report)
+        if booked is None:
             if report.plan_role is None and report.reduce_only and report.filled > 0:
                 # A triggered stop or target's close order (its id is the exchange's).
                 self.spawn(self.on_position_change(report.symbol), f"settle-{report.symbol}")
             return
+        order, position = booked
+        if position is not None:
+            self.spawn(self.ensure_protected(position.pk), f"protect-{position.pk}")
+        elif OrderRole(order.role) is not OrderRole.ENTRY and order.status == "filled":
+            # A close filled: settle the position (a task: the closer may hold its lock).
+            self.spawn(self.on_position_change(order.symbol), f"settle-{order.symbol}")
+
+    @transaction.atomic
+    def _book_report(self, *, report: OrderReport) -> tuple[Order, LivePosition | None] | None:
+        """One transaction: the order's new state and, for an entry, the position its new fill
+        opens or grows — so that a crash between the two cannot leave the order "filled 0.08"
+        beside a position of 0.06. The delta is computed on the locked row: two reports of the
+        same fill (stream and poll) book it once. ``None`` for an order we do not know;
+        ``(order, None)`` when nothing changed or no entry fill was booked."""
+        found = self._find_order(report=report)
+        if found is None:
+            return None
+        order = Order.objects.select_for_update().get(pk=found.pk)
         delta = report.filled - order.filled_qty
         fields: dict[str, Any] = {}
         if report.exchange_id and not order.exchange_order_id:
@@ -411,17 +430,19 @@ class Executor:
                 filled_ms=wall_ms(),
             )
         previous = order.status
-        order = await self._move(order, report.status, **fields)
+        try:
+            order = store.order_transition(
+                client_id=order.client_id, status=report.status, **fields
+            )
+        except IllegalOrderTransition as exc:
+            log.info("%s: %s (kept %s)", order.client_id, exc, order.status)
+            return order, None
         if order.status == previous and delta <= 0:
-            return
-        role = OrderRole(order.role)
-        if role is OrderRole.ENTRY and delta > 0:
+            return order, None
+        if OrderRole(order.role) is OrderRole.ENTRY and delta > 0:
             price = report.average or order.price or 0.0
-            position = await self.db(self._add_entry_fill, order=order, qty=delta, price=price)
-            self.spawn(self.ensure_protected(position.pk), f"protect-{position.pk}")
-        elif role is not OrderRole.ENTRY and order.status == "filled":
-            # A close filled: settle the position (a task: the closer may hold its lock).
-            self.spawn(self.on_position_change(order.symbol), f"settle-{order.symbol}")
+            return order, self._add_entry_fill(order=order, qty=delta, price=price)
+        return order, None
 
     def _find_order(self, *, report: OrderReport) -> Order | None:
         if report.client_id:
@@ -452,7 +473,8 @@ class Executor:
             )
             Order.objects.filter(pk=order.pk).update(live_position=position)
             return position
-        total = position.qty + qty
+        # On the lot grid: 0.06 + 0.02 is 0.08, not 0.07999999999999999.
+        total = round_to_step(position.qty + qty, self.rules_of(order.symbol).qty_step)
         average = (position.qty * position.entry_price + qty * price) / total
         return store.live_position_update(position_id=position.pk, qty=total, entry_price=average)
 
