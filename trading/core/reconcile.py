@@ -15,7 +15,10 @@ trading — it only says where the two books disagree:
 * a position, held or not, with no stop order on the exchange → ``unprotected`` (place the stop
   now; if that fails, close it at market — never a position without a stop);
 * a non-terminal order of ours the exchange does not list as open → ``to_look_up`` (it filled,
-  was cancelled, or never arrived: fetch it by client id);
+  was cancelled, or never arrived: fetch it by client id); so is one with a fill the
+  database has not stored (a fill report the streams lost: its state is read again);
+* an exchange fill (trade) since the last check the database has not stored →
+  ``unbooked_fills`` (store it, linked to its order);
 * an open exchange order the database does not know → ``unknown_orders`` (ours by prefix but
   forgotten: cancel; someone else's: alert only).
 
@@ -63,6 +66,18 @@ class KnownOrder:
     symbol: str
     role: OrderRole
     status: OrderStatus
+    exchange_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeFill:
+    """One of our account's trades as the exchange reports it (ccxt ``fetch_my_trades``):
+    ``qty`` in base units, ``exchange_order_id`` the order it filled."""
+
+    trade_id: str
+    exchange_order_id: str
+    symbol: str
+    qty: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,7 @@ class Reconciliation:
     unprotected: list[ExchangePosition] = field(default_factory=list)
     to_look_up: list[KnownOrder] = field(default_factory=list)
     unknown_orders: list[ExchangeOrder] = field(default_factory=list)
+    unbooked_fills: list[ExchangeFill] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -97,6 +113,7 @@ class Reconciliation:
             or self.unprotected
             or self.to_look_up
             or self.unknown_orders
+            or self.unbooked_fills
         )
 
     def summary(self) -> str:
@@ -110,6 +127,7 @@ class Reconciliation:
                 ("position(s) without a stop", self.unprotected),
                 ("order(s) to look up", self.to_look_up),
                 ("unknown exchange order(s)", self.unknown_orders),
+                ("fill(s) not booked", self.unbooked_fills),
             )
             if v
         ]
@@ -126,13 +144,17 @@ def reconcile(
     known_orders: Iterable[KnownOrder],
     open_orders: Iterable[ExchangeOrder],
     *,
+    fills: Iterable[ExchangeFill] = (),
+    stored_fill_ids: Iterable[str] = (),
     qty_tolerance: float = 1e-9,
 ) -> Reconciliation:
     """Every difference between the database and the exchange (module docstring).
 
     Positions are matched by (symbol, side): in one-way mode a symbol has at most one position,
-    the sum of every fill. ``qty_tolerance`` (base units) absorbs float noise; pass half the
-    instrument's lot to ignore sub-lot differences.
+    the sum of every fill. ``fills`` are the exchange's trades since the last check and
+    ``stored_fill_ids`` the trade ids the database holds (of at least that period).
+    ``qty_tolerance`` (base units) absorbs float noise; pass half the instrument's lot to
+    ignore sub-lot differences.
     """
     result = Reconciliation()
     held_by_key: dict[tuple[str, Side], list[HeldPosition]] = {}
@@ -159,7 +181,15 @@ def reconcile(
     listed = {o.client_id for o in orders}
     known = list(known_orders)
     known_ids = {k.client_id for k in known}
-    result.to_look_up = [k for k in known if not k.status.terminal and k.client_id not in listed]
+    stored = set(stored_fill_ids)
+    result.unbooked_fills = [t for t in fills if t.trade_id not in stored]
+    unbooked_orders = {t.exchange_order_id for t in result.unbooked_fills}
+    result.to_look_up = [
+        k
+        for k in known
+        if not k.status.terminal
+        and (k.client_id not in listed or (k.exchange_id and k.exchange_id in unbooked_orders))
+    ]
     result.unknown_orders = [o for o in orders if o.client_id not in known_ids]
     return result
 

@@ -55,7 +55,7 @@ from trading.execution import store
 from trading.execution.entries import PreparedEntry, prepare_entry
 from trading.execution.settings import LiveSettings, LiveTradingRefused
 from trading.execution.venue import OrderReport, exchange_position, market_rules, order_report
-from trading.models import LivePosition, Order
+from trading.models import Fill, LivePosition, Order
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,6 +99,7 @@ class Executor:
         self.exchange_name = exchange_name
         self.rules: dict[str, InstrumentRules] = {}
         self.ready = False
+        self.fills_checked_ms: int | None = None  # exchange time of the last fills check
         self._alert = alert
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="executor-db")
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -472,6 +473,8 @@ class Executor:
                 exchange=self.exchange_name,
             )
             Order.objects.filter(pk=order.pk).update(live_position=position)
+            # Fills the trade stream stored before this report opened the position.
+            Fill.objects.filter(order=order, live_position=None).update(live_position=position)
             return position
         # On the lot grid: 0.06 + 0.02 is 0.08, not 0.07999999999999999.
         total = round_to_step(position.qty + qty, self.rules_of(order.symbol).qty_step)

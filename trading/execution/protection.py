@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 import ccxt
@@ -27,11 +28,13 @@ import ccxt
 from trading.core.execution import OrderRole, OrderStatus, protection_id, retry_id
 from trading.core.types import Side
 from trading.execution import store
-from trading.execution.venue import order_report
+from trading.execution.venue import fill_fields, order_report
 from trading.models import LivePosition, Order
 
 if TYPE_CHECKING:
     from trading.execution.executor import Executor
+
+log = logging.getLogger(__name__)
 
 POLL_S = 0.25  # how often the plan orders are re-read while a preset stop is awaited
 
@@ -279,37 +282,57 @@ async def book_close(ex: Executor, position: LivePosition, reason: str | None = 
                     position.symbol,
                     {"trigger": True, "planType": plan["info"]["planType"]},
                 )
-    await ex.db(_close, position=position, reason=reason, closed_ms=ex.market_ms())
+    closed_ms = ex.market_ms()
+    funding = await funding_paid(ex, position, closed_ms)
+    await ex.db(_close, position=position, reason=reason, closed_ms=closed_ms, funding=funding)
+
+
+async def funding_paid(ex: Executor, position: LivePosition, until_ms: int) -> float | None:
+    """The funding the position paid while open, USDT (> 0 paid, < 0 received): minus the sum
+    of the exchange's funding bills (ccxt ``fetch_funding_history``, Bitget's account bills of
+    type ``contract_settle_fee``) from its first entry fill (or its opening) to ``until_ms``.
+    In one-way mode a symbol holds one position at a time, so the window is its own.
+    ``None`` when the exchange could not say: the journal then reads "not fetched", never 0."""
+    start = await ex.db(_first_entry_ms, position=position)
+    try:
+        bills = await ex.exchange.fetch_funding_history(
+            position.symbol, start, 100, {"until": until_ms}
+        )
+    except ccxt.BaseError as exc:
+        log.warning("funding of live position %s not fetched: %s", position.pk, exc)
+        return None
+    return -sum(
+        float(b.get("amount") or 0.0)
+        for b in bills
+        if start <= int(b.get("timestamp") or 0) <= until_ms
+    )
+
+
+def _first_entry_ms(*, position: LivePosition) -> int:
+    opening = Side(position.side).open_order.value
+    times = [f.time_ms for f in position.fills.all() if f.side == opening and f.time_ms]
+    return min([position.opened_ms, *times])
 
 
 def _store_fills(*, ex: Executor, position: LivePosition, trades: list[dict[str, Any]]) -> None:
     for trade in trades:
         if int(trade.get("timestamp") or 0) < position.opened_ms - 60_000:
             continue
-        order = Order.objects.filter(exchange_order_id=str(trade.get("order") or "")).first()
-        fee = trade.get("fee") or {}
-        profit = (trade.get("info") or {}).get("profit")
-        store.fill_record(
-            trade_id=str(trade["id"]),
-            order=order,
-            client_id=order.client_id if order else str(trade.get("clientOrderId") or ""),
-            symbol=position.symbol,
-            side=str(trade.get("side")),
-            qty=float(trade.get("amount") or 0.0),
-            price=float(trade.get("price") or 0.0),
-            fee_usdt=abs(float(fee.get("cost") or 0.0)),
-            liquidity=str(trade.get("takerOrMaker") or ""),
-            time_ms=int(trade.get("timestamp") or 0),
-            realised_pnl=float(profit) if profit not in (None, "") else None,
-            live_position=position,
+        store.fill_from_trade(
+            fields={**fill_fields(trade), "symbol": position.symbol},
             exchange=ex.exchange_name,
+            live_position=position,
         )
 
 
-def _close(*, position: LivePosition, reason: str | None, closed_ms: int) -> None:
+def _close(
+    *, position: LivePosition, reason: str | None, closed_ms: int, funding: float | None
+) -> None:
     if reason is None:
         reason = _exit_reason(position)
-    store.live_position_close(position_id=position.pk, closed_ms=closed_ms, exit_reason=reason)
+    store.live_position_close(
+        position_id=position.pk, closed_ms=closed_ms, exit_reason=reason, funding_usdt=funding
+    )
 
 
 def _exit_reason(position: LivePosition) -> str:

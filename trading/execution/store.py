@@ -206,8 +206,18 @@ def fill_record(
     live_position: LivePosition | None = None,
     exchange: str = "bitget",
 ) -> Fill | None:
-    """Store one exchange fill; ``None`` when that trade id is stored already."""
-    if Fill.objects.filter(exchange=exchange, trade_id=trade_id).exists():
+    """Store one exchange fill; ``None`` when that trade id is stored already (then the order
+    and live position it lacked, if given now, are linked: a fill streamed before its
+    order's report opened the position)."""
+    existing = Fill.objects.filter(exchange=exchange, trade_id=trade_id).first()
+    if existing is not None:
+        links = {}
+        if existing.order_id is None and order is not None:
+            links["order"] = order
+        if existing.live_position_id is None and live_position is not None:
+            links["live_position"] = live_position
+        if links:
+            Fill.objects.filter(pk=existing.pk).update(**links)
         return None
     return Fill.objects.create(
         exchange=exchange,
@@ -223,6 +233,35 @@ def fill_record(
         realised_pnl=realised_pnl,
         time_ms=time_ms,
         live_position=live_position,
+    )
+
+
+def fill_from_trade(
+    *, fields: dict[str, Any], exchange: str, live_position: LivePosition | None = None
+) -> Fill | None:
+    """Store a ccxt trade (its :func:`~trading.execution.venue.fill_fields`), linked to its
+    order by the exchange's order id and to the live position that order belongs to (or
+    ``live_position``)."""
+    fields = dict(fields)
+    order_id, client_id = fields.pop("exchange_order_id", ""), fields.pop("client_id", "")
+    order = Order.objects.filter(exchange_order_id=order_id).first() if order_id else None
+    if order is None and client_id:
+        order = Order.objects.filter(client_id=client_id).first()
+    position = live_position or (order.live_position if order is not None else None)
+    return fill_record(
+        **fields,
+        order=order,
+        client_id=order.client_id if order is not None else client_id,
+        live_position=position,
+        exchange=exchange,
+    )
+
+
+def stored_fill_ids(*, exchange: str, since_ms: int) -> set[str]:
+    return set(
+        Fill.objects.filter(exchange=exchange, time_ms__gte=since_ms).values_list(
+            "trade_id", flat=True
+        )
     )
 
 

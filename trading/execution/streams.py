@@ -6,7 +6,8 @@
   every order and plan-order change (ccxt 4.5.90 also hands plan orders to the plain watch);
   a stop of a held position cancelled behind our back (by hand in the app, or lost) starts
   :meth:`~trading.execution.executor.Executor.ensure_protected` at once;
-* ``watch_my_trades`` — fills: the position of that symbol is re-read;
+* ``watch_my_trades`` — fills: each stored (linked to its order and position) and the
+  position of that symbol re-read;
 * ``watch_positions`` — a position that changed or went flat is settled;
 * the poll (every ``poll_interval_s``) — resting entries past their time cancelled, every
   open order of ours refreshed over REST (the backup when the websocket is down or lost a
@@ -31,7 +32,7 @@ import ccxt
 from trading.core.execution import OrderRole, OrderStatus
 from trading.core.types import Side
 from trading.execution import store
-from trading.execution.venue import order_report
+from trading.execution.venue import fill_fields, order_report
 
 if TYPE_CHECKING:
     from trading.execution.executor import Executor
@@ -99,6 +100,11 @@ async def _on_plan(ex: Executor, report: Any) -> None:
             ex.spawn(ex.ensure_protected(position.pk), f"protect-{position.pk}")
 
 
+async def _on_trade(ex: Executor, trade: dict[str, Any]) -> None:
+    await ex.db(store.fill_from_trade, fields=fill_fields(trade), exchange=ex.exchange_name)
+    await _on_symbol(ex, trade)
+
+
 async def _on_symbol(ex: Executor, item: dict[str, Any]) -> None:
     symbol = str(item.get("symbol") or "")
     if symbol in ex.symbols:
@@ -152,7 +158,7 @@ async def run(ex: Executor) -> None:
             )
             for symbol in ex.symbols
         ),
-        _stream(ex, "fills", lambda: exchange.watch_my_trades(), lambda t: _on_symbol(ex, t)),
+        _stream(ex, "fills", lambda: exchange.watch_my_trades(), lambda t: _on_trade(ex, t)),
         _stream(ex, "positions", lambda: exchange.watch_positions(), lambda p: _on_symbol(ex, p)),
         _poll(ex),
         _reconcile(ex),

@@ -16,7 +16,7 @@ from typing import Any
 
 from trading.core.execution import OrderRole, OrderStatus, status_from_exchange
 from trading.core.orders import InstrumentRules
-from trading.core.reconcile import ExchangeOrder, ExchangePosition
+from trading.core.reconcile import ExchangeFill, ExchangeOrder, ExchangePosition
 from trading.core.types import Side
 
 STOP_PLAN_TYPES = frozenset({"pos_loss", "loss_plan"})
@@ -130,6 +130,36 @@ def exchange_position(position: dict[str, Any]) -> ExchangePosition | None:
         liquidation_price=_num(position.get("liquidationPrice")) or None,
         mark_price=_num(position.get("markPrice")) or None,
     )
+
+
+def exchange_fill(trade: dict[str, Any]) -> ExchangeFill:
+    """A ccxt trade of ours (``fetch_my_trades`` / ``watch_my_trades``) as reconcile takes it."""
+    return ExchangeFill(
+        trade_id=str(trade.get("id") or ""),
+        exchange_order_id=str(trade.get("order") or ""),
+        symbol=str(trade.get("symbol") or ""),
+        qty=_num(trade.get("amount")),
+    )
+
+
+def fill_fields(trade: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`trading.execution.store.fill_record` fields of a ccxt trade: base units,
+    USDT; the fee as paid (> 0), Bitget's realised ``profit`` when it says one."""
+    fee = trade.get("fee") or {}
+    profit = (trade.get("info") or {}).get("profit")
+    return {
+        "trade_id": str(trade.get("id") or ""),
+        "exchange_order_id": str(trade.get("order") or ""),
+        "client_id": str(trade.get("clientOrderId") or ""),
+        "symbol": str(trade.get("symbol") or ""),
+        "side": str(trade.get("side") or ""),
+        "qty": _num(trade.get("amount")),
+        "price": _num(trade.get("price")),
+        "fee_usdt": abs(_num(fee.get("cost"))),
+        "liquidity": str(trade.get("takerOrMaker") or ""),
+        "time_ms": int(_num(trade.get("timestamp"))),
+        "realised_pnl": _num(profit) if profit not in (None, "") else None,
+    }
 
 
 def market_rules(market: dict[str, Any]) -> InstrumentRules:

@@ -20,6 +20,7 @@ from trading.core.execution import (
 )
 from trading.core.orders import BUNDLED_ASSET_RULES
 from trading.core.reconcile import (
+    ExchangeFill,
     ExchangeOrder,
     ExchangePosition,
     HeldPosition,
@@ -161,3 +162,33 @@ def test_a_stop_on_the_other_side_does_not_protect_a_position() -> None:
     positions = [ExchangePosition(BTC, Side.LONG, 0.01)]
     result = reconcile(held, positions, [], [_stop(side=Side.SHORT)])
     assert [p.side for p in result.unprotected] == [Side.LONG]
+
+
+def test_a_fill_the_database_never_stored_is_reported_and_its_open_order_looked_up() -> None:
+    """The streams lost the second partial fill: the stored fills lack it, and the entry that
+    rests on (listed open) is read again so that what it filled is booked."""
+    held = [HeldPosition("1", BTC, Side.LONG, 0.06)]
+    positions = [ExchangePosition(BTC, Side.LONG, 0.08)]
+    entry = KnownOrder("sr-en-1", BTC, OrderRole.ENTRY, S.PARTIALLY_FILLED, "111")
+    other = KnownOrder("sr-en-2", BTC, OrderRole.ENTRY, S.OPEN, "222")  # no new fill
+    stop = KnownOrder("sr-en-1-sl", BTC, OrderRole.STOP, S.OPEN)
+    listed = [
+        _stop(),
+        ExchangeOrder("sr-en-1", "111", BTC, OrderRole.ENTRY),
+        ExchangeOrder("sr-en-2", "222", BTC, OrderRole.ENTRY),
+    ]
+    fills = [ExchangeFill("t1", "111", BTC, 0.06), ExchangeFill("t2", "111", BTC, 0.02)]
+    known = [entry, other, stop]
+    result = reconcile(held, positions, known, listed, fills=fills, stored_fill_ids={"t1"})
+    assert [f.trade_id for f in result.unbooked_fills] == ["t2"]
+    assert result.to_look_up == [entry]
+    assert "1 fill(s) not booked" in result.summary() and not result.clean
+    booked = reconcile(
+        [HeldPosition("1", BTC, Side.LONG, 0.08)],
+        positions,
+        known,
+        listed,
+        fills=fills,
+        stored_fill_ids={"t1", "t2", "t0"},
+    )
+    assert booked.clean

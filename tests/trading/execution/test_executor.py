@@ -12,6 +12,7 @@ import pytest
 
 from tests.trading.execution.conftest import BTC, ETH, intent, low_ahead, price_now, until
 from trading.execution import streams
+from trading.execution.reconciler import reconcile_now
 from trading.execution.settings import LiveTradingRefused
 from trading.models import Fill, LivePosition, Order
 
@@ -291,3 +292,74 @@ async def test_nothing_is_sent_before_the_start_up_reconciliation(fake, make_exe
     assert await ex.submit_entry(intent(fake, cid="sr-en-early1")) is None
     assert not fake.requests_to("/order/place-order")
     assert any("reconciliation is not clean" in m for m in alerts.of("warning"))
+
+
+async def test_fills_the_streams_missed_are_found_by_the_reconciliation(
+    fake, make_executor, alerts
+):
+    """No stream and no poll runs: a resting entry half fills on the exchange and rests on
+    (still listed as open, so only its fill tells). The reconciliation stores the fill it had
+    not seen, linked to the entry and its position, reads the entry again and books what it
+    filled — the position is the executor's, protected, not an unknown one closed."""
+    ex = await make_executor()
+    limit = min(price_now(fake) * 0.9995, low_ahead(fake, 20) + 1.0)
+    fake.partial_fill_next(BTC, 0.5)
+    await ex.submit_entry(
+        intent(fake, cid="sr-en-missed1", limit=limit, qty=0.02, expires_in_ms=60 * 60_000)
+    )
+    await until(lambda: held(fake) > 0, timeout_s=15)
+    fake.clock.set_speed(1e-6)  # the rest waits
+    assert not await rows(ex, Fill)
+    first = await reconcile_now(ex)
+    assert first.clean, first.summary()
+    assert any("1 fill(s) not booked" in m for m in alerts.of("warning"))
+    [fill] = await rows(ex, Fill)
+    [position] = await rows(ex, LivePosition, status="open")
+    entry = await ex.db(Order.objects.get, client_id="sr-en-missed1")
+    assert fill.order_id == entry.pk and fill.live_position_id == position.pk
+    assert entry.status == "partially_filled" and position.qty == pytest.approx(0.01)
+    await until(lambda: ex.db(lambda: LivePosition.objects.get(pk=position.pk).protected))
+
+    # The next pass reads only the fills since this one (a minute of overlap): nothing new,
+    # nothing alerted, and the fill is not stored twice.
+    warned = len(alerts.of("warning"))
+    fills_calls = len(fake.requests_to("/order/fills"))
+    second = await reconcile_now(ex)
+    assert second.clean and len(alerts.of("warning")) == warned
+    assert len(fake.requests_to("/order/fills")) == fills_calls + 1  # every symbol at once
+    assert [f.trade_id for f in await rows(ex, Fill)] == [fill.trade_id]
+    assert len(fake.requests_to("/order/place-order")) == 1
+
+
+async def test_funding_paid_while_open_is_fetched_and_charged_in_the_net(fake, make_executor):
+    """A position held across a funding settlement of the bundled file: the close books the
+    exchange's funding bill, net = gross − fees − funding, and that net is exactly what the
+    exchange's wallet moved by."""
+    ex = await make_executor()
+    balance_before = fake.account.balance
+    # Wide stop and target: the jump to the settlement must not trigger them on the way.
+    await ex.submit_entry(intent(fake, cid="sr-en-fund1", stop_pct=25.0, target_pct=60.0))
+    await until(lambda: len(live_stops(fake)) == 1)
+    _, settles_ms = fake.market.funding_now("BTCUSDT", fake.now_ms())
+    fake.advance(settles_ms - fake.now_ms() + 60_000)
+    await until(lambda: bool(fake.account.bills), timeout_s=5)
+    [bill] = fake.account.bills
+    assert bill.amount != 0
+    order = await ex.submit_close(
+        {
+            "strategy": "vwap_rsi",
+            "symbol": BTC,
+            "side": "long",
+            "qty": 0.01,
+            "reason": "time_stop",
+            "client_order_id": "sr-xts-fund1",
+        }
+    )
+    assert order is not None and order.status == "filled"
+    [position] = await rows(ex, LivePosition)
+    assert position.status == "closed"
+    assert position.funding_usdt == pytest.approx(-bill.amount, abs=1e-8)
+    assert position.net_pnl == pytest.approx(
+        position.gross_pnl - position.fees_usdt - position.funding_usdt, abs=1e-9
+    )
+    assert position.net_pnl == pytest.approx(fake.account.balance - balance_before, abs=1e-6)

@@ -47,6 +47,7 @@ from trading.core.fees import BITGET_VIP0, FeeSchedule, Liquidity, fee_for_fill
 from trading.core.fills import LimitFillModel
 from trading.core.orders import round_to_step
 from trading.core.types import OrderSide
+from trading.exchanges.fake.funding import Bill, settle_funding
 from trading.exchanges.fake.market import MINUTE_MS, FakeMarket
 
 MMR = 0.004  # maintenance margin rate of the first tier (ref/bitget.md §3)
@@ -252,6 +253,7 @@ class FakeAccount:
         self.plans: dict[str, PlanOrder] = {}
         self.positions: dict[str, Position] = {}
         self.fills: list[Fill] = []
+        self.bills: list[Bill] = []  # funding settlements (trading.exchanges.fake.funding)
         self.events: list[Event] = []
         self.partial_next: dict[str, float] = {}
         self._ids = itertools.count(1_300_000_000_000_000_000)
@@ -494,7 +496,9 @@ class FakeAccount:
 
     def step(self, start_ms: int, end_ms: int) -> None:
         """Match resting limits and plan orders over the path from ``start_ms`` to ``end_ms``
-        (module docstring); fills are stamped ``end_ms``. A no-op past the recorded market."""
+        (module docstring); fills are stamped ``end_ms``; funding settled in between is
+        charged (:mod:`trading.exchanges.fake.funding`). A no-op past the recorded market."""
+        settle_funding(self, start_ms, end_ms)
         symbols = {o.symbol for o in self.open_orders} | {p.symbol for p in self.plan_orders}
         for symbol in sorted(symbols):
             for order in [o for o in self.open_orders if o.symbol == symbol]:

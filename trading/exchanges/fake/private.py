@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 from aiohttp import WSMsgType, web
 
 from trading.exchanges.fake.account import MMR, BitgetError, FakeAccount, Fill, Order, PlanOrder
+from trading.exchanges.fake.funding import bills_answer
 from trading.exchanges.fake.market import FakeClock, fmt
 
 PRODUCT_TYPE = "USDT-FUTURES"
@@ -204,6 +205,7 @@ class PrivateApi:
             mix + "order/orders-plan-pending": ("GET", lambda p, now: self._orders(p, True, True)),
             mix + "order/orders-plan-history": ("GET", lambda p, now: self._orders(p, False, True)),
             mix + "order/fills": ("GET", self._fills),
+            mix + "account/bill": ("GET", self._bills),
             mix + "position/all-position": ("GET", self._all_positions),
             mix + "position/single-position": ("GET", self._single_position),
             mix + "account/accounts": ("GET", lambda p, now: [self.account_row(now)]),
@@ -390,12 +392,16 @@ class PrivateApi:
         return {"entrustedList": rows, "endId": rows[-1]["orderId"] if rows else None}
 
     def _fills(self, p: Params, now: int) -> Params:
-        symbol = str(self._symbol(p))
-        fills = [f for f in self.account.fills if f.order.symbol == symbol]
+        symbol = self._symbol(p, required=False)  # none: every symbol of the product type
+        fills = [f for f in self.account.fills if symbol is None or f.order.symbol == symbol]
         if p.get("orderId"):
             fills = [f for f in fills if f.order.order_id == p["orderId"]]
         rows = [self.fill_row(f) for f in self._window(p, fills)]
         return {"fillList": rows, "endId": rows[-1]["tradeId"] if rows else None}
+
+    def _bills(self, p: Params, now: int) -> Params:
+        self._symbol(p, required=False)  # productType and symbol checked
+        return bills_answer(self.account, p)
 
     def _all_positions(self, p: Params, now: int) -> list[Params]:
         self._symbol(p, required=False)
