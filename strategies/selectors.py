@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from strategies.core.regime import Regime, classify_regime
 from strategies.models import ControlAction, Signal, StrategyConfig
 from trading.core.candles import aggregate_candles, timeframe_ms
 from trading.core.types import Side
+from trading.live_selectors import live_results, live_results_total
 from trading.models import (
     Alert,
     Asset,
@@ -487,24 +489,51 @@ def _gauge(start_equity: float, equity: float, limit_pct: float) -> dict[str, fl
     }
 
 
+def _paper_results(s: TradingSession) -> dict[str, Any]:
+    """A paper session's realised results, in the keys of
+    ``trading.live_selectors.live_results`` so one row template shows both books. The paper
+    ledger books every close and its funding (USDT, > 0 = paid), so nothing is unbooked or
+    missing."""
+    return {
+        "trades": s.trades_count,
+        "booked": s.trades_count,
+        "unbooked": 0,
+        "wins": s.wins_count,
+        "win_rate_pct": s.wins_count / s.trades_count * 100 if s.trades_count else None,
+        "gross": s.realised_gross_pnl,
+        "fees": s.fees_usdt,
+        "fees_share_pct": s.fees_usdt / s.realised_gross_pnl * 100
+        if s.realised_gross_pnl > 0
+        else None,
+        "funding": s.funding_usdt,
+        "funding_missing": 0,
+        "net": s.realised_net_pnl,
+        "open": None,
+    }
+
+
 def session_summary() -> dict[str, Any]:
-    """Session P&L, trades, win rate, and kill-switch gauges on equity including open positions.
+    """Session P&L, trades, win rate, and kill-switch gauges on equity including open positions;
+    beside each strategy's paper results, its live ones when it has live positions.
 
     Current equity = initial capital + realised net P&L + unrealised net P&L of the session's
     open positions at the last stored 1m close (``trading.selectors.open_pnl_by_session``), so a
     losing open trade fills the gauge before it is closed. The account gauge sums the
-    strategies' capital and equity.
+    strategies' capital and equity. Paper: the arena's virtual ledgers. Live
+    (``trading.live_selectors.live_results``): the real positions closed since the strategy's
+    paper session started, and those open now. The two are totalled apart (``account`` and
+    ``live_account``), never added together.
     """
     limit, account_limit = kill_switch_limits()
-    sessions = _running_sessions()
+    running = _running_sessions()
+    sessions = {name: s for name, s in sorted(running.items()) if name}
     open_pnl = open_pnl_by_session()
+    live = live_results({n: int(s.started_at.timestamp() * 1000) for n, s in sessions.items()})
     gauges = []
     total_capital = total_equity = total_open = 0.0
     total_gross = total_net = total_fees = 0.0
     total_trades = total_wins = 0
-    for name, s in sorted(sessions.items()):
-        if not name:
-            continue
+    for name, s in sessions.items():
         unrealised = open_pnl.get(s.pk, 0.0)
         equity = s.initial_capital_usdt + s.realised_net_pnl + unrealised
         gauges.append(
@@ -517,11 +546,10 @@ def session_summary() -> dict[str, Any]:
                 "tripped_at": s.kill_switch_tripped_at.isoformat(timespec="seconds")
                 if s.kill_switch_tripped_at
                 else "",
-                "gross": s.realised_gross_pnl,
-                "net": s.realised_net_pnl,
                 "unrealised": unrealised,
-                "trades": s.trades_count,
-                "win_rate_pct": s.wins_count / s.trades_count * 100 if s.trades_count else None,
+                "since": s.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+                "paper": _paper_results(s),
+                "live": live.get(name),
             }
         )
         total_capital += s.initial_capital_usdt
@@ -532,7 +560,7 @@ def session_summary() -> dict[str, Any]:
         total_fees += s.fees_usdt
         total_trades += s.trades_count
         total_wins += s.wins_count
-    account = sessions.get("")
+    account = running.get("")
     return {
         "has_sessions": bool(gauges),
         "gauges": gauges,
@@ -548,6 +576,7 @@ def session_summary() -> dict[str, Any]:
             "tripped": bool(account and account.kill_switch_tripped),
             "status": account.status if account else "",
         },
+        "live_account": live_results_total(live.values()) if live else None,
     }
 
 

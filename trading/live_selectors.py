@@ -32,11 +32,17 @@ Entry latency of the live entry order, in milliseconds of the wall clock (:func:
 e.g. stamps 1,000 / 1,012 / 1,055 / 1,302 → 12 ms, 43 ms, 247 ms. ``submitted_ms`` is the last
 send of the request; a stamp that is missing (adopted position, order never acknowledged)
 gives None, shown "—".
+
+**Live results** (:func:`live_results`, the Session page's live rows) add up each strategy's
+closed live positions as ``store.live_position_close`` booked them, never mixed with paper.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
+
+from django.db.models import Count, Q, Sum
 
 from common.presenters import fmt_time_ms, live_order_row, live_position_row
 from trading.core.execution import OrderStatus
@@ -179,3 +185,106 @@ def journal_row(
         "paper_exit_reason": paper.exit_reason if paper is not None else "",
         **entry_latency(entry),
     }
+
+
+def _results(
+    *,
+    trades: int,
+    booked: int,
+    wins: int,
+    gross: float,
+    fees: float,
+    net: float,
+    funding: float | None,
+    funding_missing: int,
+    open_count: int,
+) -> dict[str, Any]:
+    """One live results line; win rate = wins / booked × 100, fees share = fees / gross × 100
+    (gross > 0 only), None when undefined."""
+    return {
+        "trades": trades,
+        "booked": booked,
+        "unbooked": trades - booked,
+        "wins": wins,
+        "win_rate_pct": wins / booked * 100.0 if booked else None,
+        "gross": gross,
+        "fees": fees,
+        "fees_share_pct": fees / gross * 100.0 if gross > 0 else None,
+        "funding": funding,
+        "funding_missing": funding_missing,
+        "net": net,
+        "open": open_count,
+    }
+
+
+def live_results(since_ms: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    """Each strategy's live results: its live positions closed at or after ``since_ms[name]``
+    (epoch ms; the Session page passes its paper session's start) and those open now. A
+    strategy of ``since_ms`` with no such position is absent (no empty live row).
+
+    ``trades`` counts the closed positions; the sums (USDT) run over the BOOKED ones, whose
+    P&L ``store.live_position_close`` computed from their fills: gross = Σ gross_pnl, fees =
+    Σ fees_usdt, net = Σ net_pnl, wins = net > 0. ``unbooked`` = closed without P&L (no exit
+    fill stored yet): counted, never summed as 0. Funding (> 0 = paid) is not fetched for a
+    trade whose ``funding_usdt`` is None: ``funding`` = Σ of the fetched ones, or None when
+    none was fetched; ``funding_missing`` = booked trades without it (their net is before
+    funding). E.g. nets +80 and −30.5 with funding 0.4 and None: net 49.5, funding 0.4, one
+    missing. ``open`` = positions open now.
+    """
+    if not since_ms:
+        return {}
+    closed = Q(status=LivePosition.Status.CLOSED)
+    booked = closed & Q(net_pnl__isnull=False)
+    window = Q(pk__in=[])
+    for name, start_ms in since_ms.items():
+        window |= Q(strategy_name=name) & (
+            Q(status=LivePosition.Status.OPEN) | Q(closed_ms__gte=start_ms)
+        )
+    rows = (
+        LivePosition.objects.filter(window)
+        .values("strategy_name")
+        .annotate(
+            trades=Count("id", filter=closed),
+            booked=Count("id", filter=booked),
+            wins=Count("id", filter=booked & Q(net_pnl__gt=0)),
+            gross=Sum("gross_pnl", filter=booked),
+            fees=Sum("fees_usdt", filter=booked),
+            net=Sum("net_pnl", filter=booked),
+            funding=Sum("funding_usdt", filter=booked),  # SQL SUM skips NULLs: all None -> None
+            funding_missing=Count("id", filter=booked & Q(funding_usdt__isnull=True)),
+            open_count=Count("id", filter=Q(status=LivePosition.Status.OPEN)),
+        )
+        .order_by("strategy_name")
+    )
+    return {
+        row["strategy_name"]: _results(
+            trades=row["trades"],
+            booked=row["booked"],
+            wins=row["wins"],
+            gross=row["gross"] or 0.0,
+            fees=row["fees"] or 0.0,
+            net=row["net"] or 0.0,
+            funding=row["funding"],
+            funding_missing=row["funding_missing"],
+            open_count=row["open_count"],
+        )
+        for row in rows
+    }
+
+
+def live_results_total(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The live account line: the strategies' :func:`live_results` added up (funding None
+    when no strategy's was fetched), with win rate and fees share recomputed from the sums."""
+    rows = list(results)
+    fundings = [r["funding"] for r in rows if r["funding"] is not None]
+    return _results(
+        trades=sum(r["trades"] for r in rows),
+        booked=sum(r["booked"] for r in rows),
+        wins=sum(r["wins"] for r in rows),
+        gross=sum(r["gross"] for r in rows),
+        fees=sum(r["fees"] for r in rows),
+        net=sum(r["net"] for r in rows),
+        funding=sum(fundings) if fundings else None,
+        funding_missing=sum(r["funding_missing"] for r in rows),
+        open_count=sum(r["open"] for r in rows),
+    )
