@@ -22,6 +22,9 @@ class BacktestRun(models.Model):
     start_ms = models.BigIntegerField(null=True, blank=True)
     end_ms = models.BigIntegerField(null=True, blank=True)
     params = models.JSONField(default=dict, blank=True)
+    params_source = models.CharField(
+        max_length=255, blank=True, help_text="where the parameters came from (db, yaml, ...)"
+    )
     capital_usdt = models.FloatField(default=10_000.0)
     fees_enabled = models.BooleanField(default=True)
     data_source = models.CharField(max_length=255, blank=True, help_text="db or file paths")

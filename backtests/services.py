@@ -56,11 +56,34 @@ class BacktestInputError(ValueError):
 # -- strategy and config ----------------------------------------------------------------------
 
 
+PARAM_SOURCES = ("db", "yaml", "defaults")
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedStrategy:
     name: str
     kind: str
     params: dict[str, Any]  # validated, per-symbol override applied, JSON-safe
+    source: str = ""  # where they came from, in words (recorded with every result)
+
+
+def _db_entry(name: str) -> Any:
+    """The radar's row of strategy ``name`` (what it trades), or ``None``."""
+    from strategies.models import StrategyConfig
+
+    try:
+        return StrategyConfig.objects.filter(name=name).first()
+    except Exception as exc:  # no database (tables not migrated): the YAML stands in
+        log.warning("strategy rows not readable (%s): using config/strategies.yaml", exc)
+        return None
+
+
+def _for_symbol(overrides: Mapping[str, Mapping[str, Any]], symbol: str) -> dict[str, Any]:
+    chosen: dict[str, Any] = {}
+    for key, override in (overrides or {}).items():
+        if normalise_symbol(key) == normalise_symbol(symbol):
+            chosen.update(override)
+    return chosen
 
 
 def resolve_strategy(
@@ -68,34 +91,56 @@ def resolve_strategy(
     symbol: str,
     overrides: Mapping[str, Any] | None = None,
     config: RadarConfig | None = None,
+    *,
+    source: str = "db",
 ) -> ResolvedStrategy:
-    """A configured strategy name (strategies.yaml, symbol override applied) or a bare kind
-    with its defaults; ``overrides`` (e.g. ``--param``) go on top and are validated."""
+    """The parameters of strategy ``name`` on ``symbol``, from ``source``:
+
+    * ``db`` (default): the database's strategy row with its per-symbol override — exactly
+      what the radar trades after an admin edit; a name with no row falls back to the YAML
+      (and says so);
+    * ``yaml``: ``config/strategies.yaml``'s entry with its per-symbol override;
+    * ``defaults``: the kind's own defaults.
+
+    A bare kind (no configured strategy of that name) runs its defaults. ``overrides`` (e.g.
+    ``--param``) go on top and are validated; ``ResolvedStrategy.source`` says all of it."""
     from strategies.core import catalog  # noqa: F401  (registers the built-in kinds)
 
-    base: dict[str, Any] = {}
-    kind = name
+    if source not in PARAM_SOURCES:
+        raise BacktestInputError(f"--params must be one of {', '.join(PARAM_SOURCES)}")
     entry = None
     if config is not None:
         try:
             entry = config.strategy(name)
         except KeyError:
             entry = None
-    if entry is not None:
-        kind = entry.kind
-        base = dict(entry.params)
-        for key, override in entry.symbol_overrides.items():
-            if normalise_symbol(key) == normalise_symbol(symbol):
-                base.update(override)
-    elif name not in REGISTRY:
+    row = _db_entry(name) if source == "db" else None
+    if row is not None:
+        kind, base = row.kind, {**row.params, **_for_symbol(row.symbol_overrides, symbol)}
+        stamp = row.updated_at.strftime("%Y-%m-%d %H:%M UTC") if row.updated_at else "?"
+        said = f"database: strategy {name!r} as the radar runs it (last edited {stamp})"
+    elif entry is not None and source != "defaults":
+        kind, base = entry.kind, {**entry.params, **_for_symbol(entry.symbol_overrides, symbol)}
+        said = "config/strategies.yaml"
+        if source == "db":
+            said += " (no database row of that name: run manage.py load_config)"
+    elif entry is not None or name in REGISTRY:
+        kind, base = (entry.kind if entry is not None else name), {}
+        said = f"defaults of {kind}"
+    else:
         configured = [] if config is None else [s.name for s in config.strategies.strategies]
         known = sorted({*REGISTRY, *configured})
         raise BacktestInputError(f"unknown strategy {name!r} (known: {', '.join(known)})")
+    extra = dict(overrides or {})
+    if extra:
+        said += "; set here: " + ", ".join(f"{k}={v}" for k, v in sorted(extra.items()))
     try:
-        params = build_params(kind, base, dict(overrides or {}))
+        params = build_params(kind, base, extra)
     except (StrategyError, ValueError) as exc:
         raise BacktestInputError(str(exc)) from None
-    return ResolvedStrategy(name=name, kind=kind, params=params.model_dump(mode="json"))
+    return ResolvedStrategy(
+        name=name, kind=kind, params=params.model_dump(mode="json"), source=said
+    )
 
 
 def parse_param_values(kind: str, pairs: Sequence[str]) -> dict[str, Any]:
@@ -420,9 +465,11 @@ def backtest_run_create(
     data_source: str = "db",
     exchange: str = "bitget",
     created_by: Any = None,
+    params_source: str = "db",
 ) -> BacktestRun:
-    """A pending run; ``strategy`` is a configured name or a kind (validated now)."""
-    resolved = resolve_strategy(strategy, symbol, params, load_radar_config())
+    """A pending run; ``strategy`` is a configured name or a kind (validated now), its
+    parameters from ``params_source`` (:func:`resolve_strategy`) with ``params`` on top."""
+    resolved = resolve_strategy(strategy, symbol, params, load_radar_config(), source=params_source)
     with transaction.atomic():
         return BacktestRun.objects.create(
             strategy_name=resolved.name,
@@ -432,6 +479,7 @@ def backtest_run_create(
             start_ms=start_ms,
             end_ms=end_ms,
             params=resolved.params,
+            params_source=resolved.source[:255],
             capital_usdt=capital_usdt,
             fees_enabled=fees_enabled,
             data_source=data_source,
@@ -497,6 +545,7 @@ def backtest_run_execute(run_id: int, *, data: MarketData | None = None, seed: i
             )
         return True
     result, summary = computed.result, computed.summary
+    summary["params_source"] = run.params_source or "given"
     summary["elapsed_s"] = time.perf_counter() - started
     summary["run_id"] = run_id
     with transaction.atomic():

@@ -60,6 +60,14 @@ class Command(BaseCommand):
         parser.add_argument("--end", help="end (UTC, exclusive), YYYY-MM-DD")
         parser.add_argument("--days", type=int, help="the last N days of the data")
         parser.add_argument("--data", nargs="+", default=[], help="CSV/CSV.gz files")
+        parser.add_argument(
+            "--params",
+            choices=services.PARAM_SOURCES,
+            default="db",
+            help="where the parameters come from: db = what the radar trades (the admin's "
+            "values, per-symbol overrides applied; default), yaml = config/strategies.yaml, "
+            "defaults = the kind's defaults; --param KEY=VALUE goes on top",
+        )
         parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
         parser.add_argument("--capital", type=float, default=10_000.0, help="USDT")
         parser.add_argument("--no-fees", action="store_true", help="headline run without fees")
@@ -82,11 +90,14 @@ class Command(BaseCommand):
         if opts["days"] is not None and opts["days"] < 1:
             raise services.BacktestInputError("--days must be at least 1")
         config = services.load_radar_config()
-        first = services.resolve_strategy(opts["strategy"], symbol, None, config)
+        source = opts["params"]
+        first = services.resolve_strategy(opts["strategy"], symbol, None, config, source=source)
         overrides = services.parse_param_values(first.kind, opts["param"])
         if opts["timeframe"]:
             overrides["timeframe"] = opts["timeframe"]
-        resolved = services.resolve_strategy(opts["strategy"], symbol, overrides, config)
+        resolved = services.resolve_strategy(
+            opts["strategy"], symbol, overrides, config, source=source
+        )
 
         start_ms = parse_date_ms(opts["start"]) if opts["start"] else None
         end_ms = parse_date_ms(opts["end"]) if opts["end"] else None
@@ -108,7 +119,7 @@ class Command(BaseCommand):
             run = services.backtest_run_create(
                 strategy=opts["strategy"], symbol=symbol, params=overrides, start_ms=start_ms,
                 end_ms=end_ms, capital_usdt=opts["capital"], fees_enabled=not opts["no_fees"],
-                data_source=data.source[:255], exchange=data.exchange,
+                data_source=data.source[:255], exchange=data.exchange, params_source=source,
             )  # fmt: skip
             services.backtest_run_execute(run.pk, data=data, seed=opts["seed"])
             run.refresh_from_db()
@@ -130,6 +141,7 @@ class Command(BaseCommand):
             finally:
                 if progress is not None:
                     progress(1.0)
+            summary["params_source"] = resolved.source
         if opts["json"]:
             self.stdout.write(json.dumps(summary, sort_keys=True))
             return

@@ -39,6 +39,13 @@ class Command(BaseCommand):
         parser.add_argument("--min-trades", dest="min_trades", type=int, default=5)
         parser.add_argument("--data", nargs="+", default=[])
         parser.add_argument("--capital", type=float, default=10_000.0)
+        parser.add_argument(
+            "--params",
+            choices=services.PARAM_SOURCES,
+            default="db",
+            help="the parameters the grid varies from: db = what the radar trades (default), "
+            "yaml = config/strategies.yaml, defaults = the kind's defaults",
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -50,7 +57,8 @@ class Command(BaseCommand):
     def _run(self, opts: dict[str, Any]) -> None:
         symbol = opts["symbol"]
         config = services.load_radar_config()
-        first = services.resolve_strategy(opts["strategy"], symbol, None, config)
+        source = opts["params"]
+        first = services.resolve_strategy(opts["strategy"], symbol, None, config, source=source)
         raw_grid = dict(parse_grid_option(g) for g in opts["grid"])
         typed = {
             key: [services.parse_param_values(first.kind, [f"{key}={v}"])[key] for v in values]
@@ -58,7 +66,8 @@ class Command(BaseCommand):
         }
         combos = expand_grid(typed)
         resolved = [
-            services.resolve_strategy(opts["strategy"], symbol, combo, config) for combo in combos
+            services.resolve_strategy(opts["strategy"], symbol, combo, config, source=source)
+            for combo in combos
         ]
         data = (
             services.read_data_files(opts["data"], symbol)
@@ -98,10 +107,16 @@ class Command(BaseCommand):
                 )  # fmt: skip
         results = group(optimize_job_task.s(job) for job in jobs).apply_async().get()
         report = self._report(results, windows, opts["min_trades"])
-        report.update(strategy=first.name, symbol=symbol, parameter_sets=len(combos))
+        report.update(
+            strategy=first.name,
+            symbol=symbol,
+            parameter_sets=len(combos),
+            params_source=first.source,
+        )
         if opts["json"]:
             self.stdout.write(json.dumps(report, sort_keys=True))
             return
+        self.stdout.write(f"parameters: {first.source}; the grid varies {', '.join(raw_grid)}")
         for row in report["ranking"]:
             self.stdout.write(
                 f"#{row['rank']:<3} {json.dumps(row['grid'])}: {row['trades']} trades, net "
