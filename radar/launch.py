@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -41,7 +44,8 @@ from trading.exchanges.clients import (
     limiter_rates,
     market_data_exchange,
 )
-from trading.exchanges.fake import FakeBitget
+from trading.exchanges.fake import Credentials, FakeBitget, FakeClock
+from trading.exchanges.fake.server import attach_clock
 from trading.feed.feed import MarketFeed
 from trading.feed.live import ExchangeUnreachable, probe
 from trading.feed.simulated import SimulatedExchange
@@ -56,6 +60,44 @@ FUNDING_PERIOD_MS = 8 * 3_600_000  # a funding file covers candles within one pe
 
 class RadarError(Exception):
     """A start-up problem worth one clear line (no traceback)."""
+
+
+@dataclass(slots=True)
+class StandaloneFake:
+    """A fake Bitget serving in another process (``python -m trading.exchanges.fake``, or a
+    test's), as this radar sees it: its URL, the one demo key it accepts (the fake's fixed
+    default, :class:`~trading.exchanges.fake.Credentials`) and a mirror of its market clock.
+
+    The clock is read once, from the fake's ``GET /fake/clock`` at :meth:`connect` (market time
+    advanced by half the round trip, and the speed): a fake whose speed changes later is
+    followed from this radar's next start."""
+
+    base_url: str
+    clock: FakeClock
+    credentials: Credentials = field(default_factory=Credentials)
+
+    @classmethod
+    async def connect(cls, base_url: str) -> StandaloneFake:
+        sent_s = time.monotonic()
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+                http.get(f"{base_url}/fake/clock") as response,
+            ):
+                data = (await response.json(content_type=None))["data"]
+                now_ms, speed = int(data["nowMs"]), float(data["speed"])
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            raise RadarError(
+                f"EXCHANGE_BASE_URL={base_url}: no fake Bitget answers there ({exc}); start one "
+                "with python -m trading.exchanges.fake, or unset it for an in-process fake"
+            ) from None
+        clock = FakeClock(now_ms, speed)
+        clock.start()
+        clock.advance(int((time.monotonic() - sent_s) / 2 * 1000.0 * speed))
+        return cls(base_url, clock)
+
+    def attach(self, exchange: Any) -> None:
+        attach_clock(exchange, self.clock.now_ms)
 
 
 def sample_candle_files() -> list[Path]:
@@ -166,8 +208,10 @@ async def build(
     strategies' indicators are warm when the watchable part starts.
     ``fake_speed``: run LIVE against an in-process fake Bitget (``trading.exchanges.fake``:
     the real ccxt.pro code on a local server) whose market clock runs that many times faster
-    than the wall clock; the embedded pollers keep its pace. ``fake``: a fake already running
-    (tests: it outlives this radar, as an exchange outlives a crashed bot).
+    than the wall clock; the embedded pollers keep its pace. With ``EXCHANGE_BASE_URL`` set,
+    the fake already serving there instead (:class:`StandaloneFake`: its own clock, not
+    ``fake_speed``; it outlives this radar, as an exchange outlives a killed bot). ``fake``:
+    an in-process fake already running (tests).
     """
     config = get_config()
     symbols = config.enabled_symbols
@@ -179,22 +223,31 @@ async def build(
         # Market data always comes from a keyless mainnet instance (trading.exchanges.clients);
         # keys and demo mode belong to the trading instance only (the executor's).
         base_url: str | None = settings.EXCHANGE_BASE_URL or None
-        owned = fake is None
+        owned = False  # run_feed stops a fake it started, never one that outlives it
+        venue: FakeBitget | StandaloneFake | None = fake
         if fake is not None:
             base_url = fake.base_url
             fake_speed = fake.clock.speed
+        elif fake_speed is not None and base_url is not None:
+            venue = await StandaloneFake.connect(base_url)
+            fake_speed = venue.clock.speed
         elif fake_speed is not None:
-            fake = FakeBitget(speed=fake_speed)
-            base_url = await fake.start()
-        if fake is not None:
+            venue = fake = FakeBitget(speed=fake_speed)
+            base_url, owned = await fake.start(), True
+        if isinstance(venue, StandaloneFake):
+            out.write(
+                f"Fake exchange: the fake Bitget already serving at {base_url} "
+                f"(EXCHANGE_BASE_URL), its market clock at {fake_speed:g}×\n"
+            )
+        elif venue is not None:
             out.write(
                 f"Fake exchange: a local Bitget at {base_url} serving the bundled real candles "
                 f"and funding at {fake_speed:g}× (open interest synthesised by the fake)\n"
             )
         live = market_data_exchange(entry, base_url=base_url)
-        if fake is not None:
-            fake.attach(live)
-            live.scalpradar_fake = fake  # run_feed stops it and paces the pollers on its clock
+        if venue is not None:
+            venue.attach(live)
+            live.scalpradar_fake = venue  # run_feed paces the pollers on its clock
             live.scalpradar_fake_owned = owned
         try:
             await probe(live, symbols)
@@ -308,7 +361,7 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
     radar_status.feed_started(source=source, stats=feed.stats)
     # The embedded mode has no Celery beat: it runs the REST pollers itself (live only: a
     # replay stored its funding up front).
-    fake: FakeBitget | None = getattr(exchange, "scalpradar_fake", None)
+    fake: FakeBitget | StandaloneFake | None = getattr(exchange, "scalpradar_fake", None)
     # On the fake exchange market time runs ``speed``× faster: the pollers keep its pace.
     scale = 1.0 / fake.clock.speed if fake is not None else 1.0
     pollers = (
@@ -342,7 +395,7 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
         if live_session is not None:
             await live_session.stop()
         await exchange.close()
-        if fake is not None and getattr(exchange, "scalpradar_fake_owned", True):
+        if isinstance(fake, FakeBitget) and getattr(exchange, "scalpradar_fake_owned", False):
             await fake.stop()
     await sync_to_async(runtime.checkpoint_all, thread_sensitive=True)()
 

@@ -17,7 +17,8 @@ target rest on the exchange. Which strategies are live is re-read with the contr
 (``StrategyConfig.live``, set by the recorded "go live" control).
 
 :func:`start_live` builds the executor when live trading may run: ``--exchange fake`` (the
-in-process fake Bitget's private API, demo keys of its own), or the gate of
+fake Bitget's private API, in-process or already serving at ``EXCHANGE_BASE_URL``, with its
+demo keys), or the gate of
 :mod:`trading.execution.settings` (``LIVE_TRADING_ENABLED``, keys, mainnet opt-in).
 """
 
@@ -166,8 +167,8 @@ async def start_live(
     from strategies.config import get_config
 
     settings = LiveSettings.from_config(get_config().risk.live)
-    if fake is not None:
-        keys = fake.private.credentials
+    if fake is not None:  # in-process, or another process's (radar.launch.StandaloneFake)
+        keys = fake.credentials
         credentials = (keys.api_key, keys.secret, keys.passphrase)
         base_url: str | None = fake.base_url
         where = f"the fake Bitget at {fake.base_url} (demo keys of its own)"

@@ -24,6 +24,7 @@ from trading.core.execution import LiveCaps
 
 ENABLED_ENV = "LIVE_TRADING_ENABLED"
 MAINNET_ENV = "LIVE_TRADING_MAINNET"
+DATA_URL_ENV = "EXCHANGE_BASE_URL"  # the market data from another server (a fake, a proxy)
 
 
 class LiveTradingRefused(RuntimeError):
@@ -62,6 +63,15 @@ def live_gate(exchange: Any, env: Mapping[str, str] | None = None) -> LiveGate:
     missing = [n for n, v in zip(names, values, strict=True) if not v]
     if missing:
         return LiveGate(False, demo, f"live trading needs {', '.join(missing)} in the environment")
+    if env.get(DATA_URL_ENV):
+        # The radar would decide on prices served from elsewhere and send real orders to
+        # the exchange: never (a standalone fake is traded with --exchange fake instead).
+        return LiveGate(
+            False,
+            demo,
+            f"the market data comes from {DATA_URL_ENV}={env[DATA_URL_ENV]}, not from "
+            f"{exchange.name}: real orders on prices from elsewhere are refused",
+        )
     if not demo and not env_true(env.get(MAINNET_ENV)):
         return LiveGate(
             False,

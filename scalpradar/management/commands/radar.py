@@ -73,7 +73,9 @@ class Command(BaseCommand):
             default=None,
             help="fake = the whole LIVE loop on this machine: the feed from an in-process fake "
             "Bitget replaying the bundled real candles at --speed, and the strategies set live "
-            "trading against its private API (orders, stops, fills, reconciliation)",
+            "trading against its private API (orders, stops, fills, reconciliation). With "
+            "EXCHANGE_BASE_URL set: the fake already serving there (python -m "
+            "trading.exchanges.fake), on its own market clock (--speed is not used)",
         )
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)

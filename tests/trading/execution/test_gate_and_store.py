@@ -9,7 +9,7 @@ from trading.core.execution import IllegalOrderTransition, OrderRole, OrderStatu
 from trading.core.types import Side
 from trading.exchanges.clients import ExchangeSettings
 from trading.execution import store
-from trading.execution.settings import ENABLED_ENV, MAINNET_ENV, live_gate
+from trading.execution.settings import DATA_URL_ENV, ENABLED_ENV, MAINNET_ENV, live_gate
 from trading.models import Fill, Order
 
 KEYS = {"BITGET_API_KEY": "k", "BITGET_API_SECRET": "s", "BITGET_API_PASSWORD": "p"}
@@ -30,6 +30,15 @@ def test_live_trading_is_off_unless_enabled_and_keyed(bitget_settings):
     on = live_gate(demo, {ENABLED_ENV: "true", **KEYS})
     assert on.allowed and on.demo and on.credentials == ("k", "s", "p")
     assert "'k'" not in repr(on) and "'s'" not in repr(on)  # the keys never show
+
+
+def test_live_trading_is_refused_on_market_data_from_another_server(bitget_settings):
+    demo = _exchange(bitget_settings, sandbox=True)
+    enabled = {ENABLED_ENV: "true", **KEYS}
+    assert live_gate(demo, enabled).allowed
+    elsewhere = live_gate(demo, {**enabled, DATA_URL_ENV: "http://127.0.0.1:8765"})
+    assert not elsewhere.allowed and "http://127.0.0.1:8765" in elsewhere.reason
+    assert elsewhere.credentials == ("", "", "")  # the keys are not handed out
 
 
 def test_mainnet_needs_its_own_second_variable(bitget_settings):

@@ -1,9 +1,11 @@
 """Run the fake Bitget as a standalone server: ``python -m trading.exchanges.fake``.
 
 By default the bundled data is shifted (by a multiple of 8 h) so that market time equals the
-wall clock at speed 1: a radar in another process, whose ccxt instance cannot be attached to the
-fake's clock, then sees consistent times. ``--speed`` / ``--start`` run market time on its own
-clock instead (only in-process consumers that call ``FakeBitget.attach`` agree with it).
+wall clock at speed 1: any client in another process sees consistent times. ``--speed`` /
+``--start`` run market time on its own clock instead; a consumer must then read that clock
+(``GET /fake/clock``): ``EXCHANGE_BASE_URL=http://127.0.0.1:8765 manage.py radar --exchange
+fake`` mirrors it (``radar.launch.StandaloneFake``) and trades with the fake's fixed demo key
+(``Credentials``' defaults). The fake outlives any radar: kill one, start another.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ def main() -> None:
 
     async def serve() -> None:
         url = await fake.start(args.host, args.port)
-        print(f"fake Bitget on {url} (market time {fake.now_ms()} ms); Ctrl-C stops")
+        keys = fake.credentials
+        print(
+            f"fake Bitget on {url} (market time {fake.now_ms()} ms at {fake.clock.speed:g}×; "
+            f"demo key {keys.api_key} / {keys.secret} / {keys.passphrase}); Ctrl-C stops"
+        )
         try:
             await asyncio.Event().wait()
         finally:

@@ -13,7 +13,9 @@ REST (``GET /api/...``): ``v2/public/time``, ``v2/spot/public/coins`` (load_mark
 ``candles`` / ``history-candles`` (1m only; the newest ``limit`` rows of
 ``[startTime, endTime]``, the forming one partial, nothing after the fake's now),
 ``current-fund-rate``, ``funding-time``, ``history-fund-rate`` (newest first, ``pageSize`` /
-``pageNo``), ``open-interest``, ``ticker``, ``tickers``. Anything else: HTTP 404.
+``pageNo``), ``open-interest``, ``ticker``, ``tickers``. Not Bitget's: ``GET /fake/clock``
+(``nowMs``, ``speed``: the market clock, which a radar in another process mirrors, as
+:func:`attach_clock` does in-process). Anything else: HTTP 404.
 
 Websocket ``/v2/ws/public`` (and ``/wspap/v2/ws/public``, where a demo-mode instance lands):
 text ``ping`` → ``pong``; ``subscribe`` / ``unsubscribe`` of ``candle1m``, ``books``,
@@ -115,6 +117,28 @@ def _checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
             parts += asks[i]
     crc = zlib.crc32(":".join(parts).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+def attach_clock(exchange: Any, now_ms: Callable[[], int]) -> None:
+    """Make a ccxt instance read a fake's market clock ``now_ms`` (epoch ms).
+
+    ccxt compares exchange timestamps with ``exchange.milliseconds()`` (``fetch_ohlcv``
+    picks the recent or the history endpoint and computes ``endTime`` from it), and so does
+    the feed (closes by the clock, overdue candles). Market time runs in 2025 at ``speed``×,
+    so both must read it. The websocket keep-alive, however, is a real network timer: ccxt
+    checks ``lastPong`` against the WALL clock (``Exchange.milliseconds`` of the class) but
+    stamps it with ``self.milliseconds()``; ``handle_pong`` is therefore rebound to stamp
+    wall time, or every connection would "miss" its pongs.
+    """
+    wall_ms = type(exchange).milliseconds
+
+    def handle_pong(client: Any, message: Any) -> Any:
+        client.lastPong = wall_ms()
+        return message
+
+    exchange.milliseconds = now_ms
+    exchange.seconds = lambda: now_ms() // 1000
+    exchange.handle_pong = handle_pong
 
 
 class FakeBitget(PrivateHooks):
@@ -220,25 +244,13 @@ class FakeBitget(PrivateHooks):
         self.clock.advance(ms)
 
     def attach(self, exchange: Any) -> None:
-        """Make a ccxt instance read the fake's clock.
+        """Make a ccxt instance read the fake's clock (:func:`attach_clock`)."""
+        attach_clock(exchange, self.now_ms)
 
-        ccxt compares exchange timestamps with ``exchange.milliseconds()`` (``fetch_ohlcv``
-        picks the recent or the history endpoint and computes ``endTime`` from it), and so does
-        the feed (closes by the clock, overdue candles). Market time runs in 2025 at ``speed``×,
-        so both must read it. The websocket keep-alive, however, is a real network timer: ccxt
-        checks ``lastPong`` against the WALL clock (``Exchange.milliseconds`` of the class) but
-        stamps it with ``self.milliseconds()``; ``handle_pong`` is therefore rebound to stamp
-        wall time, or every connection would "miss" its pongs.
-        """
-        wall_ms = type(exchange).milliseconds
-
-        def handle_pong(client: Any, message: Any) -> Any:
-            client.lastPong = wall_ms()
-            return message
-
-        exchange.milliseconds = self.now_ms
-        exchange.seconds = lambda: self.now_ms() // 1000
-        exchange.handle_pong = handle_pong
+    @property
+    def credentials(self) -> Credentials:
+        """The one API key the fake accepts."""
+        return self.private.credentials
 
     # -- fault hooks ------------------------------------------------------------------------
 
@@ -320,6 +332,7 @@ class FakeBitget(PrivateHooks):
         mix = "/api/v2/mix/market/"
         return {
             "/api/v2/public/time": self._time,
+            "/fake/clock": self._clock,
             "/api/v2/spot/public/coins": self._coins,
             "/api/v2/spot/public/symbols": self._empty,
             "/api/v2/margin/currencies": self._empty,
@@ -349,6 +362,9 @@ class FakeBitget(PrivateHooks):
 
     async def _time(self, _request: web.Request) -> web.Response:
         return self._ok({"serverTime": str(self.now_ms())})
+
+    async def _clock(self, _request: web.Request) -> web.Response:
+        return self._ok({"nowMs": str(self.now_ms()), "speed": repr(self.clock.speed)})
 
     async def _empty(self, _request: web.Request) -> web.Response:
         return self._ok([])
