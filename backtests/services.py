@@ -18,12 +18,11 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from backtests.core.engine import (
-    BacktestDataError,
-    BacktestResult,
-    prepare_candles,
-    run_backtest,
-)
+from backtests.core import fee_twin
+from backtests.core.assumptions import RunInputs
+from backtests.core.assumptions import describe as describe_assumptions
+from backtests.core.engine import BacktestDataError, BacktestResult, run_backtest
+from backtests.core.fee_twin import FeesRemoved, fees_removed
 from backtests.core.metrics import compute_metrics
 from backtests.models import BacktestRun
 from common.events import backtest_group, publish_on_commit
@@ -304,8 +303,16 @@ def cut(data: MarketData, start_ms: int | None, end_ms: int | None) -> MarketDat
 # -- summary ----------------------------------------------------------------------------------
 
 
-def summarise(result: BacktestResult, without_fees: BacktestResult | None = None) -> dict[str, Any]:
-    """The JSON summary of a run (the command's ``--json`` object and ``BacktestRun.results``)."""
+def summarise(result: BacktestResult, twin: FeesRemoved | None = None) -> dict[str, Any]:
+    """The JSON summary of a run (the command's ``--json`` object and ``BacktestRun.results``).
+
+    ``without_fees`` (and ``net_pnl_without_fees``) is the SAME trades with their fees removed
+    (:mod:`backtests.core.fee_twin`; ``twin`` when already computed): same sizes, fills, exits
+    and kill-switch decisions, so its net = gross − funding − liquidation losses, and every
+    summary adds up: gross − fees − funding − liquidation losses = net (USDT). All figures are
+    realised: the engine closes what is still open at the end of the data. ``run_basis`` says
+    what the headline run is (fees booked, or a re-simulation with zero fees)."""
+    taker_rate = result.config.booked_fees.taker_rate
     m = compute_metrics(
         result.trades,
         result.times_ms,
@@ -313,6 +320,18 @@ def summarise(result: BacktestResult, without_fees: BacktestResult | None = None
         start_equity=result.config.capital_usdt,
         in_position=result.in_position,
         regimes=result.trade_regimes,
+        taker_rate=taker_rate,
+    )
+    if twin is None:
+        twin = fees_removed(result.trades, result.times_ms, result.equity, taker_rate)
+    off = compute_metrics(
+        twin.trades,
+        result.times_ms,
+        twin.equity,
+        start_equity=result.config.capital_usdt,
+        in_position=result.in_position,
+        regimes=result.trade_regimes,
+        taker_rate=0.0,  # nothing left to split: the twin's exit fee IS the liquidation loss
     )
     signals = result.signals
     out: dict[str, Any] = {
@@ -325,24 +344,17 @@ def summarise(result: BacktestResult, without_fees: BacktestResult | None = None
         "signals_accepted": sum(1 for s in signals if s.accepted),
         "shadow_trades": len(result.shadow_trades),
         "kill_switch_tripped": bool(result.final_state.get("kill_switch", {}).get("tripped")),
-        **{k: v for k, v in m.to_dict().items()},
+        "run_basis": "fees on" if result.config.fees_enabled else fee_twin.RESIMULATED,
+        **m.to_dict(),
+        "net_pnl_without_fees": off.net_pnl,
+        "without_fees": {
+            "basis": fee_twin.BASIS,
+            **{k: v for k, v in off.to_dict().items() if k not in ("by_regime", "by_exit_reason")},
+        },
         "elapsed_s": result.elapsed_s,
     }
     if result.skipped_reason:
         out["skipped_reason"] = result.skipped_reason
-    if without_fees is not None:
-        off = compute_metrics(
-            without_fees.trades,
-            without_fees.times_ms,
-            without_fees.equity,
-            start_equity=without_fees.config.capital_usdt,
-        )
-        out["net_pnl_without_fees"] = off.net_pnl
-        out["trades_without_fees"] = off.trades
-        out["without_fees"] = {
-            k: v for k, v in off.to_dict().items() if k not in ("by_regime", "by_exit_reason")
-        }
-        out["elapsed_s"] = result.elapsed_s + without_fees.elapsed_s
     return _finite(out)
 
 
@@ -409,8 +421,24 @@ def order_flow_confirmers(
 @dataclass(slots=True)
 class Computed:
     result: BacktestResult
-    without_fees: BacktestResult
+    without_fees: FeesRemoved  # the run's own trades and equity with the fees removed
     summary: dict[str, Any]
+
+
+def funding_source(data: MarketData) -> str | None:
+    """Where ``data``'s funding rows came from: the funding file names, ``"database"``, or
+    ``None`` without rows."""
+    if data.funding is None or len(data.funding) == 0:
+        return None
+    if not data.source.startswith("files: "):
+        return "database (stored funding rates)"
+    names = []
+    for raw in data.source.removeprefix("files: ").split(", "):
+        name = Path(raw).name
+        meta = parse_data_file_name(name)
+        if "_funding_" in name or (meta is not None and meta.kind == "funding"):
+            names.append(name)
+    return ", ".join(names) or data.source
 
 
 def backtest_compute(
@@ -423,31 +451,43 @@ def backtest_compute(
     name: str,
     radar_config: RadarConfig | None = None,
     progress: Callable[[float], None] | None = None,
+    params_source: str = "given",
 ) -> Computed:
-    """The run (``config``'s fees setting) and its fees-off twin, summarised: the ONE path of
-    ``manage.py backtest`` and of the browser's task (:func:`backtest_run_execute`)."""
+    """One run (``config``'s fees setting), the same trades with the fees removed, and the
+    summary with its ``assumptions`` (:mod:`backtests.core.assumptions`): the ONE path of
+    ``manage.py backtest`` and of the browser's task (:func:`backtest_run_execute`).
+
+    ``params_source`` says where ``params`` came from (recorded in the summary as
+    ``params_source`` and in its assumptions). With ``config.fees_enabled`` False the run
+    itself is a re-simulation with zero fees: its orders differ from a fees-on run's, and the
+    summary's ``run_basis`` says so."""
     confirmers, note = order_flow_confirmers(data, symbol, radar_config)
-    kwargs: dict[str, Any] = {
-        "funding": data.funding,
-        "open_interest": data.open_interest,
-        "books": data.books,
-        "trades": data.trades,
-        "confirmers": confirmers,
-        "name": name,
-    }
-    candles = prepare_candles(data.candles)  # validated and aggregated once for both runs
-    result = run_backtest(kind, params, symbol, candles, config=config, progress=progress,
-                          **kwargs)  # fmt: skip
-    without = run_backtest(kind, params, symbol, candles, config=config.with_fees(False),
-                           **kwargs)  # fmt: skip
-    summary = summarise(result, without)
+    result = run_backtest(
+        kind, params, symbol, data.candles, config=config, progress=progress,
+        funding=data.funding, open_interest=data.open_interest, books=data.books,
+        trades=data.trades, confirmers=confirmers, name=name,
+    )  # fmt: skip
+    taker_rate = config.booked_fees.taker_rate
+    twin = fees_removed(result.trades, result.times_ms, result.equity, taker_rate)
+    summary = summarise(result, twin)
     summary["confirmation"] = note
     summary["signals_adjusted"] = sum(1 for s in result.signals if s.signal.score != s.raw_score)
     summary["fees_enabled"] = config.fees_enabled
     summary["strategy_kind"] = kind
     summary["params"] = dict(params)
+    summary["params_source"] = params_source
     summary["data_source"] = data.source
-    return Computed(result, without, _finite(summary))
+    inputs = RunInputs(
+        symbol=symbol, data_source=data.source, exchange=data.exchange,
+        start_ms=summary["start_ms"], end_ms=summary["end_ms"], candles=result.candles,
+        funding=data.funding, funding_source=funding_source(data),
+        book_snapshots=len(data.books), params_source=params_source,
+    )  # fmt: skip
+    summary["assumptions"] = describe_assumptions(
+        config, inputs, result.trades, result.events,
+        ratio_days=summary["ratio_days"], liquidation_loss=summary["liquidation_loss"],
+    )  # fmt: skip
+    return Computed(result, twin, _finite(summary))
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -533,7 +573,7 @@ def backtest_run_execute(run_id: int, *, data: MarketData | None = None, seed: i
         computed = backtest_compute(
             kind=run.strategy_kind, params=run.params, symbol=run.symbol, data=market,
             config=config, name=run.strategy_name, radar_config=radar_config,
-            progress=_progress_publisher(run_id),
+            progress=_progress_publisher(run_id), params_source=run.params_source or "given",
         )  # fmt: skip
     except (BacktestInputError, BacktestDataError, ValueError) as exc:
         with transaction.atomic():
@@ -545,7 +585,6 @@ def backtest_run_execute(run_id: int, *, data: MarketData | None = None, seed: i
             )
         return True
     result, summary = computed.result, computed.summary
-    summary["params_source"] = run.params_source or "given"
     summary["elapsed_s"] = time.perf_counter() - started
     summary["run_id"] = run_id
     with transaction.atomic():

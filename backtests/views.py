@@ -20,24 +20,28 @@ from trading.models import Asset, Candle
 from trading.views import render_page
 
 DAY_MS = 86_400_000
-RESULT_FIELDS = (
-    ("return_pct", "Net return %"),
-    ("trades", "Trades"),
-    ("win_rate", "Win rate %"),
-    ("gross_pnl", "Gross P&L"),
-    ("fees", "Fees"),
-    ("fees_pct_of_gross", "Fees % of gross"),
-    ("funding", "Funding"),
-    ("slippage", "Slippage"),
-    ("net_pnl", "Net P&L"),
-    ("profit_factor_net", "Profit factor (net)"),
-    ("expectancy", "Expectancy"),
-    ("max_drawdown_pct", "Max drawdown %"),
-    ("sharpe", "Sharpe"),
-    ("sortino", "Sortino"),
-    ("exposure_pct", "Exposure %"),
-    ("final_equity", "Final equity"),
+RESULT_FIELDS = (  # (summary key, label, decimals)
+    ("return_pct", "Net return %", 2),
+    ("trades", "Trades", 0),
+    ("win_rate", "Win rate %", 2),
+    ("gross_pnl", "Gross P&L", 2),
+    ("fees", "Fees", 2),
+    ("fees_pct_of_gross", "Fees % of |gross|", 2),
+    ("funding", "Funding", 2),
+    ("liquidation_loss", "Liquidation losses", 2),
+    ("slippage", "Slippage (in prices)", 2),
+    ("net_pnl", "Net P&L", 2),
+    ("profit_factor_net", "Profit factor (net)", 2),
+    ("expectancy", "Expectancy", 2),
+    ("max_drawdown_pct", "Max drawdown %", 2),
+    ("sharpe", "Sharpe", 2),
+    ("sortino", "Sortino", 2),
+    ("ratio_days", "Days under Sharpe / Sortino", 0),
+    ("exposure_pct", "Exposure %", 2),
+    ("final_equity", "Final equity", 2),
 )
+FEES_REMOVED = "Same trades, fees removed"
+OLD_TWIN = "Re-simulated with zero fees (different orders)"
 
 
 class BacktestForm(forms.Form):
@@ -49,7 +53,13 @@ class BacktestForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"rsi_period": 10}'}),
         help_text="JSON object of parameter overrides (empty = configured values)",
     )
-    fees_enabled = forms.BooleanField(required=False, initial=True, label="Fees on")
+    fees_enabled = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Fees on",
+        help_text="off = re-simulate with zero fees: different orders, as sizing follows the "
+        "equity; a fees-on run already shows the same trades with their fees removed",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -169,10 +179,10 @@ def _candles_for(run: BacktestRun) -> list[dict[str, Any]]:
 def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(BacktestRun, pk=run_id)
     results = run.results or {}
-    without = results.get("without_fees") or {}
+    without = (results.get("without_fees") or {}) if run.fees_enabled else {}
     metrics = [
-        {"label": label, "value": results.get(key), "without": without.get(key)}
-        for key, label in RESULT_FIELDS
+        {"label": label, "value": results.get(key), "without": without.get(key), "digits": digits}
+        for key, label, digits in RESULT_FIELDS
         if key in results
     ]
     progress = {
@@ -188,6 +198,9 @@ def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "obj": run,
         "metrics": metrics,
         "has_without": bool(without),
+        # Runs stored before the like-for-like twin carry a re-simulation without a "basis".
+        "without_label": FEES_REMOVED if without.get("basis") else OLD_TWIN,
+        "summary": _summary_notes(results),
         "chart_json": json.dumps(chart).replace("</", "<\\/"),
         "page": "backtests",
     }
@@ -198,6 +211,33 @@ def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         partial="results",
         groups=(f"backtest.{run.pk}",),
     )
+
+
+def _summary_notes(results: dict[str, Any]) -> dict[str, Any]:
+    """What the result page says under the metrics: the run's basis, the sum that adds up,
+    the notes on undefined figures, and the assumptions (label, text) in their order."""
+    assumptions = []
+    for key, item in (results.get("assumptions") or {}).items():
+        text = item.get("text", "")
+        if key == "parameters" and results.get("params_source"):
+            text = results["params_source"]  # the source the run recorded last
+        assumptions.append({"label": item.get("label", key), "text": text})
+    keys = ("gross_pnl", "fees", "funding", "liquidation_loss", "net_pnl")
+    adds_up = None
+    if all(isinstance(results.get(k), int | float) for k in keys):
+        g, f, fu, liq, net = (results[k] for k in keys)
+        adds_up = (
+            f"gross − fees − funding − liquidation losses = net: {g:,.2f} − {f:,.2f} − "
+            f"{fu:,.2f} − {liq:,.2f} = {net:,.2f} USDT"
+        )
+    notes = [n for n in (results.get("fees_pct_note"), results.get("ratio_note")) if n]
+    return {
+        "basis": results.get("run_basis"),
+        "without_basis": (results.get("without_fees") or {}).get("basis"),
+        "adds_up": adds_up,
+        "notes": notes,
+        "assumptions": assumptions,
+    }
 
 
 COMPARE_MAX_RUNS = 8
@@ -219,9 +259,10 @@ def backtest_compare(request: HttpRequest) -> HttpResponse:
     table = [
         {
             "label": label,
+            "digits": digits,
             "values": [(r.results or {}).get(key) for r in runs],
         }
-        for key, label in RESULT_FIELDS
+        for key, label, digits in RESULT_FIELDS
     ]
     curves = [
         {

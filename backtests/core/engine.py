@@ -169,24 +169,3 @@ def run_backtest(
         elapsed_s=time.perf_counter() - started,
         kernel=kernel,
     )
-
-
-def run_backtest_pair(
-    strategy_kind: str,
-    params: Mapping[str, Any] | StrategyParams | None,
-    symbol: str,
-    candles_1m: np.ndarray | CandleSet,
-    *,
-    config: KernelConfig,
-    **kwargs: Any,
-) -> tuple[BacktestResult, BacktestResult]:
-    """The same run with fees on and with fees off (``KernelConfig.fees_enabled``)."""
-    candles_1m = prepare_candles(candles_1m)  # aggregated once for both runs
-    with_fees = run_backtest(
-        strategy_kind, params, symbol, candles_1m, config=config.with_fees(True), **kwargs
-    )
-    kwargs.pop("progress", None)
-    without = run_backtest(
-        strategy_kind, params, symbol, candles_1m, config=config.with_fees(False), **kwargs
-    )
-    return with_fees, without

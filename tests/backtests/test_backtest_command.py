@@ -38,11 +38,13 @@ def test_every_strategy_kind_runs_on_the_bundled_sample(kind: str) -> None:
 
 
 @pytest.mark.django_db
-def test_the_json_result_compares_fees_on_and_off() -> None:
+def test_the_json_result_compares_the_same_trades_with_and_without_fees() -> None:
     result = backtest("--strategy", "momentum_breakout", "--symbol", "BTC/USDT:USDT",
                       "--data", BTC_1M)  # fmt: skip
+    off = result["without_fees"]
     assert result["trades"] > 0
-    assert result["net_pnl_without_fees"] > result["net_pnl"]
+    assert off["trades"] == result["trades"] and off["gross_pnl"] == result["gross_pnl"]
+    assert result["net_pnl_without_fees"] - result["net_pnl"] == pytest.approx(result["fees"])
 
 
 @pytest.mark.django_db

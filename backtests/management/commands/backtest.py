@@ -1,4 +1,5 @@
-"""``manage.py backtest``: one strategy over history, fees on and off side by side.
+"""``manage.py backtest``: one strategy over history, with and without its fees, and what it
+assumed.
 
     manage.py backtest --strategy NAME --symbol SYMBOL [--timeframe TF]
         [--start DATE --end DATE | --days N] [--data PATH ...] [--param KEY=VALUE ...]
@@ -12,6 +13,13 @@ the output says "confirmation unavailable"); a candle file coarser than 1m is re
 the engine resolves stops, fills, funding and time stops per minute. Without ``--data`` the
 stored candles are used. ``--save`` creates a BacktestRun and executes it through the same
 service as the browser's task. Bad arguments exit with code 2 and one line on stderr.
+
+Output: the run ("fees on") beside the SAME trades with their fees removed ("fees removed":
+same sizes, fills, exits and kill switch, so its net = gross − funding − liquidation losses),
+the line showing that gross − fees − funding − liquidation losses = net, and the assumptions
+(data and period, parameters, fees, funding source or "not modelled", fill and slippage
+models, tick rounding, Sharpe days, kill switch). ``--no-fees`` instead RE-SIMULATES with zero
+fees — different orders, since sizing follows equity — and is labelled so.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backtests import services
+from backtests.core import fee_twin
 from backtests.core.engine import BacktestDataError
 from trading.core.candles import MINUTE_MS
 
@@ -50,7 +59,10 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 class Command(BaseCommand):
-    help = "Backtest one strategy on one symbol; prints fees on and off side by side."
+    help = (
+        "Backtest one strategy on one symbol; prints the run beside the same trades with their "
+        "fees removed, and the assumptions the figures stand on."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--strategy", required=True)
@@ -70,7 +82,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
         parser.add_argument("--capital", type=float, default=10_000.0, help="USDT")
-        parser.add_argument("--no-fees", action="store_true", help="headline run without fees")
+        parser.add_argument(
+            "--no-fees",
+            action="store_true",
+            help="re-simulate with zero fees: DIFFERENT orders (sizing follows equity); the "
+            "like-for-like figure is the default output's 'fees removed' column",
+        )
         parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
         parser.add_argument("--save", action="store_true", help="store a BacktestRun")
         parser.add_argument("--seed", type=int, default=0)
@@ -136,12 +153,11 @@ class Command(BaseCommand):
                 summary = services.backtest_compute(
                     kind=resolved.kind, params=resolved.params, symbol=symbol, data=data,
                     config=kernel_config, name=resolved.name, radar_config=config,
-                    progress=progress,
+                    progress=progress, params_source=resolved.source,
                 ).summary  # fmt: skip
             finally:
                 if progress is not None:
                     progress(1.0)
-            summary["params_source"] = resolved.source
         if opts["json"]:
             self.stdout.write(json.dumps(summary, sort_keys=True))
             return
@@ -166,7 +182,7 @@ class Command(BaseCommand):
         return update
 
     def _table(self, s: dict[str, Any]) -> None:
-        off = s.get("without_fees", {})
+        """The run, the same trades with their fees removed, and what the figures stand on."""
         out = self.stdout
         out.write(
             f"{s['strategy']} ({s['strategy_kind']}) on {s['symbol']}: {s['candles']:,} 1m "
@@ -176,27 +192,53 @@ class Command(BaseCommand):
         out.write(s.get("confirmation", services.CONFIRMATION_UNAVAILABLE))
         if s.get("skipped_reason"):
             out.write(f"SKIPPED: {s['skipped_reason']} — the strategy could not run on this data")
+        days = s.get("ratio_days")
         rows = [
             ("trades", "trades", 0),
             ("win rate %", "win_rate", 1),
             ("gross P&L USDT", "gross_pnl", 2),
             ("fees USDT", "fees", 2),
-            ("fees % of gross", "fees_pct_of_gross", 1),
+            ("fees % of |gross|", "fees_pct_of_gross", 1),
             ("funding USDT", "funding", 2),
+            ("liquidation losses USDT", "liquidation_loss", 2),
             ("slippage USDT (in prices)", "slippage", 2),
             ("net P&L USDT", "net_pnl", 2),
             ("profit factor gross", "profit_factor_gross", 2),
             ("profit factor net", "profit_factor_net", 2),
             ("expectancy USDT/trade", "expectancy", 2),
             ("max drawdown %", "max_drawdown_pct", 2),
-            ("Sharpe (daily, √365)", "sharpe", 2),
-            ("Sortino (daily, √365)", "sortino", 2),
+            (f"Sharpe ({days} days, √365)", "sharpe", 2),
+            (f"Sortino ({days} days, √365)", "sortino", 2),
             ("exposure %", "exposure_pct", 1),
         ]
-        out.write(f"{'':28}{'fees on':>16}{'fees off':>16}")
-        for label, key, digits in rows:
-            out.write(f"{label:28}{_fmt(s.get(key), digits):>16}{_fmt(off.get(key), digits):>16}")
+        if s.get("fees_enabled", True):
+            # The second column is the SAME trades with their fees taken out, not another run.
+            off = s.get("without_fees", {})
+            out.write(f"{'':28}{'fees on':>16}{'fees removed':>16}")
+            for label, key, digits in rows:
+                on, removed = _fmt(s.get(key), digits), _fmt(off.get(key), digits)
+                out.write(f"{label:28}{on:>16}{removed:>16}")
+            out.write(f"fees removed = {off.get('basis', fee_twin.BASIS)}")
+        else:
+            out.write(s.get("run_basis", fee_twin.RESIMULATED))
+            out.write(f"{'':28}{'zero fees':>16}")
+            for label, key, digits in rows:
+                out.write(f"{label:28}{_fmt(s.get(key), digits):>16}")
+        out.write(
+            "adds up: gross − fees − funding − liquidation losses = net: "
+            f"{_fmt(s.get('gross_pnl'))} − {_fmt(s.get('fees'))} − {_fmt(s.get('funding'))} − "
+            f"{_fmt(s.get('liquidation_loss'))} = {_fmt(s.get('net_pnl'))} USDT"
+        )
+        for note in (s.get("fees_pct_note"), s.get("ratio_note")):
+            if note:
+                out.write(note)
         if s.get("kill_switch_tripped"):
             out.write(f"kill switch tripped; {s['shadow_trades']} later trades ran in shadow mode")
+        assumptions = s.get("assumptions") or {}
+        if assumptions:
+            out.write("assumptions:")
+        for key, item in assumptions.items():
+            text = item.get("text", "")
+            out.write(f"  {item.get('label', key)}: {text}")
         if "run_id" in s:
             out.write(f"saved as backtest run #{s['run_id']}")

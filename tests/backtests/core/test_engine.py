@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backtests.core.engine import BacktestDataError, run_backtest, run_backtest_pair
+from backtests.core.engine import BacktestDataError, run_backtest
 from strategies.core.kernel import KernelConfig, PositionOpened, SignalEvent
 from tests.conftest import SAMPLE_DIR
 from trading.core.candles import read_candles_csv
@@ -19,16 +19,6 @@ def test_every_entry_happens_after_its_decision_candle_on_real_data() -> None:
     assert all(any(d <= t for d in decided) for t in opened)
     assert result.equity.shape == (len(BTC),)
     assert result.equity[-1] == pytest.approx(10_000 + sum(t.net_pnl for t in result.trades))
-
-
-def test_without_fees_the_same_strategy_keeps_the_fees_it_would_have_paid() -> None:
-    on, off = run_backtest_pair("momentum_breakout", {}, "BTC/USDT:USDT", BTC,
-                                config=KernelConfig())  # fmt: skip
-    assert sum(t.fees for t in off.trades) == 0.0
-    assert sum(t.fees for t in on.trades) > 0
-    first_on, first_off = on.trades[0], off.trades[0]
-    assert first_on.entry_time_ms == first_off.entry_time_ms
-    assert first_off.net_pnl - first_on.net_pnl == pytest.approx(first_on.fees)
 
 
 def test_a_run_is_deterministic_for_a_seed() -> None:

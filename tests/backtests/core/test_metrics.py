@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from backtests.core.metrics import (
+    DAY_MS,
+    GROSS_ZERO_NOTE,
+    MIN_RATIO_DAYS,
     compute_metrics,
+    cost_split,
     daily_returns,
     max_drawdown,
     profit_factor,
@@ -14,7 +18,7 @@ from backtests.core.metrics import (
     sortino_ratio,
 )
 from trading.core.fees import Liquidity
-from trading.core.ledger import ClosedTrade
+from trading.core.ledger import ClosedTrade, Ledger
 from trading.core.types import ExitReason, MarginMode, Side
 
 H = 3_600_000
@@ -72,3 +76,59 @@ def test_a_run_adds_up_gross_fees_funding_and_net() -> None:
     assert m.profit_factor_net == pytest.approx(32 / 27)
     assert m.exposure_pct == pytest.approx(50.0)
     assert m.by_exit_reason["stop_loss"]["trades"] == 1
+
+
+def test_fees_are_a_share_of_the_absolute_gross_on_a_losing_run_too() -> None:
+    """Gross −20, fees 6 → 6 / |−20| = 30 %; +10 and −10 (fees 2 each) → gross exactly 0:
+    no share, and a note saying why."""
+    times = np.array([H, 2 * H])
+    losing = compute_metrics([trade(-20, 6)], times[:1], np.array([9_974.0]), start_equity=10_000)
+    assert losing.fees_pct_of_gross == pytest.approx(30.0)
+    assert losing.fees_pct_note is None
+    flat = compute_metrics([trade(10, 2), trade(-10, 2)], times, np.array([10_008.0, 9_996.0]),
+                           start_equity=10_000)  # fmt: skip
+    assert flat.gross_pnl == 0.0
+    assert flat.fees_pct_of_gross is None and flat.fees_pct_note == GROSS_ZERO_NOTE
+
+
+def test_a_liquidation_s_forfeited_margin_is_split_from_its_taker_fee() -> None:
+    """The ledger's example: long 0.1 BTC at 100,000, 20× (margin 500), taker entry fee
+    0.1 × 100,000 × 0.0006 = 6; liquidated at 95,439.02: gross 0.1 × −4,560.98 = −456.098,
+    exit fee = margin + gross = 43.902. A normal close would pay 0.1 × 95,439.02 × 0.0006 =
+    5.7263412 → fees 6 + 5.7263412 = 11.7263412, liquidation loss 43.902 − 5.7263412 =
+    38.1756588; net −456.098 − 11.7263412 − 38.1756588 = −506 USDT."""
+    ledger = Ledger(10_000.0)
+    position = ledger.open(symbol="BTC/USDT:USDT", side=Side.LONG, qty=0.1, price=100_000.0,
+                           time_ms=0, leverage=20, stop_loss=95_000.0)  # fmt: skip
+    liquidated = ledger.close(position.position_id, 95_439.02, H, ExitReason.LIQUIDATION)
+    fees, liquidation = cost_split(liquidated, 0.0006)
+    assert fees == pytest.approx(11.7263412)
+    assert liquidation == pytest.approx(38.1756588)
+    assert cost_split(liquidated) == pytest.approx((6.0, 43.902))  # rate unknown: all of it
+    m = compute_metrics([liquidated, trade(40, 8)], np.array([H, 2 * H]),
+                        np.array([9_494.0, 9_526.0]), start_equity=10_000,
+                        taker_rate=0.0006)  # fmt: skip
+    assert (m.liquidations, m.liquidation_loss) == (1, pytest.approx(38.1756588))
+    assert m.fees == pytest.approx(11.7263412 + 8)
+    assert m.gross_pnl - m.fees - m.funding - m.liquidation_loss == pytest.approx(m.net_pnl)
+    assert m.net_pnl == pytest.approx(-506.0 + 32.0)
+
+
+def _daily_curve(days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equity at the end of each UTC day, +1 % and −0.5 % in turn from 10,000."""
+    returns = np.where(np.arange(days) % 2, -0.005, 0.01)
+    return (np.arange(1, days + 1) * DAY_MS, 10_000.0 * np.cumprod(1.0 + returns))
+
+
+def test_sharpe_and_sortino_are_shown_with_their_days_and_not_under_the_minimum() -> None:
+    times, equity = _daily_curve(MIN_RATIO_DAYS - 1)
+    short = compute_metrics([], times, equity, start_equity=10_000)
+    assert short.ratio_days == MIN_RATIO_DAYS - 1
+    assert short.sharpe is None and short.sortino is None
+    assert f"{MIN_RATIO_DAYS - 1} daily returns" in short.ratio_note
+    times, equity = _daily_curve(MIN_RATIO_DAYS)
+    enough = compute_metrics([], times, equity, start_equity=10_000)
+    returns = daily_returns(times, equity, 10_000)
+    assert enough.ratio_days == MIN_RATIO_DAYS and enough.ratio_note is None
+    assert enough.sharpe == pytest.approx(sharpe_ratio(returns))
+    assert enough.sortino == pytest.approx(sortino_ratio(returns))
