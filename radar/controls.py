@@ -3,7 +3,8 @@
 * :func:`apply_controls` makes one kernel follow its session (status, kill switch, weight);
 * :func:`sync_controls` re-reads every session's controls and every strategy's ``updated_at``
   (two queries, ``select_for_update``: on PostgreSQL a concurrent pause waits for this batch's
-  commit instead of racing it) and applies them;
+  commit instead of racing it), applies them, and stamps the trader's new controls with the
+  market time they are in force from (the selector's hold counts from it, ``radar.selector``);
 * :func:`reload_config` rebuilds a kernel whose parameters were edited in the admin, the way a
   restart rebuilds it.
 """
@@ -22,6 +23,7 @@ from radar.arena import (
 )
 from strategies.core.kernel import Mode, StrategyKernel
 from strategies.models import StrategyConfig
+from strategies.services import control_actions_stamp
 from trading.config import checked_capital_weight
 from trading.core.risk import start_session
 from trading.models import TradingSession
@@ -89,6 +91,8 @@ def sync_controls(
     runtime itself changed (a kill-switch trip) first: the read must not take the stored row's
     older status for a dashboard control. ``failed(entry, exc)``: told when a strategy's
     stored controls are refused (``InvalidStoredValue``): that strategy's failure alone.
+    The controls recorded since the last read are stamped with ``now_ms`` (market time, UTC
+    epoch ms): one update on an index of the unstamped rows, which is empty between controls.
     """
     by_session: dict[int, ArenaEntry | TradingSession] = {e.session.pk: e for e in arena}
     by_session.update({a.pk: a for a in accounts})
@@ -109,6 +113,7 @@ def sync_controls(
                 if failed is None:
                     raise
                 failed(target, exc)
+    control_actions_stamp(names=[e.config.name for e in arena], market_time_ms=now_ms)
     known = {e.config.pk: e.config.updated_at for e in arena}
     known.update({c.pk: c.updated_at for e in arena for c in e.confirmers})
     stamps = StrategyConfig.objects.filter(pk__in=known).values_list("pk", "updated_at")

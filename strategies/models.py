@@ -185,8 +185,15 @@ class SelectorDecision(models.Model):
 
 
 class ControlAction(models.Model):
-    """A trader's manual control: pause, resume, kill-switch reset, going live or back to
-    paper — who, why, when."""
+    """A control: pause, resume, kill-switch reset, going live or back to paper by a trader,
+    or a decision of the arena's selector (pause, resume, capital weight) — who, why, when.
+
+    ``market_time_ms``: the market time (UTC epoch ms) from which the control is in force — a
+    trader's is stamped by the radar when it applies it (``radar.controls.sync_controls``), a
+    selector's is its round's. A trader's pause, resume or reset holds the selector off that
+    strategy for ``risk.yaml`` ``selector.manual_hold_hours`` of market time from then
+    (``radar.selector``).
+    """
 
     class Action(models.TextChoices):
         PAUSE = "pause", "Pause"
@@ -195,14 +202,29 @@ class ControlAction(models.Model):
         GO_LIVE = "go_live", "Go live"
         GO_PAPER = "go_paper", "Back to paper"
         FLATTEN = "flatten", "Flatten live"
+        SCALE_RISK = "scale_risk", "Scale risk (capital weight)"
+
+    class Actor(models.TextChoices):
+        TRADER = "trader", "Trader"
+        SELECTOR = "selector", "Arena selector"
+
+    # A trader's controls the selector must not undo within the hold (radar.selector).
+    HELD_ACTIONS = (Action.PAUSE, Action.RESUME, Action.RESET_KILL_SWITCH)
 
     strategy_name = models.CharField(max_length=64, db_index=True)
     action = models.CharField(max_length=20, choices=Action.choices)
+    actor = models.CharField(max_length=8, choices=Actor.choices, default=Actor.TRADER)
     user = models.ForeignKey(
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    market_time_ms = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="market time (UTC epoch ms) from which it is in force; empty until the radar "
+        "applied a trader's control",
+    )
     done_at = models.DateTimeField(
         null=True, blank=True, help_text="a flatten: when the live executor carried it out"
     )
@@ -213,6 +235,22 @@ class ControlAction(models.Model):
         # Telegram commands) needs this permission: granted to the "trader" group and to
         # superusers. Viewing needs only a login. docs/security.md lists the roles.
         permissions = [("steer_radar", "Can steer the radar (controls and parameters)")]
+        indexes = [
+            # The radar stamps the controls it has not applied yet at every controls read:
+            # this keeps that update from scanning the whole log.
+            models.Index(
+                fields=["strategy_name"],
+                condition=Q(market_time_ms__isnull=True),
+                name="control_not_yet_applied",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.strategy_name}: {self.action} by {self.user}"
+        return f"{self.strategy_name}: {self.action} by {self.by}"
+
+    @property
+    def by(self) -> str:
+        """Who did it, as the control log shows it: the user, "selector", or "—"."""
+        if self.actor == self.Actor.SELECTOR:
+            return "selector"
+        return str(self.user) if self.user_id else "—"

@@ -14,7 +14,7 @@ from datetime import UTC
 from typing import Any
 
 import numpy as np
-from django.db.models import Max, Q, Sum
+from django.db.models import Max, OuterRef, Q, Subquery, Sum
 
 from common.presenters import arena_live, dom_id, fmt_time_ms, market_slug, signal_item
 from strategies.core.base import MarketSnapshot
@@ -22,7 +22,7 @@ from strategies.core.indicators import ema, vwap_session
 from strategies.core.liquidation_zones import liquidation_zones
 from strategies.core.params import LiquidationZonesParams
 from strategies.core.regime import Regime, classify_regime
-from strategies.models import ControlAction, Signal, StrategyConfig
+from strategies.models import ControlAction, SelectorDecision, Signal, StrategyConfig
 from trading.core.candles import aggregate_candles, timeframe_ms
 from trading.core.types import Side
 from trading.live_selectors import live_results, live_results_total
@@ -411,6 +411,7 @@ def arena_rows() -> list[dict[str, Any]]:
         series[name][0].append(exit_ms)
         series[name][1].append(net)
     skipped = skipped_by_strategy()
+    selector_notes = last_selector_decisions()
     rows = []
     for name in names:
         session = sessions.get(name)
@@ -441,10 +442,25 @@ def arena_rows() -> list[dict[str, Any]]:
                 "sparkline": _sparkline(equity),
                 "spark_up": bool(equity) and equity[-1] >= equity[0],
                 "skipped": skipped.get(name, []),
+                "selector_note": selector_notes.get(name, ""),
             }
         )
     rows.sort(key=lambda r: (not r["has_session"], -r["net_return_pct"]))
     return rows
+
+
+def last_selector_decisions() -> dict[str, str]:
+    """The arena selector's latest decision per strategy, as the Arena shows it: "paused by
+    selector 2025-06-18 14:00 UTC: <reason>" (its round's market time). One query."""
+    verbs = {"pause": "paused", "resume": "resumed", "boost": "risk scaled"}
+    latest = SelectorDecision.objects.filter(strategy_name=OuterRef("strategy_name"))
+    return {
+        d.strategy_name: f"{verbs.get(d.action, d.action)} by selector "
+        f"{fmt_time_ms(d.candle_time_ms)[:16]} UTC: {d.reason}"
+        for d in SelectorDecision.objects.filter(
+            pk=Subquery(latest.order_by("-candle_time_ms", "-id").values("pk")[:1])
+        )
+    }
 
 
 def skipped_by_strategy(limit: int = 200) -> dict[str, list[dict[str, str]]]:

@@ -3,12 +3,16 @@
 Controls (pause, resume, reset a kill switch) are recorded in ``ControlAction`` (who, what,
 why) in the same transaction as the session change, with a stored alert; the arena / session
 pages are refreshed by events published after the commit. The live runtime reads the session
-status on its next batch (``radar.controls``). The radar's recorder (``radar.recorder``)
-stores signals and selector decisions through :func:`signal_create` and
-:func:`selector_decision_create`.
+status on its next batch (``radar.controls``), and stamps the market time it applied a control
+from (:func:`control_actions_stamp`). The radar's recorder (``radar.recorder``) stores signals
+through :func:`signal_create`; the arena's selector (``radar.selector``) records its decisions
+through :func:`selector_decision_create` — a ``ControlAction`` of actor "selector", like a
+trader's, with its reason and a warning alert.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
@@ -57,21 +61,32 @@ def _record(
     reason: str,
     *,
     alert: tuple[str, str],
+    actor: str = ControlAction.Actor.TRADER,
+    market_time_ms: int | None = None,
 ) -> ControlAction:
     """Store the control action, and after commit announce it (``alert`` = level, message) and
-    refresh the arena and session views."""
+    refresh the arena and session views. ``market_time_ms``: when it is in force from (a
+    trader's is stamped later, by the radar that applies it)."""
     recorded = ControlAction.objects.create(
         strategy_name=name,
         action=action,
+        actor=actor,
         user=user if user is not None and user.is_authenticated else None,
         reason=reason.strip(),
+        market_time_ms=market_time_ms,
     )
     level, message = alert
     alert_create(
         level=level,
         message=message,
         source=name or "account",
-        payload={"action": action, "reason": recorded.reason, "control_id": recorded.pk},
+        payload={
+            "action": action,
+            "actor": actor,
+            "reason": recorded.reason,
+            "control_id": recorded.pk,
+            "market_time_ms": market_time_ms,
+        },
     )
     _publish_refresh()
     return recorded
@@ -263,10 +278,22 @@ def signal_create(*, strategy: StrategyConfig, exchange: str, event: SignalEvent
 
 
 def selector_decision_create(
-    *, decision: Decision, candle_time_ms: int, metrics: dict[str, float | None]
+    *,
+    session: TradingSession,
+    decision: Decision,
+    candle_time_ms: int,
+    metrics: dict[str, float | None],
 ) -> SelectorDecision | None:
-    """Store a decision of the arena's selector with an alert; ``None`` when this round already
-    stored it (a replayed round changes nothing)."""
+    """Store and apply a decision of the arena's selector at market time ``candle_time_ms``.
+
+    In one transaction: the ``SelectorDecision`` (its metrics), the change on ``session``
+    (status, or ``capital_weight`` for a boost: saved, and left on the object the radar
+    holds), and a ``ControlAction`` of actor "selector" (no user; reason "selector: …", the
+    figures and thresholds that decided) with a WARNING alert published after the commit, as
+    a trader's control is. ``None`` when this round already stored it (a replayed round
+    changes nothing).
+    """
+    action, verb = _SELECTOR_CONTROLS[decision.action]
     with transaction.atomic():
         stored, created = SelectorDecision.objects.get_or_create(
             strategy_name=decision.name,
@@ -280,10 +307,38 @@ def selector_decision_create(
         )
         if not created:
             return None
-        alert_create(
-            level="info",
-            message=f"selector: {decision.name} {decision.action} — {decision.reason}",
-            source=decision.name,
-            payload={"action": decision.action, "candle_time_ms": candle_time_ms},
+        if decision.action == SelectorDecision.Action.PAUSE:
+            session.status = TradingSession.Status.PAUSED
+        elif decision.action == SelectorDecision.Action.RESUME:
+            session.status = TradingSession.Status.ACTIVE
+        elif decision.new_weight is None:
+            raise ValueError(f"selector: a boost of {decision.name} without a capital weight")
+        else:
+            session.capital_weight = decision.new_weight
+        session.save(update_fields=["status", "capital_weight"])
+        _record(
+            decision.name,
+            action,
+            None,
+            f"selector: {decision.reason}",
+            alert=("warning", f"selector {verb} {decision.name}: {decision.reason}"),
+            actor=ControlAction.Actor.SELECTOR,
+            market_time_ms=candle_time_ms,
         )
         return stored
+
+
+# The selector's action -> the control it is recorded as, and the verb of its alert.
+_SELECTOR_CONTROLS: dict[str, tuple[str, str]] = {
+    SelectorDecision.Action.PAUSE: (ControlAction.Action.PAUSE, "paused"),
+    SelectorDecision.Action.RESUME: (ControlAction.Action.RESUME, "resumed"),
+    SelectorDecision.Action.BOOST: (ControlAction.Action.SCALE_RISK, "scaled the risk of"),
+}
+
+
+def control_actions_stamp(*, names: Collection[str], market_time_ms: int) -> int:
+    """Stamp the trader's controls on ``names`` the radar has just applied with the market time
+    it applies them from (UTC epoch ms); returns how many. The selector's hold counts from it."""
+    return ControlAction.objects.filter(
+        strategy_name__in=list(names), market_time_ms__isnull=True
+    ).update(market_time_ms=market_time_ms)

@@ -32,6 +32,7 @@ from strategies.config import FILE_SCHEMAS, ConfigError, RadarConfig, load_confi
 from strategies.kernel_config import kernel_config_from
 from strategies.management.commands.load_config import load_config_into_db
 from strategies.models import StrategyConfig
+from tests.radar.test_selector_decisions import SELECTOR_KEYS
 from tests.trading.execution.test_live_keys import LIVE_KEYS
 from trading.core.candles import read_candles_csv
 from trading.core.ratelimit import RateLimiter
@@ -609,7 +610,8 @@ COVERED = {
         "kill_switch.account_max_session_loss_pct",
         "kill_switch.shadow_when_killed",
     }
-    | LIVE_KEYS,  # tests/trading/execution/test_live_keys.py
+    | LIVE_KEYS  # tests/trading/execution/test_live_keys.py
+    | SELECTOR_KEYS,  # tests/radar/test_selector_decisions.py
     "strategies.yaml": {
         "strategies[].name",
         "strategies[].kind",

@@ -156,6 +156,14 @@ class Live(StrictSchema):
     adopt_stop_pct: float = Field(gt=0, le=50)
 
 
+class Selector(StrictSchema):
+    """The arena selector's settings (``radar.selector``)."""
+
+    # Market time (hours) a trader's pause, resume or kill-switch reset keeps the selector off
+    # that strategy; 0 = the selector may act at its next round. At most 30 days.
+    manual_hold_hours: float = Field(ge=0, le=720)
+
+
 class RiskFile(StrictSchema):
     kill_switch: KillSwitch
     sizing: Sizing
@@ -165,6 +173,7 @@ class RiskFile(StrictSchema):
     stops: Stops
     regime: Regime
     live: Live
+    selector: Selector
 
 
 # --- exchanges.yaml ----------------------------------------------------------------------------

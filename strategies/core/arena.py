@@ -12,10 +12,11 @@ Ranking (per strategy, from its closed trades and equity curve):
 A strategy with fewer than ``min_trades`` closed trades is UNRANKED (shown with its sample size,
 sorted after the ranked ones): a handful of lucky trades must not top the table.
 
-Selector (applied every ``every_candles`` closed 1m candles by the runtime; each decision is
-recorded with its reason): among ranked strategies, the best ``top_n`` by net return with a
-net profit factor ≥ ``boost_min_profit_factor`` get ``capital_weight`` × ``boost_factor``
-(capped at ``max_weight``); a ranked strategy whose net profit factor is
+Selector (run once per round of ``selector_every`` minutes of market time by the radar,
+``radar.selector``, which records each decision with its reason as a control and leaves alone a
+strategy a trader controlled within the hold): among ranked strategies, the best ``top_n`` by
+net return with a net profit factor ≥ ``boost_min_profit_factor`` get ``capital_weight`` ×
+``boost_factor`` (capped at ``max_weight``); a ranked strategy whose net profit factor is
 < ``pause_max_profit_factor`` AND whose drawdown ≥ ``pause_min_drawdown_pct`` is paused (it
 keeps trading in shadow mode, so its recovery stays visible); a paused strategy whose SHADOW
 results recover (net profit factor ≥ ``resume_min_profit_factor`` over its shadow trades) is
@@ -124,7 +125,8 @@ class SelectorDecision:
 
 
 def select(results: Sequence[StrategyResults], rules: SelectorRules) -> list[SelectorDecision]:
-    """The selector's decisions for this round (see the module docstring for the rules)."""
+    """The selector's decisions for this round (see the module docstring for the rules). Each
+    reason names the figures that decided and the thresholds they were held against."""
     by_name = {r.name: r for r in results}
     decisions: list[SelectorDecision] = []
     ranking = [row for row in rank(results, rules.min_trades) if row.rank is not None]
@@ -134,15 +136,24 @@ def select(results: Sequence[StrategyResults], rules: SelectorRules) -> list[Sel
         if res.status == "active" and pf is not None and pf >= rules.boost_min_profit_factor:
             new_weight = min(rules.max_weight, res.capital_weight * rules.boost_factor)
             if new_weight > res.capital_weight:
+                capped = " (the cap)" if new_weight == rules.max_weight else ""
                 decisions.append(
                     SelectorDecision(
                         row.name,
                         "boost",
-                        f"rank {row.rank}: net return {row.net_return_pct:+.2f} %, net profit "
-                        f"factor {pf:.2f} ≥ {rules.boost_min_profit_factor}; capital weight "
-                        f"{res.capital_weight:.2f} -> {new_weight:.2f}",
+                        f"rank {row.rank} of {len(ranking)} by net return, "
+                        f"{row.net_return_pct:+.2f} % over {row.trades} trades, with a net "
+                        f"profit factor of {_pf(pf)}, at least the "
+                        f"{rules.boost_min_profit_factor:g} needed: risk per trade "
+                        f"×{new_weight / res.capital_weight:.2f}, capital weight "
+                        f"{res.capital_weight:.2f} -> {new_weight:.2f}{capped}",
                         new_weight,
-                        {"net_return_pct": row.net_return_pct, "profit_factor_net": pf},
+                        {
+                            "net_return_pct": row.net_return_pct,
+                            "profit_factor_net": pf,
+                            "trades": row.trades,
+                            "boost_min_profit_factor": rules.boost_min_profit_factor,
+                        },
                     )
                 )
     for row in ranking:
@@ -158,10 +169,19 @@ def select(results: Sequence[StrategyResults], rules: SelectorRules) -> list[Sel
                 SelectorDecision(
                     row.name,
                     "pause",
-                    f"net profit factor {pf:.2f} < {rules.pause_max_profit_factor} and max "
-                    f"drawdown {row.max_drawdown_pct:.2f} % ≥ {rules.pause_min_drawdown_pct} %: "
-                    "paused, trading on in shadow mode",
-                    metrics={"profit_factor_net": pf, "max_drawdown_pct": row.max_drawdown_pct},
+                    f"net profit factor {pf:.2f} over {row.trades} trades (net "
+                    f"{row.net_return_pct:+.2f} %), under the {rules.pause_max_profit_factor:g} "
+                    f"floor, and equity {row.max_drawdown_pct:.2f} % below its peak, past the "
+                    f"{rules.pause_min_drawdown_pct:g} % limit: paused, it trades on in shadow "
+                    "mode",
+                    metrics={
+                        "profit_factor_net": pf,
+                        "max_drawdown_pct": row.max_drawdown_pct,
+                        "net_return_pct": row.net_return_pct,
+                        "trades": row.trades,
+                        "pause_max_profit_factor": rules.pause_max_profit_factor,
+                        "pause_min_drawdown_pct": rules.pause_min_drawdown_pct,
+                    },
                 )
             )
     for res in results:
@@ -173,9 +193,17 @@ def select(results: Sequence[StrategyResults], rules: SelectorRules) -> list[Sel
                 SelectorDecision(
                     res.name,
                     "resume",
-                    f"shadow net profit factor {pf:.2f} ≥ {rules.resume_min_profit_factor} over "
-                    f"{len(res.shadow_net_pnls)} shadow trades: resumed",
-                    metrics={"shadow_profit_factor_net": pf},
+                    f"shadow net profit factor {_pf(pf)} over {len(res.shadow_net_pnls)} shadow "
+                    f"trades, at least the {rules.resume_min_profit_factor:g} needed: resumed",
+                    metrics={
+                        "shadow_profit_factor_net": pf,
+                        "shadow_trades": len(res.shadow_net_pnls),
+                        "resume_min_profit_factor": rules.resume_min_profit_factor,
+                    },
                 )
             )
     return decisions
+
+
+def _pf(value: float) -> str:
+    return "∞ (no losing trade)" if math.isinf(value) else f"{value:.2f}"
