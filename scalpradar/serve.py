@@ -23,9 +23,11 @@ def run(
     out: TextIO,
     warmup_hours: float = 24.0,
     fake_speed: float | None = None,
+    selector_every: int = 60,
 ) -> None:
     kwargs = {
         "fake_speed": fake_speed,
+        "selector_every": selector_every,
         "replay_paths": replay_paths,
         "speed": speed,
         "fallback_to_replay": fallback_to_replay,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -65,8 +66,22 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--strategy", required=True)
-        parser.add_argument("--symbol", required=True)
+        parser.add_argument("--strategy", help="a configured strategy name or a kind")
+        parser.add_argument("--symbol")
+        parser.add_argument(
+            "--arena",
+            action="store_true",
+            help="the enabled arena exactly as the radar runs it (every enabled strategy, all "
+            "symbols in one kernel each, the selector, the kill switches) over whole replay files "
+            "(--data, default the bundled sample): backtests/arena.py",
+        )
+        parser.add_argument(
+            "--selector-every",
+            type=int,
+            default=60,
+            metavar="MINUTES",
+            help="with --arena: minutes of market time per selector round (0 = selector off)",
+        )
         parser.add_argument("--timeframe", help="entry timeframe of the strategy (1m/5m/15m/1h)")
         parser.add_argument("--start", help="first day (UTC), YYYY-MM-DD")
         parser.add_argument("--end", help="end (UTC, exclusive), YYYY-MM-DD")
@@ -99,6 +114,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from None
 
     def _run(self, opts: dict[str, Any]) -> None:
+        if opts["arena"]:
+            self._arena(opts)
+            return
+        if not opts["strategy"] or not opts["symbol"]:
+            raise services.BacktestInputError(
+                "give --strategy and --symbol (or --arena for the whole arena)"
+            )
         symbol: str = opts["symbol"]
         if opts["capital"] <= 0:
             raise services.BacktestInputError(f"--capital must be positive, got {opts['capital']}")
@@ -162,6 +184,47 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary, sort_keys=True))
             return
         self._table(summary)
+
+    ARENA_REFUSED = ("strategy", "symbol", "start", "end", "days", "param", "no_fees", "save")
+
+    def _arena(self, opts: dict[str, Any]) -> None:
+        from backtests.arena import run_arena_backtest
+        from radar.launch import sample_candle_files
+
+        given = [f"--{k.replace('_', '-')}" for k in self.ARENA_REFUSED if opts[k]]
+        if given or opts["params"] != "db":
+            given += ["--params"] if opts["params"] != "db" else []
+            raise services.BacktestInputError(
+                f"--arena runs the radar's own parameters over whole replay files: not with "
+                f"{', '.join(given)}"
+            )
+        paths = [Path(p) for p in opts["data"]] or sample_candle_files()
+        report = run_arena_backtest(paths, selector_every=opts["selector_every"])
+        if opts["json"]:
+            self.stdout.write(json.dumps(report, sort_keys=True))
+            return
+        out = self.stdout
+        out.write("Arena backtest — the radar's own replay (not the single-strategy backtest)")
+        out.write(
+            f"{'strategy':<20}{'status':>8}{'trades':>8}{'gross':>12}{'fees':>10}"
+            f"{'funding':>10}{'net':>12}"
+        )
+        for row in report["strategies"]:
+            out.write(
+                f"{row['strategy']:<20}{row['status']:>8}{row['trades']:>8}"
+                f"{row['gross_pnl']:>12.2f}{row['fees']:>10.2f}{row['funding']:>10.2f}"
+                f"{row['net_pnl']:>12.2f}"
+            )
+            if row["kill_switch_tripped"]:
+                out.write(f"    kill switch: {row['kill_switch_reason']}")
+            for decision in row["selector_decisions"]:
+                out.write(f"    selector {decision['action']}: {decision['reason']}")
+        out.write("net = gross − fees − funding, realised (USDT); the radar printed:")
+        for line in report["replay"]:
+            out.write(f"  {line}")
+        out.write("assumptions:")
+        for key, text in report["assumptions"].items():
+            out.write(f"  {key}: {text}")
 
     def _progress_bar(self, total: int, *, quiet: bool) -> Any:
         if total < 50_000 or not sys.stderr.isatty():

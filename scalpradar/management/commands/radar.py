@@ -77,6 +77,13 @@ class Command(BaseCommand):
             "EXCHANGE_BASE_URL set: the fake already serving there (python -m "
             "trading.exchanges.fake), on its own market clock (--speed is not used)",
         )
+        parser.add_argument(
+            "--selector-every",
+            type=int,
+            default=60,
+            metavar="MINUTES",
+            help="minutes of market time per round of the arena's selector (0 = no selector)",
+        )
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
@@ -98,6 +105,8 @@ class Command(BaseCommand):
             if speed is None:
                 raise CommandError("--exchange fake runs at a pace: give --speed a number")
             opts["fake_exchange"] = speed
+        if opts["selector_every"] < 0:
+            raise CommandError("--selector-every must be 0 (off) or a number of minutes")
         if opts["warmup_hours"] < 0:
             raise CommandError("--warmup-hours must be zero or positive")
         call_command("migrate", interactive=False, verbosity=0)
@@ -119,6 +128,7 @@ class Command(BaseCommand):
                 fallback_to_replay=not opts["no_fallback"],
                 out=self.stdout,
                 fake_speed=opts["fake_exchange"],
+                selector_every=opts["selector_every"],
             )
         except radar.RadarError as exc:
             raise CommandError(str(exc)) from None
