@@ -109,3 +109,138 @@ def run_arena_backtest(data: Sequence[Path], *, selector_every: int = 60) -> dic
         "fills, slippage estimate) as in the radar",
     }
     return report
+
+
+# -- the browser's arena run: a BacktestRun of kind "arena" on the stored candles -------------
+
+ARENA_KIND = "arena"
+DAY_MS = 86_400_000
+
+
+def _day(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y%m%d")
+
+
+def stored_replay_files(
+    folder: Path, symbols: Sequence[str], start_ms: int, end_ms: int, exchange: str = "bitget"
+) -> list[Path]:
+    """The stored 1m candles (and funding settlements) of ``symbols`` in ``[start_ms,
+    end_ms)`` written as replay files the radar reads (``<exchange>-usdm_<BASE>-<QUOTE>_1m_
+    <first day>-<last day>.csv``, funding beside them): what the browser's arena run replays."""
+    from trading.models import Candle, FundingRate
+
+    paths = []
+    span = f"{_day(start_ms)}-{_day(end_ms - 1)}"
+    for symbol in symbols:
+        base, quote = symbol.split(":")[0].split("/")
+        rows = (
+            Candle.objects.filter(
+                exchange=exchange, symbol=symbol, timeframe="1m",
+                open_time_ms__gte=start_ms, open_time_ms__lt=end_ms,
+            )
+            .order_by("open_time_ms")
+            .values_list("open_time_ms", "open", "high", "low", "close", "volume")
+        )  # fmt: skip
+        lines = [f"{int(t)},{o!r},{h!r},{lo!r},{c!r},{v!r}" for t, o, h, lo, c, v in rows]
+        if not lines:
+            continue
+        path = folder / f"{exchange}-usdm_{base}-{quote}_1m_{span}.csv"
+        path.write_text("timestamp_ms,open,high,low,close,volume\n" + "\n".join(lines) + "\n")
+        paths.append(path)
+        funding = (
+            FundingRate.objects.filter(
+                exchange=exchange, symbol=symbol,
+                funding_time_ms__gte=start_ms - 8 * 3_600_000, funding_time_ms__lt=end_ms,
+            )
+            .order_by("funding_time_ms")
+            .values_list("funding_time_ms", "rate")
+        )  # fmt: skip
+        if funding:
+            (folder / f"{exchange}-usdm_{base}-{quote}_funding_{span}.csv").write_text(
+                "timestamp_ms,rate\n" + "\n".join(f"{int(t)},{r!r}" for t, r in funding) + "\n"
+            )
+    return paths
+
+
+def arena_window(days: int, exchange: str = "bitget") -> tuple[list[str], int, int]:
+    """The enabled symbols and the last ``days`` of their stored 1m candles (to the newest)."""
+    from strategies.config import get_config
+    from trading.models import Candle
+
+    symbols = list(get_config().enabled_symbols)
+    last = (
+        Candle.objects.filter(exchange=exchange, symbol__in=symbols, timeframe="1m")
+        .order_by("-open_time_ms")
+        .values_list("open_time_ms", flat=True)
+        .first()
+    )
+    if last is None:
+        raise BacktestInputError("no stored 1m candles to replay: run the radar or import some")
+    end = int(last) + 60_000
+    return symbols, end - days * DAY_MS, end
+
+
+def arena_run_create(*, days: int, selector_every: int = 60, created_by: Any = None) -> Any:
+    """A pending browser run of the whole arena over the last ``days`` of stored candles."""
+    from backtests.models import BacktestRun
+
+    if selector_every < 0:
+        raise BacktestInputError("the selector round must be 0 (off) or a number of minutes")
+    symbols, start_ms, end_ms = arena_window(days)
+    return BacktestRun.objects.create(
+        strategy_name="arena",
+        strategy_kind=ARENA_KIND,
+        symbol=f"{len(symbols)} symbols",
+        start_ms=start_ms,
+        end_ms=end_ms,
+        params={"selector_every": selector_every, "symbols": symbols},
+        params_source="database: the enabled arena as the radar runs it",
+        data_source="stored 1m candles",
+        created_by=created_by,
+    )
+
+
+def arena_run_execute(run_id: int) -> bool:
+    """Run a pending arena run once (claimed as every run is) and store its report."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from backtests.models import BacktestRun
+    from backtests.services import backtest_run_claim
+    from common.events import backtest_group, publish_on_commit
+
+    if not backtest_run_claim(run_id):
+        return False
+    run = BacktestRun.objects.get(pk=run_id)
+    try:
+        with tempfile.TemporaryDirectory(prefix="scalpradar-arena-data-") as tmp:
+            files = stored_replay_files(
+                Path(tmp), run.params.get("symbols", []), int(run.start_ms), int(run.end_ms)
+            )
+            if not files:
+                raise BacktestInputError("no stored 1m candles in the run's range")
+            report = run_arena_backtest(files, selector_every=int(run.params["selector_every"]))
+    except (BacktestInputError, ValueError, OSError) as exc:
+        with transaction.atomic():
+            BacktestRun.objects.filter(pk=run_id).update(
+                status=BacktestRun.Status.FAILED, error=str(exc), finished_at=timezone.now()
+            )
+        return True
+    report["arena"] = True
+    report["trades"] = sum(s["trades"] for s in report["strategies"])
+    report["net_pnl"] = sum(s["net_pnl"] for s in report["strategies"])
+    with transaction.atomic():
+        BacktestRun.objects.filter(pk=run_id).update(
+            status=BacktestRun.Status.DONE,
+            progress=1.0,
+            finished_at=timezone.now(),
+            results=report,
+            trades=[{"strategy": s["strategy"], **t} for s in report["strategies"]
+                    for t in s["trade_list"]],
+        )  # fmt: skip
+        publish_on_commit(
+            backtest_group(run_id), "backtest.done", {"run_id": run_id, "status": "done"}
+        )
+    return True

@@ -557,6 +557,11 @@ def backtest_run_execute(run_id: int, *, data: MarketData | None = None, seed: i
     Data: ``data`` when given (files), else the stored 1m candles of the run's range.
     ``seed`` seeds the limit-fill draws (the browser uses 0).
     """
+    kind = BacktestRun.objects.filter(pk=run_id).values_list("strategy_kind", flat=True).first()
+    if kind == "arena":  # the whole arena: a scratch radar replay (backtests.arena)
+        from backtests.arena import arena_run_execute
+
+        return arena_run_execute(run_id)
     if not backtest_run_claim(run_id):
         return False
     run = BacktestRun.objects.get(pk=run_id)

@@ -61,6 +61,17 @@ class BacktestForm(forms.Form):
         "equity; a fees-on run already shows the same trades with their fees removed",
     )
 
+    params_source = forms.ChoiceField(
+        choices=[
+            ("db", "what the radar trades (database)"),
+            ("yaml", "config/strategies.yaml"),
+            ("defaults", "the strategy's defaults"),
+        ],
+        initial="db",
+        label="Parameters",
+        help_text="the overrides above go on top",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         names = list(StrategyConfig.objects.values_list("name", flat=True))
@@ -111,6 +122,7 @@ def backtest_list(request: HttpRequest) -> HttpResponse:
                 end_ms=end_ms,
                 fees_enabled=data["fees_enabled"],
                 created_by=request.user,
+                params_source=data["params_source"],
             )
         except (services.BacktestInputError, ValueError) as exc:
             form.add_error(None, str(exc))
@@ -118,7 +130,39 @@ def backtest_list(request: HttpRequest) -> HttpResponse:
             _enqueue(run.pk)
             return redirect("backtest_detail", run_id=run.pk)
     runs = list(BacktestRun.objects.defer("equity_curve", "trades")[:100])
-    context = {"form": form, "runs": runs, "page": "backtests"}
+    context = {"form": form, "arena_form": ArenaForm(), "runs": runs, "page": "backtests"}
+    return render_page(request, "backtests/list.html", context, partial="run_table")
+
+
+class ArenaForm(forms.Form):
+    days = forms.IntegerField(min_value=1, max_value=90, initial=7, help_text="of stored candles")
+    selector_every = forms.IntegerField(
+        min_value=0, max_value=1440, initial=60, label="Selector every (min)",
+        help_text="minutes of market time per selector round; 0 = off",
+    )  # fmt: skip
+
+
+@login_required
+@require_http_methods(["POST"])
+def backtest_arena(request: HttpRequest) -> HttpResponse:
+    """The whole enabled arena, exactly as the radar runs it, on the stored candles."""
+    from backtests.arena import arena_run_create
+
+    form = ArenaForm(request.POST)
+    if form.is_valid():
+        try:
+            run = arena_run_create(
+                days=form.cleaned_data["days"],
+                selector_every=form.cleaned_data["selector_every"],
+                created_by=request.user,
+            )
+        except services.BacktestInputError as exc:
+            form.add_error(None, str(exc))
+        else:
+            _enqueue(run.pk)
+            return redirect("backtest_detail", run_id=run.pk)
+    runs = list(BacktestRun.objects.defer("equity_curve", "trades")[:100])
+    context = {"form": BacktestForm(), "arena_form": form, "runs": runs, "page": "backtests"}
     return render_page(request, "backtests/list.html", context, partial="run_table")
 
 
@@ -179,6 +223,18 @@ def _candles_for(run: BacktestRun) -> list[dict[str, Any]]:
 def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(BacktestRun, pk=run_id)
     results = run.results or {}
+    if run.strategy_kind == "arena":
+        context = {
+            "obj": run,
+            "run": {
+                "progress_id": dom_id("backtest-progress", run.pk), "run_id": run.pk,
+                "progress_pct": round(run.progress * 100, 1), "status": run.status,
+                "message": run.error,
+            },
+            "report": results,
+            "page": "backtests",
+        }  # fmt: skip
+        return render_page(request, "backtests/arena_run.html", context, partial="results")
     without = (results.get("without_fees") or {}) if run.fees_enabled else {}
     metrics = [
         {"label": label, "value": results.get(key), "without": without.get(key), "digits": digits}
