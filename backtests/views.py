@@ -68,9 +68,13 @@ class BacktestForm(forms.Form):
             ("defaults", "the strategy's defaults"),
         ],
         initial="db",
+        required=False,  # not sent (an older page, a script): what the radar trades
         label="Parameters",
         help_text="the overrides above go on top",
     )
+
+    def clean_params_source(self) -> str:
+        return self.cleaned_data.get("params_source") or "db"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -47,6 +47,8 @@ class ArenaEntry:
     save_fields: set[str] | None = None  # checkpoint due at the commit, with these columns
     published: bool = False  # its arena row is due for an ``arena.update`` at the commit
     errored: str = ""  # why its kernel failed; it takes no candle until resumed (runtime doc)
+    # the StrategyInputStatus rows stored for it, read on its first candle (radar.input_status)
+    input_status: dict[tuple[str, str], str] | None = None
 
     @property
     def mode(self) -> str:

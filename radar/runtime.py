@@ -118,6 +118,7 @@ from radar.faults import (
     strategy_errored,
 )
 from radar.health import RadarStatus
+from radar.input_status import record_input_status
 from radar.inputs import MarketInputs
 from radar.recorder import Recorder
 from radar.writer import DEFAULT_BACKOFF, Backoff, GroupCommitWriter
@@ -536,6 +537,7 @@ class RadarRuntime:
                 raise  # the database itself: the whole batch is retried (module doc)
             except Exception as exc:
                 self._strategy_failed(entry, exc, symbol, open_ms)
+        record_input_status(self.arena, symbol, now_ms)  # why one cannot decide, when it changes
 
     def _strategy_failed(
         self, entry: ArenaEntry, exc: Exception, symbol: str, open_ms: int

@@ -23,7 +23,13 @@ from django.utils.safestring import SafeString
 
 from strategies.core.base import UnknownStrategy
 from strategies.core.catalog import REGISTRY, strategy_class
-from strategies.models import ControlAction, SelectorDecision, Signal, StrategyConfig
+from strategies.models import (
+    ControlAction,
+    SelectorDecision,
+    Signal,
+    StrategyConfig,
+    StrategyInputStatus,
+)
 from trading.admin import ReadOnlyAdmin, ValidatedModelForm
 
 
@@ -233,9 +239,18 @@ class SelectorDecisionAdmin(ReadOnlyAdmin):
 
 @admin.register(ControlAction)
 class ControlActionAdmin(ReadOnlyAdmin):
-    """Who paused, resumed or reset what, and why: an audit trail, never edited."""
+    """Who paused, resumed or reset what, and why — a trader or the arena selector: an audit
+    trail, never edited."""
 
-    list_display = ("created_at", "strategy_name", "action", "user", "reason")
-    list_filter = ("action",)
+    list_display = ("created_at", "strategy_name", "action", "actor", "user", "reason")
+    list_filter = ("action", "actor")
     search_fields = ("=strategy_name", "reason")
     list_select_related = ("user",)
+
+
+@admin.register(StrategyInputStatus)
+class StrategyInputStatusAdmin(ReadOnlyAdmin):
+    """Why a strategy or filter cannot decide on a symbol, as the radar last stored it."""
+
+    list_display = ("strategy_name", "symbol", "reason", "market_time_ms", "updated_at")
+    search_fields = ("=strategy_name", "=symbol")

@@ -254,3 +254,32 @@ class ControlAction(models.Model):
         if self.actor == self.Actor.SELECTOR:
             return "selector"
         return str(self.user) if self.user_id else "—"
+
+
+class StrategyInputStatus(models.Model):
+    """Why a strategy (or a confirmation filter) cannot decide on a symbol, as the radar last saw
+    it: "no open-interest history", "no order book and no trades received...".
+
+    One row per strategy and symbol WHILE it cannot decide; deleted when it can again. The
+    radar writes it only when the reason changes (``radar.input_status``), so the Arena and
+    Radar pages read it from the database even when they run in another process.
+    ``market_time_ms``: close time (UTC epoch ms) of the candle at which the radar saw it.
+    """
+
+    strategy_name = models.CharField(max_length=64)
+    symbol = models.CharField(max_length=40)
+    reason = models.TextField()
+    market_time_ms = models.BigIntegerField(help_text="market time (UTC epoch ms) it was seen")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["strategy_name", "symbol"]
+        verbose_name_plural = "strategy input statuses"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["strategy_name", "symbol"], name="input_status_once_per_symbol"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_name} on {self.symbol}: {self.reason}"

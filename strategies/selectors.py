@@ -1,4 +1,5 @@
-"""Reads for the dashboard pages: radar, arena, session, signals, chart.
+"""Reads for the dashboard pages: radar, session, signals, chart (the Arena's are in
+``strategies.arena_selectors``; :func:`arena_row` and :func:`arena_rows` are re-exported here).
 
 Each function returns JSON-safe dicts shaped like the live payloads the consumer renders
 (``common.presenters``), so a page and its websocket updates show the same partial.
@@ -9,25 +10,28 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
 from datetime import UTC
 from typing import Any
 
 import numpy as np
-from django.db.models import Max, OuterRef, Q, Subquery, Sum
+from django.db.models import Max, Q
 
-from common.presenters import arena_live, dom_id, fmt_time_ms, market_slug, signal_item
+from common.presenters import dom_id, fmt_time_ms, market_slug, signal_item
+from strategies.arena_selectors import DAY_MS, is_filter_kind, running_sessions, skipped_by_strategy
+
+# Re-exported: the radar's recorder, the controls' republish and tests read them from here.
+from strategies.arena_selectors import arena_row as arena_row
+from strategies.arena_selectors import arena_rows as arena_rows
 from strategies.core.base import MarketSnapshot
 from strategies.core.indicators import ema, vwap_session
 from strategies.core.liquidation_zones import liquidation_zones
 from strategies.core.params import LiquidationZonesParams
 from strategies.core.regime import Regime, classify_regime
-from strategies.models import ControlAction, SelectorDecision, Signal, StrategyConfig
+from strategies.models import ControlAction, Signal, StrategyConfig
 from trading.core.candles import aggregate_candles, timeframe_ms
 from trading.core.types import Side
 from trading.live_selectors import live_results, live_results_total
 from trading.models import (
-    Alert,
     Asset,
     Candle,
     FundingRate,
@@ -38,7 +42,6 @@ from trading.models import (
 from trading.selectors import open_pnl_by_session
 
 log = logging.getLogger(__name__)
-DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 ZONES_SHOWN = 4
 CHART_TIMEFRAMES = ("1m", "5m", "15m", "1h")
@@ -216,8 +219,14 @@ def market_rows() -> list[dict[str, Any]]:
 
 def heatmap() -> dict[str, Any]:
     """Assets × strategies: score and verdict of each strategy's latest signal per asset, or why
-    the strategy does not decide there (``skipped``: a missing input, never a silent blank)."""
-    strategies = list(StrategyConfig.objects.order_by("name").values_list("name", flat=True))
+    the strategy cannot decide there now (``skipped``: a missing input, never a silent blank;
+    it wins over an older signal). Confirmation filters score nothing: they are left out (the
+    page shows them apart, ``strategies.arena_selectors.filter_cards``)."""
+    strategies = [
+        name
+        for name, kind in StrategyConfig.objects.order_by("name").values_list("name", "kind")
+        if not is_filter_kind(kind)
+    ]
     symbols = list(Asset.objects.filter(enabled=True).values_list("symbol", flat=True))
     latest = (
         Signal.objects.values("strategy_id", "symbol")
@@ -241,11 +250,12 @@ def heatmap() -> dict[str, Any]:
         row = []
         for symbol in symbols:
             cell = cells.get((name, symbol))
-            if cell is None:
+            reason = skipped.get((name, symbol), "")
+            if cell is None or reason:
                 cell = {
                     "dom_id": dom_id("heat", f"{name}-{market_slug(symbol)}"),
                     "score": None,
-                    "skipped": skipped.get((name, symbol), ""),
+                    "skipped": reason,
                 }
             else:
                 cell = {**cell, "dom_id": cell["heat_id"]}
@@ -282,211 +292,6 @@ def recent_signals(*, strategy: str = "", symbol: str = "", limit: int = 100) ->
     if symbol:
         qs = qs.filter(symbol=symbol)
     return [signal_item(_signal_dict(sig)) for sig in qs[:limit]]
-
-
-# --- arena ---------------------------------------------------------------------------------------
-
-
-def _running_sessions() -> dict[str, TradingSession]:
-    sessions: dict[str, TradingSession] = {}
-    for s in TradingSession.objects.exclude(status=TradingSession.Status.ENDED).order_by(
-        "mode", "-started_at"
-    ):
-        sessions.setdefault(s.strategy_name, s)  # paper before live, newest first
-    return sessions
-
-
-def _sparkline(equity: list[float], width: int = 160, height: int = 32) -> str:
-    """SVG polyline points of an equity curve, downsampled to at most ``width`` points."""
-    if len(equity) < 2:
-        return ""
-    step = max(1, len(equity) // width)
-    ys = equity[::step] + ([equity[-1]] if (len(equity) - 1) % step else [])
-    lo, hi = min(ys), max(ys)
-    span = hi - lo or 1.0
-    dx = width / (len(ys) - 1)
-    return " ".join(
-        f"{i * dx:.1f},{height - (y - lo) / span * height:.1f}" for i, y in enumerate(ys)
-    )
-
-
-def _series_metrics(
-    exits_ms: list[int], nets: list[float], capital: float
-) -> tuple[float | None, float | None, list[float]]:
-    """``(max drawdown %, annualised Sharpe of daily net returns, equity curve)``.
-
-    Equity = capital + cumulative net P&L, trade by trade; drawdown = (peak − equity) / peak.
-    Sharpe = mean(daily return) / std(daily return) × √365 (population std, ≥ 2 days).
-    """
-    if not nets:
-        return None, None, []
-    equity = capital + np.cumsum(np.asarray(nets, dtype=np.float64))
-    peaks = np.maximum.accumulate(np.r_[capital, equity])[1:]
-    max_dd = float(np.max((peaks - equity) / peaks) * 100.0)
-    days = np.asarray(exits_ms, dtype=np.int64) // DAY_MS
-    by_day: dict[int, float] = defaultdict(float)
-    for day, net in zip(days.tolist(), nets, strict=True):
-        by_day[day] += net
-    sharpe = None
-    if len(by_day) >= 2:
-        returns = np.asarray(list(by_day.values())) / capital
-        std = float(returns.std())
-        if std > 0:
-            sharpe = float(returns.mean() / std * math.sqrt(365))
-    return max_dd, sharpe, [capital, *equity.tolist()]
-
-
-def arena_row(
-    session: TradingSession | None, *, name: str = "", status: str = ""
-) -> dict[str, Any]:
-    """The live cells of one arena row, from the strategy's session as the radar saved it.
-
-    The ONE computation of the row: the Arena page builds it at load and the radar publishes
-    it (``arena.update``) from the session it just checkpointed, so both show the same numbers
-    while a position is open. Equity = the session's mark-to-market equity (capital + realised
-    net + unrealised net at the last processed close); fees = every fee the ledger paid (open
-    positions' entry fees included); fees share = fees / realised gross × 100 when gross > 0.
-    Without a session (``name``, ``status``): the strategy's capital, nothing traded.
-    """
-    if session is None:
-        return arena_live(
-            {
-                "strategy": name,
-                "status": status,
-                "equity_usdt": None,
-                "net_return_pct": 0.0,
-                "realised_gross_pnl": 0.0,
-                "realised_net_pnl": 0.0,
-                "fees_usdt": 0.0,
-                "fees_share_of_gross_pct": None,
-                "trades": 0,
-                "wins": 0,
-                "capital_weight": 1.0,
-                "kill_switch_tripped": False,
-            }
-        )
-    capital = session.initial_capital_usdt
-    gross = session.realised_gross_pnl
-    return arena_live(
-        {
-            "strategy": session.strategy_name,
-            "status": session.status,
-            "equity_usdt": session.equity_usdt,
-            "net_return_pct": (session.equity_usdt - capital) / capital * 100.0,
-            "realised_gross_pnl": gross,
-            "realised_net_pnl": session.realised_net_pnl,
-            "fees_usdt": session.fees_usdt,
-            "fees_share_of_gross_pct": session.fees_usdt / gross * 100.0 if gross > 0 else None,
-            "trades": session.trades_count,
-            "wins": session.wins_count,
-            "capital_weight": session.capital_weight,
-            "kill_switch_tripped": session.kill_switch_tripped,
-        }
-    )
-
-
-def arena_rows() -> list[dict[str, Any]]:
-    """One row per strategy (:func:`arena_row`) with the ranking figures of its closed trades,
-    ranked by net return (strategies without a session last). ``live``: the strategy also
-    trades real orders (``StrategyConfig.live``); outside :func:`arena_row`, so the radar's
-    ``arena.update`` needs no extra read — every live control republishes the ranking."""
-    sessions = _running_sessions()
-    configs = {c.name: c for c in StrategyConfig.objects.all()}
-    names = sorted(set(configs) | {n for n in sessions if n})
-    stats = {
-        row["strategy_name"]: row
-        for row in Position.objects.filter(status=Position.Status.CLOSED, shadow=False)
-        .values("strategy_name")
-        .annotate(
-            profit=Sum("net_pnl", filter=Q(net_pnl__gt=0)),
-            loss=Sum("net_pnl", filter=Q(net_pnl__lte=0)),
-        )
-    }
-    series: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
-    for name, exit_ms, net in (
-        Position.objects.filter(status=Position.Status.CLOSED, shadow=False)
-        .order_by("strategy_name", "exit_time_ms", "id")
-        .values_list("strategy_name", "exit_time_ms", "net_pnl")
-    ):
-        series[name][0].append(exit_ms)
-        series[name][1].append(net)
-    skipped = skipped_by_strategy()
-    selector_notes = last_selector_decisions()
-    rows = []
-    for name in names:
-        session = sessions.get(name)
-        config = configs.get(name)
-        capital = (
-            session.initial_capital_usdt
-            if session
-            else (config.virtual_capital_usdt if config else 10_000.0)
-        )
-        st = stats.get(name, {})
-        loss = st.get("loss") or 0.0
-        profit = st.get("profit") or 0.0
-        max_dd, sharpe, equity = _series_metrics(*series.get(name, ([], [])), capital)
-        status = "disabled" if config and not config.enabled else "idle"
-        live = arena_row(session, name=name, status=status)
-        if session is None:
-            live["equity_usdt"] = capital
-        rows.append(
-            {
-                **live,
-                "row_id": dom_id("arena-row", name),
-                "config_id": config.pk if config else None,
-                "live": bool(config and config.live),
-                "has_session": session is not None,
-                "profit_factor": profit / -loss if loss < 0 else None,
-                "max_drawdown_pct": max_dd,
-                "sharpe": sharpe,
-                "sparkline": _sparkline(equity),
-                "spark_up": bool(equity) and equity[-1] >= equity[0],
-                "skipped": skipped.get(name, []),
-                "selector_note": selector_notes.get(name, ""),
-            }
-        )
-    rows.sort(key=lambda r: (not r["has_session"], -r["net_return_pct"]))
-    return rows
-
-
-def last_selector_decisions() -> dict[str, str]:
-    """The arena selector's latest decision per strategy, as the Arena shows it: "paused by
-    selector 2025-06-18 14:00 UTC: <reason>" (its round's market time). One query."""
-    verbs = {"pause": "paused", "resume": "resumed", "boost": "risk scaled"}
-    latest = SelectorDecision.objects.filter(strategy_name=OuterRef("strategy_name"))
-    return {
-        d.strategy_name: f"{verbs.get(d.action, d.action)} by selector "
-        f"{fmt_time_ms(d.candle_time_ms)[:16]} UTC: {d.reason}"
-        for d in SelectorDecision.objects.filter(
-            pk=Subquery(latest.order_by("-candle_time_ms", "-id").values("pk")[:1])
-        )
-    }
-
-
-def skipped_by_strategy(limit: int = 200) -> dict[str, list[dict[str, str]]]:
-    """Why each strategy did not decide, newest first, one line per symbol: the stored
-    skip alerts (``StrategySkippedEvent``: a missing input, a strategy that cannot decide).
-    A strategy that decided since on that symbol no longer shows it."""
-    out: dict[str, list[dict[str, str]]] = {}
-    seen: set[tuple[str, str]] = set()
-    latest_signal = {
-        (row["strategy__name"], row["symbol"]): row["last"]
-        for row in Signal.objects.values("strategy__name", "symbol").annotate(
-            last=Max("created_at")
-        )
-    }
-    for alert in Alert.objects.filter(payload__skipped=True).order_by("-created_at")[:limit]:
-        symbol = str(alert.payload.get("symbol", ""))
-        key = (alert.source, symbol)
-        if key in seen:
-            continue
-        seen.add(key)
-        decided = latest_signal.get(key)
-        if decided is not None and decided > alert.created_at:
-            continue
-        reason = alert.message.split(" skipped: ", 1)[-1]
-        out.setdefault(alert.source, []).append({"symbol": symbol, "reason": reason})
-    return out
 
 
 # --- session -------------------------------------------------------------------------------------
@@ -541,7 +346,7 @@ def session_summary() -> dict[str, Any]:
     ``live_account``), never added together.
     """
     limit, account_limit = kill_switch_limits()
-    running = _running_sessions()
+    running = running_sessions()
     sessions = {name: s for name, s in sorted(running.items()) if name}
     open_pnl = open_pnl_by_session()
     live = live_results({n: int(s.started_at.timestamp() * 1000) for n, s in sessions.items()})

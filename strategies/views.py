@@ -13,7 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from common.presenters import market_slug
-from strategies import selectors, services
+from strategies import arena_selectors, selectors, services
 from strategies.models import StrategyConfig
 from trading import selectors as trading_selectors
 from trading.models import Asset
@@ -30,6 +30,7 @@ def radar(request: HttpRequest) -> HttpResponse:
     context = {
         "markets": selectors.market_rows(),
         "heatmap": selectors.heatmap(),
+        "filters": arena_selectors.filter_cards(),
         "stale": trading_selectors.stale_assets(),
         "stale_after_minutes": trading_selectors.STALE_AFTER_MINUTES,
         "page": "radar",
@@ -47,7 +48,8 @@ def radar(request: HttpRequest) -> HttpResponse:
 @require_GET
 def arena(request: HttpRequest) -> HttpResponse:
     context = {
-        "rows": selectors.arena_rows(),
+        "rows": arena_selectors.arena_rows(),
+        "filters": arena_selectors.filter_cards(),
         "actions": selectors.recent_control_actions(),
         "page": "arena",
     }
