@@ -65,6 +65,14 @@ def _manage(args: Sequence[str], env: dict[str, str], what: str) -> str:
     return done.stdout
 
 
+def bundled_replay_files() -> list[Path]:
+    """The bundled sample's 1m candle files (what ``manage.py radar`` replays offline)."""
+    files = sorted(Path(settings.SAMPLE_DATA_DIR).glob("*_1m_*.csv*"))
+    if not files:
+        raise BacktestInputError(f"no bundled sample candles in {settings.SAMPLE_DATA_DIR}")
+    return files
+
+
 def run_arena_backtest(data: Sequence[Path], *, selector_every: int = 60) -> dict[str, Any]:
     """The arena on the replay files ``data`` (1m candles, with the funding files beside them
     found by name as the radar finds them); returns :func:`~strategies.management.commands.

@@ -9,7 +9,8 @@ true if the engine changes:
 * slippage: each taker fill's slippage fraction is recovered from its price and cost
   (a buy fills at ``ref × (1 + f)``, a sell at ``ref × (1 − f)``, cost ``= ref × f × qty``, so
   ``ref = price − side × cost / qty`` and ``f = cost / (qty × ref)``) and counted as the base
-  estimate, the high-volatility one, or another rate (a book walk would give those);
+  estimate, the high-volatility one, or another rate: a book walk (the venue's rule,
+  :mod:`strategies.core.kernel.venue`), the only other source of a taker price;
 * tick: the run's stop, target and limit prices and its taker fill prices are tested against
   the instrument's price tick (``|price / tick − round(price / tick)| < 1e-6``);
 * fills: limit entries filled, and how many of them partially (filled qty < ordered qty);
@@ -29,6 +30,7 @@ import numpy as np
 
 from backtests.core.metrics import MIN_RATIO_DAYS
 from strategies.core.kernel import FundingApplied, KernelConfig, KernelEvent, PositionOpened
+from strategies.core.kernel.venue import BOOK_MAX_AGE_MS
 from trading.core.fees import Liquidity
 from trading.core.ledger import ClosedTrade
 from trading.core.orders import MissingInstrumentRules, rules_for
@@ -250,53 +252,51 @@ def _slippage(
         "entries": {"base": 0, "high_volatility": 0, "other": 0},
         "exits": {"base": 0, "high_volatility": 0, "other": 0},
     }
-    high_entry_base_exit = 0
     for t in trades:
         entry_slip = opened[t.position_id].position.slippage_cost if t.position_id in opened else 0
-        entry_kind = None
         if t.entry_liquidity is Liquidity.TAKER:
-            entry_kind = _classify(_fraction(t.side.sign, t.entry_price, t.qty, entry_slip),
-                                   base, high)  # fmt: skip
-            counts["entries"][entry_kind] += 1
+            kind = _classify(_fraction(t.side.sign, t.entry_price, t.qty, entry_slip), base, high)
+            counts["entries"][kind] += 1
         if t.exit_liquidity is Liquidity.TAKER and t.exit_reason is not ExitReason.LIQUIDATION:
             exit_slip = max(0.0, t.slippage_cost - entry_slip)
             close_sign = -1 if t.side is Side.LONG else 1  # a long closes with a sell
             kind = _classify(_fraction(close_sign, t.exit_price, t.qty, exit_slip), base, high)
             counts["exits"][kind] += 1
-            if entry_kind == "high_volatility" and kind == "base":
-                high_entry_base_exit += 1
     e, x = counts["entries"], counts["exits"]
-    others = e["other"] + x["other"]
+    walked = e["other"] + x["other"]
+    rates = (
+        "taker fills (market entries; stops, time stops, strategy exits and end-of-data "
+        f"closes; not liquidations, which fill at the liquidation price) slip {base:.3%} "
+        f"against the reference price, {high:.3%} (×{model.high_vol_multiplier:g}) when the "
+        "entry timeframe is in high volatility at the fill (an entry: at its decision; an "
+        "exit: when it is taken)"
+    )
     if inputs.book_snapshots:
         book = (
-            f"{inputs.book_snapshots:,} order-book snapshots were given but NOT walked: "
-            "every taker fill was priced by the estimate"
-            if not others
-            else f"{others} taker fills at other rates (book walk or another rule)"
+            f"with the {inputs.book_snapshots:,} order-book snapshots given, a market entry or "
+            f"a close walks the latest one at most {BOOK_MAX_AGE_MS / 1000:g} s older than the "
+            "fill (past its last level, the rest at the estimate); without so fresh a "
+            "snapshot, and for a stop triggered inside a candle (its instant is unknown), the "
+            "estimate"
         )
     else:
-        book = "no order-book data: the estimate"
+        book = "no order-book data: every taker fill is priced by the estimate"
+    by_book = " ({} walked the book)" if inputs.book_snapshots else " ({} at other rates)"
     text = (
-        f"taker fills slip {base:.3%} against the reference price, {high:.3%} (×"
-        f"{model.high_vol_multiplier:g}) in high volatility; {book}. This run: market "
-        f"entries {e['base']} at {base:.3%}, {e['high_volatility']} at {high:.3%}; taker exits "
-        f"(stops, closes) {x['base']} at {base:.3%}, {x['high_volatility']} at {high:.3%}"
+        f"{rates}; {book}. This run: market entries {e['base']} at {base:.3%}, "
+        f"{e['high_volatility']} at {high:.3%}"
+        + (by_book.format(e["other"]) if e["other"] else "")
+        + f"; taker exits {x['base']} at {base:.3%}, {x['high_volatility']} at {high:.3%}"
+        + (by_book.format(x["other"]) if x["other"] else "")
     )
-    if others:
-        text += f"; {others} at other rates"
-    if high_entry_base_exit:
-        text += (
-            f". The high-volatility rate is NOT applied to exits: {high_entry_base_exit} "
-            "trades entered in high volatility were closed at the base rate"
-        )
     return {
         "label": "Slippage model",
         "estimate_pct": base * 100.0,
         "high_volatility_pct": high * 100.0,
-        "book_walk": bool(inputs.book_snapshots and others),
+        "book_walk": bool(inputs.book_snapshots and walked),
         "book_snapshots": inputs.book_snapshots,
+        "book_max_age_ms": BOOK_MAX_AGE_MS,
         "fills": counts,
-        "high_volatility_entries_exited_at_base": high_entry_base_exit,
         "text": text,
     }
 
@@ -331,9 +331,9 @@ def _rounding(
         text = (
             f"order prices (stops, targets, limit entries) are put on the tick {tick:g} USDT: "
             f"{orders_on} of {len(orders)} in this run; taker fill prices (market entries, "
-            f"stops, closes) carry the slippage estimate and are not rounded to tick: "
-            f"{fills_off} of {len(fills)} off the tick; liquidations fill at the estimated "
-            "liquidation price"
+            "stops, closes) carry their slippage (estimate or book walk) and are not rounded "
+            f"to tick: {fills_off} of {len(fills)} off the tick; liquidations fill at the "
+            "estimated liquidation price"
         )
     return {
         "label": "Price rounding",

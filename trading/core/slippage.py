@@ -3,9 +3,14 @@
 Two sources, in order of preference (DESIGN §5):
 
 1. An L2 order book: walk the levels the order consumes, best first,
-   ``avg price = Σ(level price × qty taken at that level) / qty``.
+   ``avg price = Σ(level price × qty taken at that level) / qty``; the part beyond the visible
+   depth at the last level moved by the estimate (:meth:`SlippageModel.fill_price`).
 2. Otherwise an estimate: ``fill = reference × (1 ± estimate_pct × m)`` with ``m = 1``, or
    ``high_vol_multiplier`` (default 2) in high volatility; ``+`` for a buy, ``−`` for a sell.
+
+The rate is the same whichever way the order goes: an entry and an exit (stop, close) taken in
+high volatility both pay ``estimate_pct × m``. Which book is fresh enough to walk, and when a
+fill is "in high volatility", is the paper venue's rule (:mod:`strategies.core.kernel.venue`).
 
 Slippage is always adverse: a buy fills at or above the reference, a sell at or below.
 The slippage cost is ``|fill − reference| × qty`` in USDT. It is ALREADY inside the fill price, so

@@ -188,8 +188,7 @@ class Command(BaseCommand):
     ARENA_REFUSED = ("strategy", "symbol", "start", "end", "days", "param", "no_fees", "save")
 
     def _arena(self, opts: dict[str, Any]) -> None:
-        from backtests.arena import run_arena_backtest
-        from radar.launch import sample_candle_files
+        from backtests.arena import bundled_replay_files, run_arena_backtest
 
         given = [f"--{k.replace('_', '-')}" for k in self.ARENA_REFUSED if opts[k]]
         if given or opts["params"] != "db":
@@ -198,7 +197,7 @@ class Command(BaseCommand):
                 f"--arena runs the radar's own parameters over whole replay files: not with "
                 f"{', '.join(given)}"
             )
-        paths = [Path(p) for p in opts["data"]] or sample_candle_files()
+        paths = [Path(p) for p in opts["data"]] or bundled_replay_files()
         report = run_arena_backtest(paths, selector_every=opts["selector_every"])
         if opts["json"]:
             self.stdout.write(json.dumps(report, sort_keys=True))

@@ -14,6 +14,8 @@ Order of work for each CLOSED 1m candle ``[open_ms, o, h, l, c, v]`` handed to
 2. **Intrabar exits** of open positions: ``Ledger.check_exits`` (the exchange-side stops,
    take-profits, liquidation, gapped stops; intrabar rule in :mod:`trading.core.ledger`).
    A market entry filled at this open meets this whole candle (its path starts at the fill).
+   A stop fills with the slippage estimate of the volatility at this candle's open (the
+   venue's slippage rule: :mod:`strategies.core.kernel.venue`).
 3. **Funding** at every settlement instant of the funding series in ``(previous close, now]``
    (``set_inputs(funding=...)``; rows ``[time_ms, rate]``); a row that becomes known only
    after its instant (live polling fetches a settled rate minutes after it settled) is booked
@@ -22,9 +24,10 @@ Order of work for each CLOSED 1m candle ``[open_ms, o, h, l, c, v]`` handed to
    (no separate mark series is carried: on the majors mark and last differ by a few bp).
 4. **Close-time exits**: the time stop (``max_hold_minutes`` of the strategy's params) on every
    1m close, and ``strategy.should_exit`` (regime change...) when an entry-timeframe candle
-   closes: a :class:`CloseIntent` the venue fills at the close as taker with slippage. They
-   come AFTER funding because the close order can only be sent once the candle has closed,
-   i.e. at or after the settlement.
+   closes: a :class:`CloseIntent` the venue fills at the close as taker with slippage (a
+   fresh book walked, else the estimate of the volatility at the close). They come AFTER
+   funding because the close order can only be sent once the candle has closed, i.e. at or
+   after the settlement.
 5. **Kill switch** on the active ledger's equity, realised + unrealised at the closes
    (``evaluate_kill_switch``). When it trips, mode becomes ``killed``: pending entries of the
    active ledger are cancelled and new decisions go to the shadow ledger; open positions are
@@ -46,9 +49,11 @@ separate SHADOW ledger (events flagged ``shadow=True``) so a stopped strategy's 
 visible. Both ledgers always run steps 1-4 for what they hold. Shadow decisions never see the
 account (they place no real order).
 
-Fees on/off: ``fees_enabled=False`` books a zero fee schedule in the ledgers while the risk gate
-still sizes with the real one, so the same orders are placed and the comparison isolates the
-fees (kill-switch timing may still differ: less loss, later trip).
+Fees: ``fees_enabled=False`` books a zero fee schedule in the ledgers (the risk gate still sizes
+with the real one). That is a re-simulation with zero fees, NOT the same orders: sizing follows
+the equity, which fees no longer lower, and the kill switch trips at other times or never. The
+like-for-like "without fees" figure is the fees-on run's own trades with their fees taken out
+(:mod:`backtests.core.fee_twin`).
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ from strategies.core.kernel.state import (
     Mode,
     _SymbolState,
 )
+from strategies.core.kernel.venue import FillBooks
 from strategies.core.levels import adx_of
 from strategies.core.regime import Regime, Volatility, last_regime
 from strategies.core.scoring import apply_confirmation
@@ -166,6 +172,9 @@ class StrategyKernel(ReplayFastPath):
             )
         self._marks = {}
         self._regimes = {}
+        self._fill_books = {symbol: FillBooks() for symbol in strategies}
+        # symbol → (entry-timeframe close ms, its high-volatility flag): the last one computed
+        self._volatility_seen: dict[str, tuple[int, bool]] = {}
         if state is not None:
             self._restore(state)
 
@@ -200,9 +209,13 @@ class StrategyKernel(ReplayFastPath):
         ``now_ms`` a backtester preloads are invisible until :meth:`on_candle` reaches them;
         the look-ahead check (``backtests.core.lookahead``) proves it per signal. A
         :class:`CandleSet` is read without a copy and shares its aggregation and derived
-        values with every other kernel preloaded with it (a sweep).
+        values with every other kernel preloaded with it (a sweep). ``order_books`` (recorded
+        snapshots, time-sorted) are shown to the strategies and walked by the taker fills
+        (:class:`strategies.core.kernel.venue.FillBooks`: they add to the books already held).
         """
         st = self._sym(symbol)
+        self._fill_books[symbol].add_recorded(order_books)
+        self._volatility_seen.pop(symbol, None)
         history = (
             history_1m
             if isinstance(history_1m, CandleSet)
@@ -232,9 +245,12 @@ class StrategyKernel(ReplayFastPath):
         """Data known up to now: funding ``[time_ms, rate]``, open interest ``[time_ms, oi]``,
         the latest order book, trades ``[time_ms, price, signed_qty]``. ``None`` keeps nothing.
 
-        Rows stamped after a decision's ``now_ms`` are never shown to the strategy.
+        Rows stamped after a decision's ``now_ms`` are never shown to the strategy. The book
+        is also kept for the taker fills to walk (:class:`FillBooks`; ``None`` adds none).
         """
         st = self._sym(symbol)
+        if order_book is not None:
+            self._fill_books[symbol].add_live(order_book)
         st.funding = None if funding is None else np.asarray(funding, np.float64).reshape(-1, 2)
         st.open_interest = (
             None if open_interest is None else np.asarray(open_interest, np.float64).reshape(-1, 2)
@@ -299,10 +315,15 @@ class StrategyKernel(ReplayFastPath):
         if self.pending:
             self._fill_pending(symbol, row_1m, open_ms, o, h, lo, now_ms, events)
 
-        # 2. intrabar exits
+        # 2. intrabar exits (a stop slips at the volatility of this candle's open)
         for shadow, ledger in enumerate(ledgers):
             if ledger.positions:
-                for trade in ledger.check_exits(symbol, row_1m, time_ms=now_ms):
+                high_vol = _stop_reached(ledger, symbol, h, lo) and self._high_volatility_at(
+                    symbol, open_ms
+                )
+                for trade in ledger.check_exits(
+                    symbol, row_1m, time_ms=now_ms, high_volatility=high_vol
+                ):
                     events.append(PositionClosed(trade, bool(shadow), self._regime_of(trade)))
 
         # 3. funding
@@ -578,6 +599,24 @@ class StrategyKernel(ReplayFastPath):
         )
         return decision, intent
 
+    def _high_volatility_at(self, symbol: str, time_ms: int) -> bool:
+        """The high-volatility flag of ``symbol`` at ``time_ms``: the one of the entry
+        timeframe's last candle closed at or before it (:meth:`_market_regime` on the snapshot
+        at that close, the flag a decision there sizes with). Only closed candles count, so
+        every instant up to the next entry-timeframe close has the same flag; the last one
+        computed is kept per symbol. No candle history at all (a restored kernel flattened
+        before its preload): not high volatility, as with too few candles."""
+        st = self._sym(symbol)
+        if st.builder is None:
+            return False
+        close_ms = time_ms - time_ms % st.entry_step_ms
+        seen = self._volatility_seen.get(symbol)
+        if seen is not None and seen[0] == close_ms:
+            return seen[1]
+        high_vol = self._market_regime(self._snapshot(st, close_ms), st.entry_tf)[1]
+        self._volatility_seen[symbol] = (close_ms, high_vol)
+        return high_vol
+
     def _market_regime(self, market: MarketSnapshot, timeframe: str) -> tuple[str, bool]:
         """Regime label and high-volatility flag on the entry timeframe's last closed candle."""
         candles = market.candles.get(timeframe)
@@ -603,3 +642,13 @@ class StrategyKernel(ReplayFastPath):
 
     def skipped_reason(self, symbol: str) -> str | None:
         return self._sym(symbol).skipped_reason
+
+
+def _stop_reached(ledger: Ledger, symbol: str, high: float, low: float) -> bool:
+    """Whether the candle reaches a stop of ``symbol``'s positions (a long's low at or below
+    its stop, a short's high at or above): necessary for a stop fill, gapped ones included
+    (the open is inside the range), so the volatility flag is computed only then."""
+    return any(
+        low <= p.stop_loss if p.side is Side.LONG else high >= p.stop_loss
+        for p in ledger.positions_for(symbol)
+    )
