@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,20 @@ from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "sample"
+
+
+def _shared_data() -> Path:
+    """The workplace's real data the project does not bundle (``../shared/data`` beside the
+    checkout; ``SCALPRADAR_SHARED_DATA`` or the workplace's own copy for a clone elsewhere)."""
+    candidates = [os.environ.get("SCALPRADAR_SHARED_DATA", ""), ROOT.parent / "shared" / "data",
+                  Path("/work/shared/data")]  # fmt: skip
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return ROOT.parent / "shared" / "data"
+
+
+SHARED_DATA_DIR = _shared_data()
 TEST_DATA_DIR = Path(__file__).resolve().parent / "data"
 
 

@@ -9,14 +9,14 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from backtests.arena import run_arena_backtest
 from strategies.management.commands.arena_report import arena_report
+from tests.conftest import SHARED_DATA_DIR
 
-SHARED = Path(settings.BASE_DIR).parent / "shared" / "data"
+SHARED = SHARED_DATA_DIR
 FILES = {  # candles, funding (from ../shared/data)
     "BTC": ("1m_20230718-20230817", "funding_20190910-20260517"),
     "ETH": ("1m_20230703-20230817", "funding_20191127-20260517"),
