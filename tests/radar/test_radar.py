@@ -221,3 +221,13 @@ def test_a_paced_replay_runs_its_warm_up_at_full_speed(tmp_path):
 
     with pytest.raises(CommandError, match="--warmup-hours"):
         call_command("radar", "--replay", "--warmup-hours", "-1", "--headless", stdout=StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_without_paths_replays_the_bundled_sample(tmp_path, settings):
+    """``radar --replay`` alone takes the bundled sample (here a 90-candle slice of it)."""
+    slice_sample(tmp_path, "BTC", 0, 90)
+    settings.SAMPLE_DATA_DIR = tmp_path
+    out = StringIO()
+    call_command("radar", "--replay", "--speed", "max", "--headless", stdout=out)
+    assert "Replay finished: 90 candles processed" in out.getvalue()

@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from radar.launch import sample_candle_files
 from scalpradar import serve as radar
 from strategies.models import StrategyConfig
 
@@ -116,7 +117,7 @@ class Command(BaseCommand):
         self._ensure_admin()
         replay_paths = None
         if opts["replay"] is not None:
-            replay_paths = [Path(p) for p in opts["replay"]] or radar.sample_candle_files()
+            replay_paths = [Path(p) for p in opts["replay"]] or sample_candle_files()
         try:
             radar.run(
                 replay_paths=replay_paths,
