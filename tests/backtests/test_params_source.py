@@ -57,7 +57,7 @@ def test_the_per_symbol_override_applies_to_its_symbol_only(edited) -> None:
     config = services.load_radar_config()
     btc = services.resolve_strategy("momentum_breakout", BTC, None, config)
     eth = services.resolve_strategy("momentum_breakout", ETH, None, config)
-    assert btc.params["range_lookback"] == 30 and eth.params["range_lookback"] == 20
+    assert btc.params["range_lookback"] == 30 and eth.params["range_lookback"] == 12
     assert btc.params["volume_mult"] == eth.params["volume_mult"] == 1.2
 
 

@@ -2,8 +2,9 @@
 
 ``manage.py radar --replay ETH-slice --speed 6000 --headless`` runs as a real subprocess on its
 own SQLite database (``SCALPRADAR_DATA_DIR`` = a temporary folder) with a temporary config
-(``SCALPRADAR_CONFIG_DIR``): ``momentum_breakout`` without higher-timeframe confirmation, so
-it trades within the first 3 hours of the slice, ``swing_1h`` (decides, does not trade here)
+(``SCALPRADAR_CONFIG_DIR``): ``momentum_breakout`` without higher-timeframe confirmation, on a
+20-candle range and a 2× volume surge (fixed here, not the shipped tuning), so it trades within
+the first 3 hours of the slice, ``swing_1h`` (decides, does not trade here)
 and the ``order_flow`` filter; the kill switch limit is 0.3 % (30 USDT), which momentum's
 losing second trade trips at about minute 333 of the 600.
 
@@ -57,7 +58,7 @@ def crash_config(folder: Path) -> Path:
     for entry in strategies["strategies"]:
         entry["enabled"] = entry["name"] in {"momentum_breakout", "swing_1h", "order_flow"}
         if entry["name"] == "momentum_breakout":
-            entry["params"]["confirm_timeframes"] = []
+            entry["params"].update(confirm_timeframes=[], range_lookback=20, volume_mult=2.0)
     strategies_path.write_text(yaml.safe_dump(strategies))
     return folder
 

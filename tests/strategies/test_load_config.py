@@ -51,16 +51,15 @@ def test_first_load_creates_every_asset_and_strategy_with_complete_params(config
     sol = Asset.objects.get(symbol="SOL/USDT:USDT")
     assert (sol.base, sol.qty_step, sol.correlation_group) == ("SOL", 0.1, "crypto_major")
     vwap = StrategyConfig.objects.get(name="vwap_rsi")
-    assert vwap.params["rsi_period"] == 14
-    assert vwap.symbol_overrides == {
-        "SOL/USDT:USDT": {"rsi_long_below": 22.0, "rsi_short_above": 78.0, "stop_atr_mult": 1.2}
-    }
+    assert vwap.params["rsi_period"] == 7
+    assert vwap.symbol_overrides == {"SOL/USDT:USDT": {"stop_atr_mult": 1.2}}
     assert StrategyConfig.objects.get(name="swing_1h").kind == "swing_baseline"
 
 
 def test_omitted_params_are_stored_with_the_schema_default(config_dir):
-    edit(config_dir / "strategies.yaml", "      rsi_period: 14 ", "      # rsi_period: 14 ")
+    edit(config_dir / "strategies.yaml", "      rsi_period: 7 ", "      # rsi_period: 7 ")
     load(config_dir)
+    # The schema's default (VwapRsiParams), not the YAML's 7.
     assert StrategyConfig.objects.get(name="vwap_rsi").params["rsi_period"] == 14
 
 
@@ -80,10 +79,10 @@ def test_second_load_reports_no_change_and_writes_nothing(config_dir):
 
 def test_a_changed_yaml_value_is_reported_as_updated_with_old_and_new(config_dir):
     load(config_dir)
-    edit(config_dir / "strategies.yaml", "rsi_period: 14 ", "rsi_period: 12 ")
+    edit(config_dir / "strategies.yaml", "rsi_period: 7 ", "rsi_period: 12 ")
     edit(config_dir / "assets.yaml", "max_leverage: 125", "max_leverage: 50")
     lines = load(config_dir)
-    assert 'strategy vwap_rsi: updated params["rsi_period"] 14 -> 12' in lines
+    assert 'strategy vwap_rsi: updated params["rsi_period"] 7 -> 12' in lines
     assert "asset BTC/USDT:USDT @ bitget: updated max_leverage 125 -> 50" in lines
     assert lines[-1].endswith(": 2 updated, 7 unchanged")
     assert StrategyConfig.objects.get(name="vwap_rsi").params["rsi_period"] == 12
@@ -92,21 +91,21 @@ def test_a_changed_yaml_value_is_reported_as_updated_with_old_and_new(config_dir
 
 def test_dry_run_reports_the_changes_and_writes_nothing(config_dir):
     load(config_dir)
-    edit(config_dir / "strategies.yaml", "rsi_period: 14 ", "rsi_period: 12 ")
+    edit(config_dir / "strategies.yaml", "rsi_period: 7 ", "rsi_period: 12 ")
     lines = load(config_dir, "--dry-run")
-    assert 'strategy vwap_rsi: updated params["rsi_period"] 14 -> 12' in lines
+    assert 'strategy vwap_rsi: updated params["rsi_period"] 7 -> 12' in lines
     assert lines[-1].endswith("(dry run: nothing written)")
-    assert StrategyConfig.objects.get(name="vwap_rsi").params["rsi_period"] == 14
+    assert StrategyConfig.objects.get(name="vwap_rsi").params["rsi_period"] == 7
 
 
 def test_invalid_params_are_refused_without_partial_writes(config_dir):
     load(config_dir)
     edit(config_dir / "assets.yaml", "max_leverage: 125", "max_leverage: 50")
-    edit(config_dir / "strategies.yaml", "rsi_period: 14 ", "rsi_period: -3 ")
+    edit(config_dir / "strategies.yaml", "rsi_period: 7 ", "rsi_period: -3 ")
     with pytest.raises(CommandError, match="rsi_period = -3 — must be ≥ 2"):
         load(config_dir)
     assert Asset.objects.get(symbol="BTC/USDT:USDT").max_leverage == 125
-    assert StrategyConfig.objects.get(name="vwap_rsi").params["rsi_period"] == 14
+    assert StrategyConfig.objects.get(name="vwap_rsi").params["rsi_period"] == 7
 
 
 def test_a_row_refused_by_the_model_rolls_back_every_other_row(config_dir):
