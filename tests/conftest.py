@@ -47,3 +47,15 @@ def django_db_setup(django_db_setup):  # type: ignore[no-untyped-def]
     other users", a teardown warning before)."""
     yield
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
+@pytest.fixture
+def eager_celery():
+    """Run tasks in-process even when REDIS_URL configures a real broker (the PG run)."""
+    from scalpradar.celery import app as celery_app
+
+    conf = celery_app.conf
+    before = (conf.task_always_eager, conf.task_eager_propagates)
+    conf.task_always_eager = conf.task_eager_propagates = True
+    yield
+    conf.task_always_eager, conf.task_eager_propagates = before

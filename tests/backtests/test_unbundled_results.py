@@ -43,7 +43,9 @@ def _holds(summary: dict, files: list[str]) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_command_and_the_browser_hold_on_unbundled_data(tmp_path, django_user_model):
+def test_the_command_and_the_browser_hold_on_unbundled_data(
+    tmp_path, django_user_model, eager_celery
+):
     call_command("load_config", stdout=StringIO())
     row = StrategyConfig.objects.get(name="momentum_breakout")
     row.params = {**row.params, "volume_mult": 1.5}  # an admin edit: what must run

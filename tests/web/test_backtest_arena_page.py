@@ -18,7 +18,9 @@ from tests.radar.test_radar import slice_sample
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_the_arena_form_runs_the_arena_on_the_stored_candles(tmp_path: Path, django_user_model):
+def test_the_arena_form_runs_the_arena_on_the_stored_candles(
+    tmp_path: Path, django_user_model, eager_celery
+):
     """Two days of the bundled BTC candles stored by a first headless replay (so the database
     holds them, as the radar leaves them); the browser's arena run replays them in a scratch
     radar and must find what that first replay found, strategy by strategy."""
