@@ -6,7 +6,6 @@ import pytest
 from django.urls import reverse
 
 from backtests.models import BacktestRun
-from scalpradar.celery import app as celery_app
 from tests.strategies.core.factories import recorded_style_open_interest
 from tests.web.conftest import BTC, T0
 from trading.models import OpenInterest
@@ -59,16 +58,6 @@ def test_positions_rows_carry_what_the_live_marking_needs(client_in, arena):
     assert "groups=positions,market.BTC-USDT,market.ETH-USDT" in html
     assert "js/positions.js" in html
     assert "{#" not in html and "{% comment" not in html
-
-
-@pytest.fixture
-def eager_celery():
-    """Run tasks in-process even when REDIS_URL configures a real broker (the PG run)."""
-    conf = celery_app.conf
-    before = (conf.task_always_eager, conf.task_eager_propagates)
-    conf.task_always_eager = conf.task_eager_propagates = True
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = before
 
 
 def test_starting_a_backtest_from_the_browser_form_runs_it_and_shows_metrics(
