@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import ccxt
 import numpy as np
 import pytest
 
@@ -262,3 +263,24 @@ def test_a_bad_rest_row_while_healing_is_refused_with_an_alert(btc):
     rec = run_feed(ex, ["BTC/USDT:USDT"], last_closed_ms={"BTC/USDT:USDT": int(btc[49, 0])})
     assert int(btc[53, 0]) not in [t for _, t in rec.closed]
     assert any("(REST)" in a and "< low" in a for a in rec.alerts)
+
+
+async def test_a_replayed_book_is_handed_once_then_the_watch_waits_for_the_next(btc):
+    """A real ``watch_order_book`` answers on an update; the replay's used to return the same
+    book at once on every call, and a feed's book loop spun on it."""
+    t0 = int(btc[0, 0])
+    books = [
+        {"timestamp": t0, "bids": [[100.0, 1.0]], "asks": [[100.5, 1.0]]},
+        {"timestamp": t0 + MINUTE_MS, "bids": [[101.0, 1.0]], "asks": [[101.5, 1.0]]},
+    ]
+    ex = SimulatedExchange({"BTC/USDT:USDT": btc[:5]}, books={"BTC/USDT:USDT": books})
+    assert (await ex.watch_order_book("BTC/USDT:USDT"))["bids"][0][0] == 100.0
+    waiting = asyncio.ensure_future(ex.watch_order_book("BTC/USDT:USDT"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # nothing new at this market time: no second copy
+    ex._now_ms = t0 + MINUTE_MS
+    assert (await asyncio.wait_for(waiting, 2))["bids"][0][0] == 101.0
+    again = asyncio.ensure_future(ex.watch_order_book("BTC/USDT:USDT"))
+    await ex.close()
+    with pytest.raises(ccxt.ExchangeClosedByUser):
+        await asyncio.wait_for(again, 2)

@@ -82,6 +82,7 @@ class SimulatedExchange:
         self.funding = {s: np.asarray(a, dtype=np.float64) for s, a in (funding or {}).items()}
         self.open_interest = dict(open_interest or {})
         self.books = dict(books or {})
+        self._books_seen: dict[str, int] = {}  # symbol -> books handed out (index of the next)
         self.faults = dict(faults or {})
         self.markets = {s: {"symbol": s, "type": "swap", "linear": True} for s in self.candles}
         self._now_ms = self.start_ms
@@ -262,14 +263,20 @@ class SimulatedExchange:
     async def watch_order_book(
         self, symbol: str, limit: int | None = None, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        """The newest book due at the replay's clock that this symbol's watcher has not had
+        yet — like a real watch, it waits for an update instead of handing the same book
+        again (which made a feed's book loop spin)."""
         books = self.books.get(symbol)
         if not books:
             raise ccxt.NotSupported(f"the replay has no order-book data for {symbol}")
-        while True:
-            i = int(np.searchsorted([b["timestamp"] for b in books], self._now_ms, side="right"))
-            if i > 0:
+        times = [b["timestamp"] for b in books]
+        while not self.closed:
+            i = int(np.searchsorted(times, self._now_ms, side="right"))
+            if i > self._books_seen.get(symbol, 0):
+                self._books_seen[symbol] = i
                 return books[i - 1]
             await asyncio.sleep(0.05)
+        raise ccxt.ExchangeClosedByUser("the replay is closed")
 
     async def watch_trades(
         self,
