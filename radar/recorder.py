@@ -25,7 +25,7 @@ from strategies.core.kernel import (
     SignalEvent,
     StrategySkippedEvent,
 )
-from strategies.selectors import arena_row
+from strategies.selectors import arena_row, session_summary
 from strategies.services import signal_create
 from trading.alerts import alert_create
 from trading.services import (
@@ -62,6 +62,7 @@ class Recorder:
         self.exchange = exchange
         self.publish = publish
         self.live: Any = None  # radar.live.LiveRouter when live trading runs
+        self.closed_since_save = False  # a (non-shadow) trade closed in this transaction
 
     def store(
         self, entry: ArenaEntry, symbol: str, events: Sequence[Any], *, checkpoint: bool
@@ -124,6 +125,7 @@ class Recorder:
         t = event.trade
         position_close(session=entry.session, trade=t, shadow=event.shadow)
         if not event.shadow:
+            self.closed_since_save = True
             entry.session.trades_count += 1
             entry.session.wins_count += int(t.net_pnl > 0)
         name = entry.config.name
@@ -151,6 +153,11 @@ class Recorder:
                     arena_row(entry.session),
                     coalesce=("arena.update", entry.config.name),
                 )
+        if self.closed_since_save:
+            # The Session page's totals (trades, wins, P&L) move with every closed trade:
+            # one summary per transaction, read after the checkpoints above.
+            self.closed_since_save = False
+            self.publish("session", "session.update", session_summary(), coalesce=("session",))
 
     def save_session(self, entry: ArenaEntry) -> None:
         """Checkpoint: the kernel's ledger totals and state into its session row, with the

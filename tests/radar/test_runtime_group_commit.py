@@ -210,3 +210,21 @@ def test_a_writer_failure_stops_the_feed_and_is_raised():
 
     run_async(main)
     assert Candle.objects.count() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_every_transaction_that_closes_a_trade_pushes_the_session_summary_once():
+    """The Session page's totals move with each closed trade: a transaction that closed one
+    publishes ``session.update`` (one, however many closed), read after its checkpoints —
+    so the last one pushed carries the trades the database holds."""
+    candles = sample_candles(2 * 1440)
+    groups = batches(candles, (1, 16, 5))
+    runtime = radar(checkpoint_every_s=3600)
+    pushed: list[list[Any]] = [runtime.process_candles(group) for group in groups]
+    closing = [events for events in pushed if any(e[1] == "position.closed" for e in events)]
+    summaries = [e for events in pushed for e in events if e[1] == "session.update"]
+    assert closing, "momentum traded on these 2 days: not vacuous"
+    assert all(sum(e[1] == "session.update" for e in events) == 1 for events in closing)
+    closed = Position.objects.filter(status="closed", shadow=False).count()
+    assert summaries[-1][2]["account"]["trades"] == closed > 0
