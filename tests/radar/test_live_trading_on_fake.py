@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import time
 
@@ -31,6 +32,18 @@ SPEED = 1_800.0
 # Wall-clock bound only (the loops end as soon as the condition holds: ~15–30 s here); one CI
 # run on a loaded machine saw no live fill within 90 s.
 WALL_LIMIT_S = 240.0
+
+
+def _entries_rest_longer(monkeypatch) -> None:
+    """A limit entry rests 5 market minutes (the kernel's default): 0.17 s of wall time at
+    1800×, so a radar lagging the fake's clock by that much (a loaded CI machine) saw every
+    live entry expire before it could fill. Two market hours (4 s here) for both twins."""
+    real = launch.kernel_config_from
+
+    def longer(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), limit_order_ttl_candles=120)
+
+    monkeypatch.setattr(launch, "kernel_config_from", longer)
 
 
 def _one_live_strategy() -> None:
@@ -73,6 +86,7 @@ def _protected() -> bool:
 async def test_a_live_strategy_trades_on_the_fake_exchange_beside_its_paper_twin(monkeypatch):
     await sync_to_async(_one_live_strategy)()
     monkeypatch.setattr(launch, "embedded", lambda: True)
+    _entries_rest_longer(monkeypatch)
     # The fake fills a post-only entry whenever the market trades through it (its default
     # draws 80 %, independently of the paper venue's draw): the live twin of a paper fill is
     # then never left resting by chance.
@@ -175,6 +189,7 @@ async def test_a_restart_with_an_open_live_position_finds_it_and_its_stop(monkey
     reconciliation finds the position and the stop it holds: clean, nothing sent twice."""
     await sync_to_async(_one_live_strategy)()
     monkeypatch.setattr(launch, "embedded", lambda: True)
+    _entries_rest_longer(monkeypatch)
     fake = FakeBitget(speed=SPEED)
     await fake.start()
     try:
