@@ -340,7 +340,9 @@ class FakeBotApi:
         self.answered_callbacks.append(p)
         return True
 
-    async def _m_deleteWebhook(self, _p: dict[str, Any]) -> Any:
+    async def _m_deleteWebhook(self, p: dict[str, Any]) -> Any:
+        if p.get("drop_pending_updates") in (True, "true", "True"):
+            self._updates.clear()  # what a bot that starts with drop_pending_updates loses
         return True
 
     async def _m_setMyCommands(self, p: dict[str, Any]) -> Any:

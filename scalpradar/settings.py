@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "strategies",
     "radar",
     "backtests",
+    "notify",
 ]
 
 MIDDLEWARE = [
@@ -334,6 +335,48 @@ EXCHANGE_BASE_URL = os.environ.get("EXCHANGE_BASE_URL", "")
 # trading.execution.settings.live_gate, under the names exchanges.yaml's ``credentials`` give
 # (BITGET_API_KEY, ...); they are never logged nor stored in the database.
 
+# --- Telegram (docs/telegram.md) --------------------------------------------------------------
+# No token = Telegram off: nothing is queued, the dashboard says so. The token is a secret: it
+# is never logged (the loggers that print request URLs, which carry it, are quieted below),
+# never stored in the database, never shown on a page (Django's error reports mask *TOKEN*).
+
+
+def env_user_ids(name: str) -> tuple[int, ...]:
+    """Comma-separated Telegram user ids (whole numbers)."""
+    ids = []
+    for item in env_list(name, ""):
+        try:
+            ids.append(int(item))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not a Telegram user id (a whole number)"
+            ) from None
+    return tuple(ids)
+
+
+def env_chat_ids(name: str, default: tuple[int, ...]) -> tuple[str, ...]:
+    """Comma-separated chat ids (whole numbers, or @channel names); default: ``default``."""
+    chats = tuple(env_list(name, ""))
+    for chat in chats:
+        if not (chat.lstrip("-").isdigit() or (chat.startswith("@") and len(chat) > 1)):
+            raise ImproperlyConfigured(
+                f"{name}: {chat!r} is not a chat id (a whole number, or @channelname)"
+            )
+    return chats or tuple(str(user) for user in default)
+
+
+TELEGRAM_BOT_TOKEN = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+# Who may command the bot (user ids); everyone else gets no answer.
+TELEGRAM_ALLOWED_USER_IDS = env_user_ids("TELEGRAM_ALLOWED_USER_IDS")
+# Where notifications go; by default the allowed users' private chats.
+TELEGRAM_CHAT_IDS = env_chat_ids("TELEGRAM_CHAT_IDS", TELEGRAM_ALLOWED_USER_IDS)
+# The Bot API server (a local Bot API server or the tests' fake stands in for Telegram's).
+TELEGRAM_API_URL = env_str("TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
+# Optional healthchecks-style URL the dead-man GETs every deadman.ping_every_s (notify.yaml).
+DEADMAN_PING_URL = env_str("DEADMAN_PING_URL", "")
+# What the dead-man probes to know the radar is alive.
+RADAR_HEALTH_URL = env_str("RADAR_HEALTH_URL", "http://127.0.0.1:8000/health/")
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOG_DIR = DATA_DIR / "logs"
 LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -342,7 +385,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "json": {"()": "scalpradar.logging.JsonFormatter"},
-        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+        "console": {
+            "()": "scalpradar.logging.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        },
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "console"},
@@ -360,5 +406,10 @@ LOGGING = {
     "loggers": {
         "django": {"level": "WARNING" if not DEBUG else "INFO"},
         "daphne": {"level": "WARNING"},
+        # A Bot API URL holds the bot token: httpx logs every request's URL at INFO,
+        # python-telegram-bot its own at DEBUG.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "telegram": {"level": "INFO"},
     },
 }

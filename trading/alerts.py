@@ -2,7 +2,9 @@
 
 The runtime calls :func:`alert_create` for feed disconnects, stale data, kill-switch trips and
 skipped strategies; the Alerts page lists the stored history and prepends the live ones
-(``alert.new`` on group ``alerts``, payload :meth:`trading.models.Alert.as_event`).
+(``alert.new`` on group ``alerts``, payload :meth:`trading.models.Alert.as_event`). Every
+alert is also handed to ``common.notices`` in the same transaction: the notify app queues it for
+Telegram when its level reaches ``alerts_min_level`` (config/notify.yaml).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from common.events import publish_on_commit
+from common.notices import alert_notice, emit
 from trading.models import Alert
 
 ALERTS_GROUP = "alerts"
@@ -42,4 +45,5 @@ def alert_create(
         payload=dict(payload or {}),
     )
     publish_on_commit(ALERTS_GROUP, "alert.new", alert.as_event())
+    emit(alert_notice(level=alert.level, message=alert.message, source=alert.source))
     return alert

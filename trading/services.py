@@ -30,6 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from common.notices import emit, trade_closed_notice, trade_opened_notice
 from trading.config import checked_capital_weight, field_errors, session_problems
 from trading.core.csvdata import CandleRow, FundingRow
 from trading.core.ledger import ClosedTrade, OpenPosition
@@ -480,7 +481,7 @@ def position_create(
     """Store a paper position opened by a kernel (idempotent on ``(session, ledger id)``);
     ``client_order_id`` is its entry intent's, the key its live twin carries."""
     with transaction.atomic():
-        stored, _ = Position.objects.get_or_create(
+        stored, created = Position.objects.get_or_create(
             session=session,
             ledger_id=_ledger_id(position.position_id, shadow),
             defaults={
@@ -504,26 +505,62 @@ def position_create(
                 "entry_client_id": client_order_id,
             },
         )
+        if created and not shadow:  # shadow trades (a killed strategy's) stay off the phone
+            emit(
+                trade_opened_notice(
+                    mode="paper",
+                    strategy=strategy_name,
+                    side=position.side.value,
+                    symbol=position.symbol,
+                    qty=position.qty,
+                    price=position.entry_price,
+                )
+            )
         return stored
 
 
 def position_close(*, session: TradingSession, trade: ClosedTrade, shadow: bool) -> int:
-    """Store the exit of a paper position (its full cost breakdown); returns rows changed."""
+    """Store the exit of a paper position (its full cost breakdown); returns rows changed.
+
+    The close of an open, non-shadow position is told to ``common.notices`` (gross / fees /
+    net); a close replayed after a restart is stored again but not told twice.
+    """
+    fields = {
+        "status": Position.Status.CLOSED,
+        "exit_price": trade.exit_price,
+        "exit_time_ms": trade.exit_time_ms,
+        "exit_fee": trade.exit_fee,
+        "exit_liquidity": trade.exit_liquidity.value,
+        "exit_reason": trade.exit_reason.value,
+        "funding_usdt": trade.funding,
+        "slippage_usdt": trade.slippage_cost,
+        "gross_pnl": trade.gross_pnl,
+        "net_pnl": trade.net_pnl,
+    }
     with transaction.atomic():
-        return Position.objects.filter(
+        rows = Position.objects.filter(
             session=session, ledger_id=_ledger_id(trade.position_id, shadow)
-        ).update(
-            status=Position.Status.CLOSED,
-            exit_price=trade.exit_price,
-            exit_time_ms=trade.exit_time_ms,
-            exit_fee=trade.exit_fee,
-            exit_liquidity=trade.exit_liquidity.value,
-            exit_reason=trade.exit_reason.value,
-            funding_usdt=trade.funding,
-            slippage_usdt=trade.slippage_cost,
-            gross_pnl=trade.gross_pnl,
-            net_pnl=trade.net_pnl,
         )
+        changed = rows.filter(status=Position.Status.OPEN).update(**fields)
+        if not changed:
+            return rows.update(**fields)
+        if not shadow:  # shadow trades (a killed strategy's) stay off the phone
+            emit(
+                trade_closed_notice(
+                    mode="paper",
+                    strategy=session.strategy_name,
+                    side=trade.side.value,
+                    symbol=trade.symbol,
+                    qty=trade.qty,
+                    price=trade.exit_price,
+                    reason=trade.exit_reason.value,
+                    gross_usdt=trade.gross_pnl,
+                    fees_usdt=trade.fees,
+                    funding_usdt=trade.funding,
+                    net_usdt=trade.net_pnl,
+                )
+            )
+        return changed
 
 
 def position_funding_update(

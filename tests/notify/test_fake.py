@@ -53,6 +53,10 @@ async def test_messages_and_updates_round_trip(fake):
         assert time.monotonic() - started >= 0.9
         assert await bot.answer_callback_query(updates[1].callback_query.id, text="done")
         assert fake.answered_callbacks[0]["text"] == "done"
+        # A bot starting with drop_pending_updates never sees what was sent while it was down.
+        fake.push_message(111, "/pause all")
+        assert await bot.delete_webhook(drop_pending_updates=True)
+        assert await bot.get_updates(timeout=0) == ()
 
 
 async def test_one_chat_is_limited_to_one_message_per_interval(fake):

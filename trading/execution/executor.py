@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import ccxt
 from django.db import transaction
 
+from common.notices import emit, trade_opened_notice
 from trading.core.execution import (
     NOT_FOUND_LIMIT,
     IllegalOrderTransition,
@@ -475,6 +476,16 @@ class Executor:
             Order.objects.filter(pk=order.pk).update(live_position=position)
             # Fills the trade stream stored before this report opened the position.
             Fill.objects.filter(order=order, live_position=None).update(live_position=position)
+            emit(
+                trade_opened_notice(
+                    mode="live",
+                    strategy=order.strategy_name,
+                    side=side.value,
+                    symbol=order.symbol,
+                    qty=qty,
+                    price=price,
+                )
+            )
             return position
         # On the lot grid: 0.06 + 0.02 is 0.08, not 0.07999999999999999.
         total = round_to_step(position.qty + qty, self.rules_of(order.symbol).qty_step)

@@ -5,7 +5,8 @@ request leaves (:func:`order_record`), every answer moves it through the state m
 :mod:`trading.core.execution` (:func:`order_transition` refuses an illegal move instead of
 overwriting a newer state with a stale report), a fill is stored once per exchange trade id
 (:func:`fill_record`), and a live position's close is booked from its fills
-(:func:`live_position_close`). Each change is published to the ``live`` group after commit.
+(:func:`live_position_close`). Each change is published to the ``live`` group after commit;
+a live position's close is also told to ``common.notices`` (Telegram), in its transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from common.events import publish_on_commit
+from common.notices import emit, trade_closed_notice
 from trading.core.execution import (
     IllegalOrderTransition,
     OrderRole,
@@ -351,9 +353,25 @@ def live_position_close(
         position.exit_price = avg_exit
         position.gross_pnl = side.sign * (avg_exit - avg_entry) * exit_qty
         position.net_pnl = position.gross_pnl - position.fees_usdt - (funding_usdt or 0.0)
+    closed_qty = exit_qty or position.qty
     position.qty = 0.0
     position.save()
     _publish_position(position)
+    emit(
+        trade_closed_notice(
+            mode="live",
+            strategy=position.strategy_name,
+            side=position.side,
+            symbol=position.symbol,
+            qty=closed_qty,
+            price=position.exit_price,
+            reason=exit_reason,
+            gross_usdt=position.gross_pnl,
+            fees_usdt=position.fees_usdt,
+            funding_usdt=funding_usdt,
+            net_usdt=position.net_pnl,
+        )
+    )
     # Its stop and target die with it on the exchange (Bitget cancels a flat position's
     # pos_loss / pos_profit); every state they are in may move to cancelled.
     terminal = [s.value for s in OrderStatus if s.terminal]

@@ -1,0 +1,1 @@
+"""Telegram: the durable notification outbox and its sender, commands, heartbeat, dead-man."""
