@@ -37,7 +37,16 @@ from django.core.management import call_command
 from backtests.services import BacktestInputError
 
 TIMEOUT_S = 3_600
-CHILD_ENV_DROPPED = ("DATABASE_URL", "REDIS_URL", "EXCHANGE_BASE_URL", "LIVE_TRADING_ENABLED")
+# The child is a backtest: its own database, no broker, no exchange, no live orders, and no
+# Telegram (its replayed trades must not reach the trader's phone as if they happened).
+CHILD_ENV_DROPPED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "EXCHANGE_BASE_URL",
+    "LIVE_TRADING_ENABLED",
+    "TELEGRAM_BOT_TOKEN",
+    "DEADMAN_PING_URL",
+)
 
 
 def _child_env(root: Path) -> dict[str, str]:

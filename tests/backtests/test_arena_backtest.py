@@ -117,3 +117,18 @@ def test_the_command_runs_the_arena_and_refuses_single_strategy_options(tmp_path
     assert "Replay finished: 5760 candles processed" in text
     assert "selector: off" in text and "password" not in text
     assert "momentum_breakout" in text and "net = gross − fees − funding" in text
+
+
+def test_the_child_radar_gets_no_broker_exchange_live_orders_or_telegram(tmp_path, monkeypatch):
+    """A backtest's radar must not trade, nor tell the trader's phone of replayed trades."""
+    from backtests.arena import _child_env
+
+    for name in ("REDIS_URL", "EXCHANGE_BASE_URL", "LIVE_TRADING_ENABLED", "TELEGRAM_BOT_TOKEN",
+                 "DEADMAN_PING_URL"):  # fmt: skip
+        monkeypatch.setenv(name, "set-in-the-parent")
+    monkeypatch.setenv("TELEGRAM_ALLOWED_USER_IDS", "111")
+    env = _child_env(tmp_path)
+    assert not {"REDIS_URL", "EXCHANGE_BASE_URL", "LIVE_TRADING_ENABLED", "TELEGRAM_BOT_TOKEN",
+                "DEADMAN_PING_URL"} & set(env)  # fmt: skip
+    assert env["TELEGRAM_ALLOWED_USER_IDS"] == "111"  # harmless without a token
+    assert env["SCALPRADAR_DATA_DIR"] == str(tmp_path / "data")
