@@ -93,6 +93,7 @@ class FakeBotApi:
         self._new_update = asyncio.Event()
         self._new_message = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._closing = False
         self.port = 0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -115,6 +116,9 @@ class FakeBotApi:
         self.host = host
 
     async def stop(self) -> None:
+        # A pending long poll answers at once (else the runner waits for it to time out).
+        self._closing = True
+        self._new_update.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -272,7 +276,7 @@ class FakeBotApi:
         deadline = time.monotonic() + float(p.get("timeout") or 0)
         while not self._updates:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or self._closing:
                 return []
             self._new_update.clear()
             try:

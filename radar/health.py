@@ -40,6 +40,7 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,12 +71,18 @@ class RadarStatus:
     outage: str | None = None  # what the writer is retrying through now (database, layer)
     failure: str | None = None  # why the feed or the writer stopped, when it failed
     pollers: dict[str, str | None] = field(default_factory=dict)  # kind -> failing since/why
+    # Market time (UTC epoch ms) when it is not the wall clock: the fake exchange's, which
+    # runs ``speed``× faster; candle ages are measured on it.
+    market_ms: Callable[[], int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def feed_started(self, *, source: str, stats: Any) -> None:
+    def feed_started(
+        self, *, source: str, stats: Any, market_ms: Callable[[], int] | None = None
+    ) -> None:
         with self._lock:
             self.source, self.stats, self.running, self.finished = source, stats, True, False
             self.reconnects_seen = stats.reconnects
+            self.market_ms = market_ms
 
     def feed_stopped(self, *, finished: bool, failure: str | None = None) -> None:
         with self._lock:
@@ -104,6 +111,7 @@ class RadarStatus:
             self.reconnects_seen = 0
             self.last_candle_ms = {}
             self.outage, self.failure, self.pollers = None, None, {}
+            self.market_ms = None
 
     @property
     def connected(self) -> bool:
@@ -216,12 +224,14 @@ def health_report(*, staff: bool = False) -> tuple[dict[str, Any], bool]:
             .annotate(last=Max("open_time_ms"))
             .values_list("symbol", "last")
         )
+    # Candle ages in market time: the wall clock, or the fake exchange's faster one.
+    market_now_ms = status.market_ms() if status.market_ms is not None else now_ms
     for symbol in symbols:
         last = status.last_candle_ms.get(symbol)
         where = "runtime"
         if last is None:
             last, where = stored.get(symbol), "database"
-        age_s = None if last is None else round((now_ms - last - MINUTE_MS) / 1000.0, 1)
+        age_s = None if last is None else round((market_now_ms - last - MINUTE_MS) / 1000.0, 1)
         candles[symbol] = {"last_close_ms": None if last is None else last + MINUTE_MS,
                            "age_s": age_s, "source": where}  # fmt: skip
         if live_expected and (age_s is None or age_s > STALE_AFTER_S):

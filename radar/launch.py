@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,6 +27,7 @@ from radar.health import radar_status
 from radar.live import start_live
 from radar.pollers import embedded, poll_intervals_s, start_pollers
 from radar.runtime import RadarRuntime, build_arena, last_candle_ms
+from radar.watchdog import WatchdogThresholds, start_watchdog
 from strategies.config import get_config
 from strategies.core import recursions
 from strategies.kernel_config import kernel_config_from
@@ -355,13 +356,22 @@ def print_summary(runtime: RadarRuntime, out: TextIO) -> None:
             out.write(f"Account kill switch ({guard.mode}): {guard.kill_switch.reason}\n")
 
 
-async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> None:
-    """Run the feed to its end, told to ``/health/``; then checkpoint every kernel."""
+async def run_feed(
+    exchange: Any,
+    feed: MarketFeed,
+    runtime: RadarRuntime,
+    *,
+    watchdog: WatchdogThresholds | None = None,
+) -> None:
+    """Run the feed to its end, told to ``/health/``; then checkpoint every kernel.
+    ``watchdog``: its thresholds, to run :mod:`radar.watchdog` beside the feed (None: none)."""
     source = "replay" if isinstance(exchange, SimulatedExchange) else "live"
-    radar_status.feed_started(source=source, stats=feed.stats)
     # The embedded mode has no Celery beat: it runs the REST pollers itself (live only: a
     # replay stored its funding up front).
     fake: FakeBitget | StandaloneFake | None = getattr(exchange, "scalpradar_fake", None)
+    radar_status.feed_started(
+        source=source, stats=feed.stats, market_ms=fake.clock.now_ms if fake else None
+    )
     # On the fake exchange market time runs ``speed``× faster: the pollers keep its pace.
     scale = 1.0 / fake.clock.speed if fake is not None else 1.0
     pollers = (
@@ -376,6 +386,16 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
         if source == "live" and embedded()
         else []
     )
+    watch = start_watchdog(
+        watchdog,
+        status=radar_status,
+        runtime=runtime,
+        symbols=feed.symbols,
+        live=source == "live",
+        exchange=exchange,
+        limiter=feed.limiter,
+        market_ms=fake.clock.now_ms if fake is not None else None,
+    )
     finished = False
     failure: str | None = None
     try:
@@ -387,9 +407,10 @@ async def run_feed(exchange: Any, feed: MarketFeed, runtime: RadarRuntime) -> No
         await sync_to_async(_store_stop_alert, thread_sensitive=True)(failure)
         raise
     finally:
-        for task in pollers:
+        tasks = [*pollers, *([watch] if watch is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*pollers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         radar_status.feed_stopped(finished=finished, failure=failure)
         live_session = getattr(exchange, "scalpradar_live", None)
         if live_session is not None:
@@ -415,11 +436,20 @@ def _store_stop_alert(failure: str) -> None:
         log.error("could not store the stop alert: %s", exc)
 
 
-async def run_headless(**kwargs: Any) -> RadarRuntime:
+async def run_headless(
+    *,
+    watchdog: WatchdogThresholds | None = None,
+    on_built: Callable[[Any, MarketFeed, RadarRuntime], Awaitable[None]] | None = None,
+    **kwargs: Any,
+) -> RadarRuntime:
+    """Build and run the feed to its end, then print the summary. ``on_built``: awaited once
+    the radar is built, before its feed starts (the wiring's start notice)."""
     out: TextIO = kwargs["out"]
     exchange, feed, runtime = await build(**kwargs)
     try:
-        await run_feed(exchange, feed, runtime)
+        if on_built is not None:
+            await on_built(exchange, feed, runtime)
+        await run_feed(exchange, feed, runtime, watchdog=watchdog)
     finally:
         # The database work ran in asgiref's worker thread, which outlives this loop.
         await sync_to_async(connections.close_all, thread_sensitive=True)()

@@ -31,6 +31,8 @@ from celery import Task, shared_task
 from django.db import connections
 
 from radar import launch as radar
+from radar.health import radar_status
+from radar.watchdog import configured, start_watchdog
 from strategies.config import get_config
 from trading.locks import LockLost, SingleInstanceLock, single_instance_lock
 
@@ -79,6 +81,18 @@ async def _build_and_run(lock: SingleInstanceLock) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     feed_run = asyncio.ensure_future(feed.run())
     lock.on_lost = lambda: loop.call_soon_threadsafe(feed_run.cancel)
+    # The watchdog (disconnects, REST latency, silent candles and strategies) of this worker:
+    # its findings are alerts, which reach Telegram through the outbox.
+    radar_status.feed_started(source="live", stats=feed.stats)
+    watch = start_watchdog(
+        configured(),
+        status=radar_status,
+        runtime=runtime,
+        symbols=feed.symbols,
+        live=True,
+        exchange=exchange,
+        limiter=feed.limiter,
+    )
     try:
         stats = await runtime.feeding(feed_run)
     except asyncio.CancelledError:
@@ -90,6 +104,11 @@ async def _build_and_run(lock: SingleInstanceLock) -> dict[str, Any]:
         raise
     finally:
         lock.on_lost = None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+        finished = feed_run.done() and not feed_run.cancelled() and not feed_run.exception()
+        radar_status.feed_stopped(finished=finished)
         await exchange.close()
     return {
         "status": "finished",

@@ -59,3 +59,13 @@ def eager_celery():
     conf.task_always_eager = conf.task_eager_propagates = True
     yield
     conf.task_always_eager, conf.task_eager_propagates = before
+
+
+@pytest.fixture(autouse=True)
+def _fresh_radar_status():
+    """``radar.health.radar_status`` is the process's record of its feed: what one test's
+    radar left there (a finished live feed reads as degraded) never reaches the next."""
+    yield
+    from radar.health import radar_status
+
+    radar_status.reset()

@@ -19,7 +19,7 @@ import yaml
 from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = {"migrate", "web", "worker-feed", "worker-backtests", "beat"}
+APP_SERVICES = {"migrate", "web", "worker-feed", "worker-backtests", "beat", "telegram"}
 SETTINGS_VARIABLE = re.compile(
     r"""(?:os\.environ\.get|env_bool|env_list|env_str)\(\s*["']([A-Z0-9_]+)["']"""
 )

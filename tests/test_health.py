@@ -166,3 +166,33 @@ def test_health_after_a_headless_replay_reports_the_finished_replay(client, tmp_
     }
     assert body["candles"]["BTC/USDT:USDT"]["source"] == "runtime"
     assert body["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_candle_ages_on_the_fake_exchange_are_measured_on_its_market_clock(client):
+    """The fake runs market time ``speed``× faster, in 2025: against the wall clock its newest
+    candle looks months old and a healthy fake-exchange radar read as degraded."""
+    market_now = 1_750_000_000_000  # 2025-06-15
+    health.radar_status.feed_started(source="live", stats=FeedStats(), market_ms=lambda: market_now)
+    for symbol in get_config().enabled_symbols:
+        health.radar_status.candle_processed(symbol, market_now - 90_000)  # closed 30 s ago
+    body = client.get("/health/").json()
+    assert body["status"] == "ok", body
+    assert {c["age_s"] for c in body["candles"].values()} == {30.0}
+    # The same candles against the wall clock (no market clock) are stale.
+    health.radar_status.market_ms = None
+    assert client.get("/health/").status_code == 503
+
+
+@pytest.mark.django_db
+def test_a_degraded_health_is_logged_once_per_change_not_per_probe(client, caplog, monkeypatch):
+    from scalpradar import views
+
+    monkeypatch.setattr(views, "_last_problems", ())  # healthy before this test
+    live_feed_running()  # no candle at all: degraded
+    with caplog.at_level("INFO"):
+        for _ in range(5):
+            assert client.get("/health/").status_code == 503
+    degraded = [r for r in caplog.records if r.name == "scalpradar.health"]
+    assert len(degraded) == 1 and "no closed candle" in degraded[0].getMessage()
+    assert not [r for r in caplog.records if r.name == "django.request"]

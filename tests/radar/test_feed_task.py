@@ -188,3 +188,36 @@ def test_a_feed_whose_redis_lock_is_lost_stops_at_once(seeded, monkeypatch, sett
     patch_exchange(monkeypatch, replay_then_drop_the_lock)
     with pytest.raises(tasks.LockLost, match="lost its lock"):
         tasks.radar_feed_run("bitget", lock_ttl_s=0.6)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_feed_worker_runs_the_watchdog_with_notify_yaml_thresholds(
+    seeded, monkeypatch, settings, tmp_path
+):
+    """The Celery feed worker watches its own feed like the embedded radar: the wiring hands
+    notify.yaml's thresholds over at worker start (``scalpradar.celery``), the task runs the
+    watchdog beside the feed on them and stops it with the feed."""
+    from radar import watchdog
+    from scalpradar.celery import _configure_radar
+    from tests.radar.test_watchdog import _notify_yaml
+
+    _notify_yaml(tmp_path, settings, **{"watchdog.ws_disconnected_s": 45})
+    monkeypatch.setattr(watchdog, "_configured", watchdog.WatchdogThresholds())
+    _configure_radar()
+    assert watchdog.configured().ws_disconnected_s == 45
+    started: list[tuple[Any, dict[str, Any]]] = []
+    real = tasks.start_watchdog
+
+    def recording(thresholds: Any, **kwargs: Any) -> Any:
+        task = real(thresholds, **kwargs)
+        started.append((thresholds, kwargs, task))
+        return task
+
+    monkeypatch.setattr(tasks, "start_watchdog", recording)
+    patch_exchange(monkeypatch, lambda: replay(30))
+    result = tasks.radar_feed.apply(kwargs={"exchange_name": "bitget"}, throw=True).get()
+    assert result["status"] == "finished"
+    [(thresholds, kwargs, task)] = started
+    assert thresholds.ws_disconnected_s == 45 and kwargs["live"] is True
+    assert task.done()  # stopped with the feed
+    assert tasks.radar_status.finished and not tasks.radar_status.running
