@@ -149,6 +149,14 @@ class Candle(models.Model):
     low = models.FloatField()
     close = models.FloatField()
     volume = models.FloatField(help_text="base-asset volume")
+    source = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # raw inserts that name no source (bulk COPY, older writers) store ""
+        help_text="where the row came from, e.g. rest (fetch_history from the exchange's REST "
+        "API), rest@127.0.0.1:8765 (another server speaking its API); empty = not recorded",
+    )
 
     objects = CandleQuerySet.as_manager()
 
@@ -178,6 +186,14 @@ class FundingRate(models.Model):
     funding_time_ms = models.BigIntegerField()
     rate = models.FloatField()
     mark_price = models.FloatField(null=True, blank=True)
+    source = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # raw inserts that name no source (bulk COPY, older writers) store ""
+        help_text="where the row came from, e.g. rest (fetch_history from the exchange's REST "
+        "API), rest@127.0.0.1:8765 (another server speaking its API); empty = not recorded",
+    )
 
     class Meta:
         ordering = ["exchange", "symbol", "funding_time_ms"]
@@ -199,6 +215,14 @@ class OpenInterest(models.Model):
     time_ms = models.BigIntegerField()
     open_interest = models.FloatField(help_text="base units")
     open_interest_usdt = models.FloatField(null=True, blank=True)
+    source = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # raw inserts that name no source (bulk COPY, older writers) store ""
+        help_text="where the row came from, e.g. rest (fetch_history from the exchange's REST "
+        "API), rest@127.0.0.1:8765 (another server speaking its API); empty = not recorded",
+    )
 
     class Meta:
         ordering = ["exchange", "symbol", "time_ms"]

@@ -71,34 +71,43 @@ class _Series:
     time_column: str  # the varying part of the natural key, first item of every row
     value_columns: tuple[str, ...]  # the other items of every row, in order
     value_sql_types: tuple[str, ...]
+    # Written on every inserted or updated row, not part of the key: where the values came
+    # from ("" = not recorded). An unchanged row keeps the source it was stored with.
+    source: str = ""
 
 
-def _candle_series(exchange: str, symbol: str, timeframe: str) -> _Series:
+def _candle_series(exchange: str, symbol: str, timeframe: str, source: str = "") -> _Series:
     return _Series(
         model=Candle,
         fixed_key={"exchange": exchange, "symbol": symbol, "timeframe": timeframe},
         time_column="open_time_ms",
         value_columns=("open", "high", "low", "close", "volume"),
         value_sql_types=("float8",) * 5,
+        source=source,
     )
 
 
 def candles_upsert(
-    *, rows: Sequence[CandleRow], exchange: str, symbol: str, timeframe: str
+    *, rows: Sequence[CandleRow], exchange: str, symbol: str, timeframe: str, source: str = ""
 ) -> UpsertResult:
     """Insert or update candles ``(open_time_ms, open, high, low, close, volume)`` of one
-    series; identical stored candles are not touched. A repeated open time keeps its last row."""
-    return _upsert(_candle_series(exchange, symbol, timeframe), rows)
+    series; identical stored candles are not touched. A repeated open time keeps its last row.
+    ``source`` is recorded on every row written (``Candle.source``)."""
+    return _upsert(_candle_series(exchange, symbol, timeframe, source), rows)
 
 
 def candles_upsert_many(
-    *, rows: Mapping[str, Sequence[CandleRow]], exchange: str, timeframe: str
+    *,
+    rows: Mapping[str, Sequence[CandleRow]],
+    exchange: str,
+    timeframe: str,
+    source: str = "",
 ) -> UpsertResult:
     """:func:`candles_upsert` of several symbols (``rows`` by symbol) at once: on PostgreSQL,
     up to ``_FEW_ROWS`` rows in all are stored by ONE statement (the live runtime's group
     commit), otherwise symbol by symbol."""
     parts = [
-        (_candle_series(exchange, symbol, timeframe), _last_per_key(symbol_rows))
+        (_candle_series(exchange, symbol, timeframe, source), _last_per_key(symbol_rows))
         for symbol, symbol_rows in rows.items()
         if symbol_rows
     ]
@@ -112,17 +121,37 @@ def candles_upsert_many(
     return total
 
 
-def funding_upsert(*, rows: Sequence[FundingRow], exchange: str, symbol: str) -> UpsertResult:
+def funding_upsert(
+    *, rows: Sequence[FundingRow], exchange: str, symbol: str, source: str = ""
+) -> UpsertResult:
     """Insert or update funding settlements ``(funding_time_ms, rate)`` of one symbol; the
-    stored ``mark_price`` of an existing settlement is kept."""
+    stored ``mark_price`` of an existing settlement is kept. ``source`` is recorded on every
+    row written."""
     series = _Series(
         model=FundingRate,
         fixed_key={"exchange": exchange, "symbol": symbol},
         time_column="funding_time_ms",
         value_columns=("rate",),
         value_sql_types=("float8",),
+        source=source,
     )
     return _upsert(series, rows)
+
+
+def funding_mark_prices_set(*, exchange: str, symbol: str, mark_prices: Mapping[int, float]) -> int:
+    """Store the mark price (USDT) at stored settlements, ``{funding_time_ms: mark_price}``;
+    a time with no stored settlement is skipped. Returns how many rows changed."""
+    changed = 0
+    with transaction.atomic():
+        for funding_time_ms, mark_price in mark_prices.items():
+            changed += (
+                FundingRate.objects.filter(
+                    exchange=exchange, symbol=symbol, funding_time_ms=funding_time_ms
+                )
+                .exclude(mark_price=mark_price)
+                .update(mark_price=mark_price)
+            )
+    return changed
 
 
 def _upsert(series: _Series, rows: Sequence[_Row]) -> UpsertResult:
@@ -169,13 +198,13 @@ def _upsert_postgresql_few(parts: Sequence[tuple[_Series, list[_Row]]]) -> tuple
     """Insert or update a few rows of one or more series of the same table in one statement;
     unchanged rows are not written."""
     _, fixed, row_columns, _ = _names(parts[0][0])
-    placeholders = ", ".join(["%s"] * (len(fixed) + len(row_columns)))
+    placeholders = ", ".join(["%s"] * (len(fixed) + len(row_columns) + 1))  # + source
     rows = [row for _, part_rows in parts for row in part_rows]
     params = [
         value
         for series, part_rows in parts
         for row in part_rows
-        for value in (*series.fixed_key.values(), *row)
+        for value in (*series.fixed_key.values(), *row, series.source)
     ]
     source = "VALUES " + ", ".join(f"({placeholders})" for _ in rows)
     with connection.cursor() as cursor:
@@ -186,16 +215,18 @@ def _insert_on_conflict(
     cursor: Any, series: _Series, source: str, params: Sequence[Any]
 ) -> tuple[int, int]:
     """``INSERT INTO <table> <source> ON CONFLICT <natural key> DO UPDATE`` the rows whose
-    values differ; ``source`` (``VALUES ...`` or ``SELECT ...``) yields the fixed key columns
-    then the row columns. Returns (inserted, updated); unchanged rows are not written."""
+    values differ; ``source`` (``VALUES ...`` or ``SELECT ...``) yields the fixed key columns,
+    the row columns, then the data source. Returns (inserted, updated); unchanged rows are not
+    written."""
     table, fixed, row_columns, values = _names(series)
+    origin = connection.ops.quote_name("source")
     differs = " OR ".join(f"t.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in values)
     cursor.execute(
         f"""
         WITH upserted AS (
-            INSERT INTO {table} AS t ({", ".join([*fixed, *row_columns])}) {source}
+            INSERT INTO {table} AS t ({", ".join([*fixed, *row_columns, origin])}) {source}
             ON CONFLICT ({", ".join([*fixed, row_columns[0]])}) DO UPDATE
-            SET {", ".join(f"{c} = EXCLUDED.{c}" for c in values)}
+            SET {", ".join(f"{c} = EXCLUDED.{c}" for c in [*values, origin])}
             WHERE {differs}
             RETURNING (t.xmax = 0) AS inserted
         )
@@ -219,10 +250,12 @@ def _upsert_postgresql(series: _Series, rows: list[_Row]) -> tuple[int, int]:
         [f"t.{column} = %s" for column in fixed] + [f"t.{time_column} = b.{time_column}"]
     )
     differs = " OR ".join(f"t.{c} IS DISTINCT FROM b.{c}" for c in values)
-    insert_columns = ", ".join([*fixed, *row_columns])
+    origin = connection.ops.quote_name("source")
+    insert_columns = ", ".join([*fixed, *row_columns, origin])
     placeholders = ", ".join(["%s"] * len(fixed))
     incoming_columns = ", ".join(f"b.{c}" for c in row_columns)
-    select_incoming = f"SELECT {placeholders}, {incoming_columns} FROM {buffer} b"  # noqa: S608
+    select_incoming = f"SELECT {placeholders}, {incoming_columns}, %s FROM {buffer} b"  # noqa: S608
+    incoming_params = [*fixed_params, series.source]
     with connection.cursor() as cursor:
         # A session temp table emptied at every commit; TRUNCATE also empties it inside an
         # enclosing transaction that has not committed yet (tests, nested imports).
@@ -243,9 +276,9 @@ def _upsert_postgresql(series: _Series, rows: list[_Row]) -> tuple[int, int]:
             for row in rows:
                 copy.write_row(row)
         cursor.execute(
-            f"UPDATE {table} t SET {', '.join(f'{c} = b.{c}' for c in values)} "  # noqa: S608
-            f"FROM {buffer} b WHERE {same_key} AND ({differs})",
-            fixed_params,
+            f"UPDATE {table} t SET {', '.join(f'{c} = b.{c}' for c in values)}, "  # noqa: S608
+            f"{origin} = %s FROM {buffer} b WHERE {same_key} AND ({differs})",
+            [series.source, *fixed_params],
         )
         updated = cursor.rowcount
         try:
@@ -253,13 +286,13 @@ def _upsert_postgresql(series: _Series, rows: list[_Row]) -> tuple[int, int]:
                 cursor.execute(
                     f"INSERT INTO {table} ({insert_columns}) {select_incoming} "  # noqa: S608
                     f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {same_key})",
-                    [*fixed_params, *fixed_params],
+                    [*incoming_params, *fixed_params],
                 )
                 return cursor.rowcount, updated
         except IntegrityError:
             pass  # a concurrent writer stored some of these keys: take the conflict-safe path
         inserted, updated_on_retry = _insert_on_conflict(
-            cursor, series, select_incoming, fixed_params
+            cursor, series, select_incoming, incoming_params
         )
     return inserted, updated + updated_on_retry
 
@@ -285,19 +318,19 @@ def _copy_fresh_rows(series: _Series, rows: list[_Row]) -> bool:
     import psycopg  # the PostgreSQL driver; absent from SQLite-only code paths
 
     table, fixed, row_columns, _ = _names(series)
+    columns = ", ".join([*fixed, *row_columns, connection.ops.quote_name("source")])
     fixed_values = tuple(series.fixed_key.values())
-    column_types = ["text"] * len(fixed) + ["int8", *series.value_sql_types]
+    source = (series.source,)
+    column_types = ["text"] * len(fixed) + ["int8", *series.value_sql_types, "text"]
     try:
         with (
             transaction.atomic(),
             connection.cursor() as cursor,
-            cursor.cursor.copy(
-                f"COPY {table} ({', '.join([*fixed, *row_columns])}) FROM STDIN (FORMAT BINARY)"
-            ) as copy,
+            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
         ):
             copy.set_types(column_types)
             for row in rows:
-                copy.write_row(fixed_values + row)
+                copy.write_row(fixed_values + row + source)
     except (IntegrityError, psycopg.errors.UniqueViolation):
         return False
     return True
@@ -315,22 +348,25 @@ def _upsert_sqlite(series: _Series, rows: list[_Row]) -> tuple[int, int]:
             [*fixed_params, min(row[0] for row in rows), max(row[0] for row in rows)],
         )
         stored = {row[0]: row for row in cursor.fetchall()}
-        new_rows = [(*fixed_params, *row) for row in rows if row[0] not in stored]
+        source = series.source
+        new_rows = [(*fixed_params, *row, source) for row in rows if row[0] not in stored]
         changed_rows = [
-            (*row[1:], *fixed_params, row[0])
+            (*row[1:], source, *fixed_params, row[0])
             for row in rows
             if row[0] in stored and tuple(stored[row[0]]) != tuple(row)
         ]
+        origin = connection.ops.quote_name("source")
         if new_rows:
-            columns = [*fixed, *row_columns]
+            columns = [*fixed, *row_columns, origin]
             cursor.executemany(
                 f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - quoted names
                 f"VALUES ({', '.join(['%s'] * len(columns))})",
                 new_rows,
             )
         if changed_rows:
+            assignments = ", ".join(f"{c} = %s" for c in [*values, origin])
             cursor.executemany(
-                f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in values)} "  # noqa: S608
+                f"UPDATE {table} SET {assignments} "  # noqa: S608 - quoted names
                 f"WHERE {key_filter} AND {time_column} = %s",
                 changed_rows,
             )
@@ -341,10 +377,11 @@ OpenInterestRow = tuple[int, float, float | None]  # (time_ms, open_interest bas
 
 
 def open_interest_upsert(
-    *, rows: Sequence[OpenInterestRow], exchange: str, symbol: str
+    *, rows: Sequence[OpenInterestRow], exchange: str, symbol: str, source: str = ""
 ) -> UpsertResult:
     """Insert or update open-interest samples ``(time_ms, open_interest, open_interest_usdt)``
     of one symbol; identical stored samples are not touched. A repeated time keeps its last row.
+    ``source`` is recorded on every row written.
 
     A poll writes one row per symbol, so this uses the ORM rather than the bulk path of
     :func:`candles_upsert` (whose columns are NOT NULL; ``open_interest_usdt`` may be null)."""
@@ -363,7 +400,7 @@ def open_interest_upsert(
             oi = stored.get(time_ms)
             if oi is None or (oi.open_interest, oi.open_interest_usdt) == (amount, value_usdt):
                 continue
-            oi.open_interest, oi.open_interest_usdt = amount, value_usdt
+            oi.open_interest, oi.open_interest_usdt, oi.source = amount, value_usdt, source
             changed.append(oi)
         new = [
             OpenInterest(
@@ -372,6 +409,7 @@ def open_interest_upsert(
                 time_ms=time_ms,
                 open_interest=amount,
                 open_interest_usdt=value_usdt,
+                source=source,
             )
             for time_ms, amount, value_usdt in unique.values()
             if time_ms not in stored
@@ -382,9 +420,9 @@ def open_interest_upsert(
             new,
             update_conflicts=True,
             unique_fields=["exchange", "symbol", "time_ms"],
-            update_fields=["open_interest", "open_interest_usdt"],
+            update_fields=["open_interest", "open_interest_usdt", "source"],
         )
-        OpenInterest.objects.bulk_update(changed, ["open_interest", "open_interest_usdt"])
+        OpenInterest.objects.bulk_update(changed, ["open_interest", "open_interest_usdt", "source"])
     return UpsertResult(len(new), len(changed), len(unique) - len(new) - len(changed))
 
 

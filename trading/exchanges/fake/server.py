@@ -11,7 +11,9 @@ REST (``GET /api/...``): ``v2/public/time``, ``v2/spot/public/coins`` (load_mark
 ``v2/spot/public/symbols`` and ``v2/margin/currencies`` (empty: no spot here),
 ``v2/mix/market/contracts`` (the USDT-FUTURES contracts; other product types empty),
 ``candles`` / ``history-candles`` (1m only; the newest ``limit`` rows of
-``[startTime, endTime]``, the forming one partial, nothing after the fake's now),
+``[startTime, endTime]``, the forming one partial, nothing after the fake's now; ``kLineType=MARK``
+and ``history-mark-candles``: mark-price candles, the same prices with volume 0, the fake's mark
+being its last price),
 ``current-fund-rate``, ``funding-time``, ``history-fund-rate`` (newest first, ``pageSize`` /
 ``pageNo``), ``open-interest``, ``ticker``, ``tickers``. Not Bitget's: ``GET /fake/clock``
 (``nowMs``, ``speed``: the market clock, which a radar in another process mirrors, as
@@ -89,6 +91,7 @@ class _Failure:
     status: int
     body: str
     times: int
+    after: int = 0  # matching requests still answered normally before this failure starts
 
 
 @dataclass(eq=False)
@@ -255,11 +258,18 @@ class FakeBitget(PrivateHooks):
     # -- fault hooks ------------------------------------------------------------------------
 
     def fail_next(
-        self, path: str, status: int = 429, body: str | dict[str, Any] | None = None, times: int = 1
+        self,
+        path: str,
+        status: int = 429,
+        body: str | dict[str, Any] | None = None,
+        times: int = 1,
+        after: int = 0,
     ) -> None:
         """Answer the next ``times`` requests whose path ends with ``path`` with ``status`` and
         ``body`` (default: Bitget's ``{"code":"429","msg":"Too Many Requests"}`` for 429, an
-        empty body otherwise so that ccxt's HTTP-status mapping applies)."""
+        empty body otherwise so that ccxt's HTTP-status mapping applies), once ``after``
+        matching requests have been answered normally (an outage midway through a download).
+        Failures queued for one path act one after the other."""
         if body is None:
             body = (
                 {"code": "429", "msg": "Too Many Requests", "requestTime": 0, "data": None}
@@ -267,7 +277,7 @@ class FakeBitget(PrivateHooks):
                 else ""
             )
         text = body if isinstance(body, str) else json.dumps(body)
-        self._failures.append(_Failure(path, status, text, times))
+        self._failures.append(_Failure(path, status, text, times, after))
 
     async def drop_websockets(self) -> None:
         """Close every websocket connection, public and private (the server hangs up)."""
@@ -313,14 +323,16 @@ class FakeBitget(PrivateHooks):
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         body = await request.text()
         self._record(request, body)
-        for failure in list(self._failures):
-            if request.path.endswith(failure.path):
-                failure.times -= 1
-                if failure.times <= 0:
-                    self._failures.remove(failure)
-                return web.Response(
-                    status=failure.status, text=failure.body, content_type="application/json"
-                )
+        failure = next((f for f in self._failures if request.path.endswith(f.path)), None)
+        if failure is not None and failure.after > 0:
+            failure.after -= 1
+        elif failure is not None:
+            failure.times -= 1
+            if failure.times <= 0:
+                self._failures.remove(failure)
+            return web.Response(
+                status=failure.status, text=failure.body, content_type="application/json"
+            )
         if request.path in self.private.routes:
             return await self.private.rest(request, body)
         route = self._routes().get(request.path)
@@ -339,6 +351,7 @@ class FakeBitget(PrivateHooks):
             mix + "contracts": self._contracts,
             mix + "candles": self._candles,
             mix + "history-candles": self._history_candles,
+            mix + "history-mark-candles": self._history_mark_candles,
             mix + "current-fund-rate": self._current_fund_rate,
             mix + "funding-time": self._funding_time,
             mix + "history-fund-rate": self._history_fund_rate,
@@ -383,12 +396,18 @@ class FakeBitget(PrivateHooks):
             return self._ok([])
         return self._ok([r.contract() for r in self.market.rules.values()])
 
-    async def _candles(self, request: web.Request, max_limit: int = 1000) -> web.Response:
+    async def _candles(
+        self, request: web.Request, max_limit: int = 1000, mark: bool = False
+    ) -> web.Response:
         market_id = self._market_id(request)
         if isinstance(market_id, web.Response):
             return market_id
         if request.query.get("granularity") != "1m":
             return self._error(400, "40017", "Parameter verification failed: the fake serves 1m")
+        price_type = request.query.get("kLineType", "MARKET").upper()
+        if price_type not in ("MARKET", "MARK"):
+            return self._error(400, "40017", "Parameter verification failed: kLineType")
+        mark = mark or price_type == "MARK"
         now = self.now_ms()
         try:
             limit = min(int(request.query.get("limit", "100")), max_limit)
@@ -397,10 +416,15 @@ class FakeBitget(PrivateHooks):
         except ValueError:
             return self._error(400, "40017", "Parameter verification failed")
         rows = self.market.rows(market_id, start_ms, end_ms, now, limit)
+        if mark:
+            rows = [[*r[:5], 0.0] for r in rows]
         return self._ok([self._rest_row(r) for r in rows])
 
     async def _history_candles(self, request: web.Request) -> web.Response:
         return await self._candles(request, max_limit=200)
+
+    async def _history_mark_candles(self, request: web.Request) -> web.Response:
+        return await self._candles(request, max_limit=200, mark=True)
 
     @staticmethod
     def _rest_row(row: list[float]) -> list[str]:
