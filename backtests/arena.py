@@ -164,7 +164,9 @@ def stored_replay_files(
         if not lines:
             continue
         path = folder / f"{exchange}-usdm_{base}-{quote}_1m_{span}.csv"
-        path.write_text("timestamp_ms,open,high,low,close,volume\n" + "\n".join(lines) + "\n")
+        path.write_text(
+            "timestamp_ms,open,high,low,close,volume\n" + "\n".join(lines) + "\n", encoding="utf-8"
+        )
         paths.append(path)
         funding = (
             FundingRate.objects.filter(
@@ -176,7 +178,8 @@ def stored_replay_files(
         )  # fmt: skip
         if funding:
             (folder / f"{exchange}-usdm_{base}-{quote}_funding_{span}.csv").write_text(
-                "timestamp_ms,rate\n" + "\n".join(f"{int(t)},{r!r}" for t, r in funding) + "\n"
+                "timestamp_ms,rate\n" + "\n".join(f"{int(t)},{r!r}" for t, r in funding) + "\n",
+                encoding="utf-8",
             )
     return paths
 

@@ -65,7 +65,7 @@ def run_child(copies: int, batch_size: int) -> None:
         for copy in range(copies)
         for path in files
     ]
-    devnull = open(os.devnull, "w")  # noqa: SIM115, PTH123 - kept for the whole run
+    devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115, PTH123 - kept for the whole run
     label = (
         f"{connection.vendor} {connection.pg_version if connection.vendor == 'postgresql' else ''}"
     )

@@ -74,7 +74,8 @@ def keyed(fake: Any) -> Any:
 
     from trading.exchanges.clients import ExchangeSettings, trading_exchange
 
-    entry = yaml.safe_load((ROOT / "config" / "exchanges.yaml").read_text())["exchanges"]["bitget"]
+    config = (ROOT / "config" / "exchanges.yaml").read_text(encoding="utf-8")
+    entry = yaml.safe_load(config)["exchanges"]["bitget"]
     settings = ExchangeSettings.from_entry(entry, "bitget")
     keys = fake.private.credentials  # the fake's own demo key
     exchange = trading_exchange(

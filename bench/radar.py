@@ -55,7 +55,7 @@ def with_database(url: str, name: str) -> str:
 
 
 def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -69,7 +69,7 @@ def write_replay(files: list[Path], folder: Path, *, candles: int, repeat: int) 
     per_symbol = candles // len(files) if candles else None
     sample_ms = 0
     for path in files:
-        with gzip.open(path, "rt") as stream:
+        with gzip.open(path, "rt", encoding="utf-8") as stream:
             header, *lines = stream.read().splitlines()
         rows = [[float(x) for x in line.split(",")] for line in lines]
         sample_ms = int(rows[-1][0] - rows[0][0]) + MINUTE_MS
@@ -82,9 +82,10 @@ def write_replay(files: list[Path], folder: Path, *, candles: int, repeat: int) 
                 [row[0] + k * sample_ms, *(x * scale for x in row[1:5]), row[5]] for row in rows
             )
         text = [header, *(",".join(f"{x:.10g}" for x in row) for row in out[:per_symbol])]
-        (folder / path.name.replace(".csv.gz", ".csv")).write_text("\n".join(text) + "\n")
+        target = folder / path.name.replace(".csv.gz", ".csv")
+        target.write_text("\n".join(text) + "\n", encoding="utf-8")
     for funding in Path(files[0]).parent.glob("*_funding_*.csv*"):
-        with gzip.open(funding, "rt") as stream:
+        with gzip.open(funding, "rt", encoding="utf-8") as stream:
             header, *lines = stream.read().splitlines()
         shifted = [
             f"{int(line.split(',')[0]) + k * sample_ms},{line.split(',')[1]}"
@@ -92,7 +93,7 @@ def write_replay(files: list[Path], folder: Path, *, candles: int, repeat: int) 
             for line in lines
         ]
         target = folder / funding.name.replace(".csv.gz", ".csv")
-        target.write_text("\n".join([header, *shifted]) + "\n")
+        target.write_text("\n".join([header, *shifted]) + "\n", encoding="utf-8")
     return sorted(folder.glob("*_1m_*.csv"))
 
 
