@@ -324,6 +324,12 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"exchange_name": "bitget"},
         "options": {"queue": "feed", "expires": 55},
     },
+    # Monthly candle partitions (PostgreSQL without TimescaleDB): this month + 3 ahead, daily.
+    "create-candle-partitions": {
+        "task": "trading.tasks.create_candle_partitions",
+        "schedule": 86_400.0,
+        "options": {"expires": 3_600},
+    },
 }
 
 # Demo vs mainnet trading is exchanges.yaml's ``sandbox`` key; mainnet also needs

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from django.core.exceptions import ValidationError
-from django.db import models
+from django.core.exceptions import EmptyResultSet, ValidationError
+from django.db import connections, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -127,14 +127,53 @@ class Asset(models.Model):
         return f"{self.base}-{self.quote}"
 
 
+# One row of ``COPY ... TO STDOUT (FORMAT BINARY)`` of the six NOT NULL candle columns: a
+# field count (int16), then per field its length (int32) and value, big-endian.
+_COPY_ROW = np.dtype(
+    [("fields", ">i2"), ("n0", ">i4"), ("open_time_ms", ">i8")]
+    + [
+        item
+        for i, name in enumerate(("open", "high", "low", "close", "volume"), start=1)
+        for item in ((f"n{i}", ">i4"), (name, ">f8"))
+    ]
+)
+_COPY_HEADER = 19  # signature (11 bytes), flags (4), header extension length (4)
+_CANDLE_COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")
+
+
 class CandleQuerySet(models.QuerySet["Candle"]):
     def as_array(self, limit: int | None = None) -> np.ndarray:
         """The candles, in the queryset's order (the first ``limit``), as the ``(N, 6)``
-        float64 array ``[open_time_ms, open, high, low, close, volume]`` the core reads."""
-        rows = self.values_list("open_time_ms", "open", "high", "low", "close", "volume")
+        float64 array ``[open_time_ms, open, high, low, close, volume]`` the core reads.
+
+        On PostgreSQL the rows come as one binary ``COPY`` decoded by numpy (a month of 1m
+        candles, 44,640 rows, about twice as fast as through Python row objects)."""
+        rows = self.values_list(*_CANDLE_COLUMNS)
         if limit is not None:
             rows = rows[:limit]
+        connection = connections[rows.db]
+        if connection.vendor == "postgresql":
+            return _copied_array(rows, connection)
         return np.array(list(rows), dtype=np.float64).reshape(-1, 6)
+
+
+def _copied_array(rows: models.QuerySet[Any], connection: Any) -> np.ndarray:
+    try:
+        sql, params = rows.query.get_compiler(using=rows.db).as_sql()
+    except EmptyResultSet:
+        return np.empty((0, 6), dtype=np.float64)
+    # psycopg merges the parameters into the COPY statement on the client side.
+    statement = f"COPY ({sql}) TO STDOUT (FORMAT BINARY)"
+    data = bytearray()
+    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+        for block in copy:  # one row per block, as libpq hands them over
+            data += block
+    count = (len(data) - _COPY_HEADER - 2) // _COPY_ROW.itemsize  # 2: the -1 trailer
+    records = np.frombuffer(data, dtype=_COPY_ROW, count=count, offset=_COPY_HEADER)
+    array = np.empty((count, 6), dtype=np.float64)
+    for column, name in enumerate(_CANDLE_COLUMNS):
+        array[:, column] = records[name]
+    return array
 
 
 class Candle(models.Model):

@@ -14,6 +14,10 @@ insertion costs on every row; when a concurrent writer stored one of the keys in
 the insert fails on the unique key, is rolled back to its savepoint and the batch is retried
 with ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <values differ>``.
 
+On PostgreSQL the candle table is range-partitioned by month or a TimescaleDB hypertable
+(:mod:`trading.partitions`): a candle batch's months get their partitions before it is written,
+and the ``ON CONFLICT`` statement counts inserts without ``xmax`` (refused there).
+
 SQLite: the stored rows of the batch's time range are read in one indexed range scan and
 compared in Python; ``executemany`` inserts the new rows and updates the changed ones.
 """
@@ -21,7 +25,7 @@ compared in Python; ``executemany`` inserts the new rows and updates the changed
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +35,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from common.notices import emit, trade_closed_notice, trade_opened_notice
+from trading import partitions
 from trading.config import checked_capital_weight, field_errors, session_problems
 from trading.core.csvdata import CandleRow, FundingRow
 from trading.core.ledger import ClosedTrade, OpenPosition
@@ -113,6 +118,7 @@ def candles_upsert_many(
     ]
     count = sum(len(part_rows) for _, part_rows in parts)
     if connection.vendor == "postgresql" and 0 < count <= _FEW_ROWS:
+        _ensure_candle_partitions(row[0] for _, part_rows in parts for row in part_rows)
         inserted, updated = _upsert_postgresql_few(parts)
         return UpsertResult(inserted, updated, count - inserted - updated)
     total = UpsertResult()
@@ -158,6 +164,8 @@ def _upsert(series: _Series, rows: Sequence[_Row]) -> UpsertResult:
     if not rows:
         return UpsertResult()
     unique_rows = _last_per_key(rows)
+    if connection.vendor == "postgresql" and series.model is Candle:
+        _ensure_candle_partitions(row[0] for row in unique_rows)
     if connection.vendor == "postgresql" and len(unique_rows) <= _FEW_ROWS:
         # One statement is atomic on its own: no savepoint (two more round trips) around it.
         inserted, updated = _upsert_postgresql_few([(series, unique_rows)])
@@ -172,6 +180,13 @@ def _upsert(series: _Series, rows: Sequence[_Row]) -> UpsertResult:
                 f"bulk upsert supports PostgreSQL and SQLite, not {connection.vendor}"
             )
     return UpsertResult(inserted, updated, len(unique_rows) - inserted - updated)
+
+
+def _ensure_candle_partitions(times_ms: Iterable[int]) -> None:
+    """Create the monthly partitions the candles about to be written fall in (PostgreSQL with
+    a natively partitioned candle table; otherwise nothing happens): a row whose month has no
+    partition would land in the DEFAULT partition (stored all the same, but unpruned)."""
+    partitions.ensure_partitions(partitions.batch_months(times_ms), using=connection.alias)
 
 
 def _last_per_key(rows: Sequence[_Row]) -> list[_Row]:
@@ -217,21 +232,37 @@ def _insert_on_conflict(
     """``INSERT INTO <table> <source> ON CONFLICT <natural key> DO UPDATE`` the rows whose
     values differ; ``source`` (``VALUES ...`` or ``SELECT ...``) yields the fixed key columns,
     the row columns, then the data source. Returns (inserted, updated); unchanged rows are not
-    written."""
+    written.
+
+    Inserted and updated rows are told apart by the keys stored before the statement (the
+    ``stored`` CTE sees the statement's snapshot), not by ``RETURNING (xmax = 0)``: PostgreSQL
+    refuses system columns in ``RETURNING`` on a partitioned table (``trading.partitions``)."""
     table, fixed, row_columns, values = _names(series)
     origin = connection.ops.quote_name("source")
+    columns = ", ".join([*fixed, *row_columns, origin])
+    key = [*fixed, row_columns[0]]
+
+    def same(a: str, b: str) -> str:
+        return " AND ".join(f"{a}.{c} = {b}.{c}" for c in key)
+
     differs = " OR ".join(f"t.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in values)
     cursor.execute(
         f"""
-        WITH upserted AS (
-            INSERT INTO {table} AS t ({", ".join([*fixed, *row_columns, origin])}) {source}
-            ON CONFLICT ({", ".join([*fixed, row_columns[0]])}) DO UPDATE
+        WITH incoming ({columns}) AS ({source}),
+        stored AS (
+            SELECT {", ".join(f"i.{c}" for c in key)}
+            FROM incoming i JOIN {table} t ON {same("i", "t")}
+        ),
+        upserted AS (
+            INSERT INTO {table} AS t ({columns}) SELECT {columns} FROM incoming
+            ON CONFLICT ({", ".join(key)}) DO UPDATE
             SET {", ".join(f"{c} = EXCLUDED.{c}" for c in [*values, origin])}
             WHERE {differs}
-            RETURNING (t.xmax = 0) AS inserted
+            RETURNING {", ".join(f"t.{c}" for c in key)}
         )
-        SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-        FROM upserted
+        SELECT count(*) FILTER (WHERE s.{key[-1]} IS NULL),
+               count(*) FILTER (WHERE s.{key[-1]} IS NOT NULL)
+        FROM upserted u LEFT JOIN stored s ON {same("u", "s")}
         """,  # noqa: S608 - identifiers are quoted model names, values are parameters
         params,
     )

@@ -16,7 +16,7 @@ from dataclasses import asdict
 import ccxt
 from celery import shared_task
 
-from trading import polling
+from trading import partitions, polling
 
 POLL_RETRY_OPTIONS = {
     "autoretry_for": (ccxt.NetworkError,),
@@ -41,3 +41,12 @@ def poll_funding(exchange_name: str) -> dict[str, dict[str, int]]:
 def poll_open_interest(exchange_name: str) -> dict[str, dict[str, int]]:
     """Store one open-interest sample per enabled asset of ``exchange_name``."""
     return _summary(polling.open_interest_poll(exchange_name=exchange_name))
+
+
+@shared_task(soft_time_limit=120, time_limit=150)
+def create_candle_partitions(months_ahead: int = partitions.MONTHS_AHEAD) -> list[str]:
+    """Create the candle table's monthly partitions for the current UTC month and the next
+    ``months_ahead`` (PostgreSQL with native partitions; a no-op elsewhere: SQLite, a
+    TimescaleDB hypertable). Returns the partitions created; idempotent. Scheduled daily by
+    ``CELERY_BEAT_SCHEDULE`` so a month's partition exists before its first candle."""
+    return partitions.ensure_partitions_ahead(months_ahead)
