@@ -114,11 +114,20 @@ def alert_item(data: Mapping[str, Any]) -> dict[str, Any]:
         time_ms = datetime.now(tz=UTC).timestamp() * 1000.0
     extra = data.get("payload")
     details = " · ".join(f"{k}={v}" for k, v in extra.items()) if isinstance(extra, Mapping) else ""
+    # The market time the alert is about, when its payload says (a kill-switch trip's candle,
+    # a control's stamp): in a replay it differs from the wall clock by months.
+    market_ms = None
+    if isinstance(extra, Mapping):
+        market_ms = next(
+            (extra[k] for k in ("market_time_ms", "time_ms", "candle_open_ms") if extra.get(k)),
+            None,
+        )
     return {
         "level": str(data.get("level") or "info"),
         "message": str(data.get("message") or ""),
         "source": str(data.get("source") or data.get("strategy") or ""),
         "time": fmt_time_ms(time_ms),
+        "market_time": fmt_time_ms(market_ms) if isinstance(market_ms, int | float) else "",
         "details": details,
     }
 

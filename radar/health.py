@@ -58,6 +58,20 @@ STALE_AFTER_S = 180.0
 CHANNEL_TIMEOUT_S = 2.0
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayFacts:
+    """What a replay plays, read-only for the pages' banner: its candle range (open times of
+    the first and last 1m candle, UTC epoch ms), its pace (``speed``× the wall clock after a
+    warm-up at full speed until ``fast_until_ms``; ``None`` = as fast as possible) and its
+    market clock (``market_ms()``, UTC epoch ms)."""
+
+    first_ms: int
+    last_ms: int
+    speed: float | None
+    fast_until_ms: int | None
+    market_ms: Callable[[], int]
+
+
 @dataclass(slots=True)
 class RadarStatus:
     """What the in-process radar last did (written by the feed's thread, read by views)."""
@@ -74,15 +88,22 @@ class RadarStatus:
     # Market time (UTC epoch ms) when it is not the wall clock: the fake exchange's, which
     # runs ``speed``× faster; candle ages are measured on it.
     market_ms: Callable[[], int] | None = None
+    replay: ReplayFacts | None = None  # set while (and after) a replay runs in this process
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def feed_started(
-        self, *, source: str, stats: Any, market_ms: Callable[[], int] | None = None
+        self,
+        *,
+        source: str,
+        stats: Any,
+        market_ms: Callable[[], int] | None = None,
+        replay: ReplayFacts | None = None,
     ) -> None:
         with self._lock:
             self.source, self.stats, self.running, self.finished = source, stats, True, False
             self.reconnects_seen = stats.reconnects
             self.market_ms = market_ms
+            self.replay = replay
 
     def feed_stopped(self, *, finished: bool, failure: str | None = None) -> None:
         with self._lock:
@@ -112,6 +133,7 @@ class RadarStatus:
             self.last_candle_ms = {}
             self.outage, self.failure, self.pollers = None, None, {}
             self.market_ms = None
+            self.replay = None
 
     @property
     def connected(self) -> bool:

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connections
 
 from radar.arena import needs_input
-from radar.health import radar_status
+from radar.health import ReplayFacts, radar_status
 from radar.live import start_live
 from radar.pollers import embedded, poll_intervals_s, start_pollers
 from radar.runtime import RadarRuntime, build_arena, last_candle_ms
@@ -369,8 +369,22 @@ async def run_feed(
     # The embedded mode has no Celery beat: it runs the REST pollers itself (live only: a
     # replay stored its funding up front).
     fake: FakeBitget | StandaloneFake | None = getattr(exchange, "scalpradar_fake", None)
+    replay = (
+        ReplayFacts(
+            first_ms=exchange.start_ms,
+            last_ms=exchange.end_ms,
+            speed=exchange.speed,
+            fast_until_ms=exchange.fast_until_ms,
+            market_ms=exchange.milliseconds,
+        )
+        if isinstance(exchange, SimulatedExchange)
+        else None
+    )
     radar_status.feed_started(
-        source=source, stats=feed.stats, market_ms=fake.clock.now_ms if fake else None
+        source=source,
+        stats=feed.stats,
+        market_ms=fake.clock.now_ms if fake else None,
+        replay=replay,
     )
     # On the fake exchange market time runs ``speed``× faster: the pollers keep its pace.
     scale = 1.0 / fake.clock.speed if fake is not None else 1.0

@@ -23,14 +23,11 @@ from common.presenters import IDS, dom_id, market_slug
 from common.streaming import streaming_content_for
 from trading import selectors
 from trading.config import read_assets_file
-from trading.core.fees import BITGET_VIP0, Liquidity, fee_for_fill
-from trading.core.liquidation import choose_leverage
-from trading.core.orders import InstrumentRules
-from trading.core.pnl import fees_share_of_gross, gross_pnl, net_pnl
-from trading.core.sizing import size_position
-from trading.core.types import Side, TradingCoreError
-from trading.markets import AssetRules, market_rules_table
+from trading.core.pnl import fees_share_of_gross
+from trading.core.types import TradingCoreError
+from trading.markets import market_rules_table
 from trading.models import Asset, Position
+from trading.risk_calculator import RiskForm, read_risk_file, risk_outcome
 
 TRADES_PER_PAGE = 50
 
@@ -186,126 +183,18 @@ def trades_csv(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
-class RiskForm(forms.Form):
-    symbol = forms.ChoiceField(choices=[])
-    side = forms.ChoiceField(choices=[(s.value, s.value) for s in Side])
-    entry = forms.FloatField(min_value=0, label="Entry price (USDT)")
-    stop = forms.FloatField(min_value=0, label="Stop (USDT)")
-    target = forms.FloatField(min_value=0, label="Target (USDT)")
-    capital = forms.FloatField(min_value=0, initial=10_000, label="Capital (USDT)")
-    risk_pct = forms.FloatField(min_value=0, max_value=100, initial=0.5, label="Risk per trade %")
-    max_leverage = forms.IntegerField(min_value=1, max_value=125, initial=20)
-    entry_liquidity = forms.ChoiceField(
-        choices=[("taker", "market (taker)"), ("maker", "limit (maker)")], initial="taker"
-    )
-
-    def __init__(self, *args: Any, rules: dict[str, AssetRules], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["symbol"].choices = [(s, s) for s in rules]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        side, entry, stop, target = (data.get(k) for k in ("side", "entry", "stop", "target"))
-        if None in (side, entry, stop, target):
-            return data
-        sign = Side(side).sign
-        if sign * (entry - stop) <= 0:
-            self.add_error(
-                "stop", f"a {side} stop must be {'below' if sign > 0 else 'above'} the entry"
-            )
-        if sign * (target - entry) <= 0:
-            self.add_error(
-                "target", f"a {side} target must be {'above' if sign > 0 else 'below'} the entry"
-            )
-        return data
-
-
-def risk_outcome(data: dict[str, Any], rules: AssetRules) -> dict[str, Any]:
-    """Size, leverage, liquidation, fees and net results at stop and target (core functions).
-
-    Size from the stop cost (distance + taker exit fee + entry fee + slippage), rounded down to
-    the contract's quantity step and checked against its minimums (``rules``: the stored
-    ``Asset`` row's, as the engines use); leverage the lowest whose liquidation lies beyond the
-    stop, at most the form's and the contract's maximum; the stop exits as taker, the target as
-    maker (a resting take-profit limit). Net = gross − entry fee − exit fee (no funding).
-    """
-    side = Side(data["side"])
-    liquidity = Liquidity(data["entry_liquidity"])
-    sized = size_position(
-        side=side,
-        entry_price=data["entry"],
-        stop_price=data["stop"],
-        capital_usdt=data["capital"],
-        max_risk_pct=data["risk_pct"],
-        entry_liquidity=liquidity,
-        rules=InstrumentRules(
-            price_tick=rules.price_tick,
-            qty_step=rules.qty_step,
-            min_qty=rules.min_qty,
-            min_notional_usdt=rules.min_notional_usdt,
-            max_leverage=rules.max_leverage,
-        ),
-    )
-    lev = choose_leverage(
-        symbol=data["symbol"],
-        side=side,
-        entry_price=sized.entry_price,
-        stop_price=data["stop"],
-        qty=sized.qty,
-        capital_usdt=data["capital"],
-        max_leverage=min(data["max_leverage"], rules.max_leverage),
-        taker_rate=BITGET_VIP0.taker_rate,
-    )
-    entry_fee = fee_for_fill(sized.qty, data["entry"], liquidity)
-    outcomes = {}
-    for name, price, exit_liq in (
-        ("stop", data["stop"], Liquidity.TAKER),
-        ("target", data["target"], Liquidity.MAKER),
-    ):
-        gross = gross_pnl(side, sized.qty, data["entry"], price)
-        exit_fee = fee_for_fill(sized.qty, price, exit_liq)
-        net = net_pnl(gross, entry_fee, exit_fee, 0.0)
-        share = fees_share_of_gross(entry_fee + exit_fee, gross)
-        outcomes[name] = {
-            "price": price,
-            "gross": gross,
-            "entry_fee": entry_fee,
-            "exit_fee": exit_fee,
-            "fees": entry_fee + exit_fee,
-            "fees_share_pct": share * 100 if share is not None else None,
-            "net": net,
-            "net_pct_of_capital": net / data["capital"] * 100,
-        }
-    return {
-        "qty": sized.qty,
-        "notional": sized.notional_usdt,
-        "risk_usdt": sized.risk_usdt,
-        "max_risk_usdt": sized.max_risk_usdt,
-        "stop_distance_pct": sized.stop_distance_pct,
-        "cost_per_unit": sized.cost_per_unit,
-        "leverage": lev.leverage,
-        "margin": lev.margin_usdt,
-        "liquidation_price": lev.liquidation_price,
-        "liquidation_distance_pct": lev.liquidation_distance_pct,
-        "stop": outcomes["stop"],
-        "target": outcomes["target"],
-        "reward_risk": outcomes["target"]["net"] / -outcomes["stop"]["net"]
-        if outcomes["stop"]["net"] < 0
-        else None,
-        "rules": rules,
-    }
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def risk(request: HttpRequest) -> HttpResponse:
-    """Risk calculator: GET shows the form, POST computes (the form carries a CSRF token)."""
+    """Risk calculator: GET shows the form, POST asks the risk gate (the form carries a CSRF
+    token); :mod:`trading.risk_calculator` builds the gate from risk.yaml."""
     rules = market_rules_table(read_assets_file(Path(settings.CONFIG_DIR)))
-    form = RiskForm(request.POST or None, rules=rules)
+    risk_file = read_risk_file()
+    form = RiskForm(request.POST or None, rules=rules, risk=risk_file)
     result = None
     if form.is_bound and form.is_valid():
         try:
-            result = risk_outcome(form.cleaned_data, rules[form.cleaned_data["symbol"]])
+            result = risk_outcome(form.cleaned_data, rules, risk_file)
         except TradingCoreError as exc:
             form.add_error(None, str(exc))
     context = {"form": form, "result": result, "page": "risk"}

@@ -106,13 +106,14 @@ def test_trades_are_paginated(client_in, arena):
 
 
 def test_risk_calculator_worked_example(client_in):
-    """Long BTC 40,000, stop 39,800, target 40,400, capital 10,000, risk 1 %, taker entry.
+    """Long BTC 40,000, stop 39,800, target 40,400, capital 10,000, risk 1 %, taker entry:
+    sized by the risk gate itself (trading.core.risk via trading.risk_calculator).
 
     Cost per BTC at the stop: 200 + 39,800 × 0.0006 (23.88) + 40,000 × 0.0006 (24)
     + slippage 0.05 % on both (19.9 + 20) = 287.78 → qty = 100 / 287.78 = 0.3475 → 0.347 BTC.
-    At the target (maker exit): gross 0.347 × 400 = 138.80; fees 0.347 × 40,000 × 0.0006 = 8.328
-    + 0.347 × 40,400 × 0.0002 = 2.80376 → net 127.67. At the stop (taker exit): gross −69.40,
-    fees 8.328 + 8.28636 → net −86.01. Notional 13,880 on 10,000 of margin → at least 2×.
+    ONE loss at the stop, fees and slippage included: 0.347 × 287.78 = 99.86 USDT (the page
+    used to show a second, slippage-free −86.01 beside it). The gate's margin budget per slot:
+    10,000 / 3 / (1 + 20 × 0.0006) = 3,293.81 → leverage ceil(13,880 / 3,293.81 = 4.21) = 5×.
     """
     response = client_in.post(
         reverse("risk"),
@@ -129,9 +130,9 @@ def test_risk_calculator_worked_example(client_in):
         },
     )
     html = response.content.decode()
-    assert '<dd id="risk-qty">0.347000</dd>' in html
-    assert "127.67" in html and "-86.01" in html
-    assert '<dd id="risk-leverage">2×</dd>' in html
+    assert '<dd id="risk-qty">0.347 ' in html
+    assert '<dd id="risk-leverage">5× ' in html
+    assert "<b>99.86 USDT</b>" in html and "-86.01" not in html
 
 
 def test_risk_calculator_reports_bad_input(client_in):
