@@ -220,22 +220,40 @@ class Watch:
         return Message("error", f"🛑 Scalp Radar DOWN: {why}")
 
 
+_HANDLES: dict[int, int] = {}  # Windows: pid -> a process handle held since the first look
+_PARENTS: set[int] = set()  # POSIX: pids seen as this process's parent
+
+
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (POSIX: signal 0; Windows: its exit code is STILL_ACTIVE)."""
+    """Whether process ``pid`` runs — the same process as at the first call, not one that
+    reused its number after it died (PIDs are reused quickly on Windows).
+
+    Windows: the first call opens a handle and keeps it (a process id is never reused while a
+    handle to it is open); alive while its exit code is STILL_ACTIVE. POSIX: the embedded
+    dead-man is the radar's child, so ``pid`` seen once as ``os.getppid()`` is alive exactly
+    while it still is our parent; any other pid: signal 0."""
     if os.name == "nt":
         import ctypes
 
         kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return False
-        try:
-            code = ctypes.c_ulong()
-            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and (
-                code.value == 259  # STILL_ACTIVE
-            )
-        finally:
-            kernel32.CloseHandle(handle)
+        handle = _HANDLES.get(pid)
+        if handle is None:
+            handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+            if not handle:
+                return False
+            _HANDLES[pid] = handle
+        code = ctypes.c_ulong()
+        alive = bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and (
+            code.value == 259  # STILL_ACTIVE
+        )
+        if not alive:
+            kernel32.CloseHandle(_HANDLES.pop(pid))
+        return alive
+    if pid == os.getppid():
+        _PARENTS.add(pid)
+        return True
+    if pid in _PARENTS:
+        return False  # our parent died: we were handed to init (or a subreaper)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -23,7 +23,8 @@ class Notification(models.Model):
         STALE = "stale", "Stale"
         FAILED = "failed", "Failed"
 
-    chat_id = models.CharField(max_length=32)
+    # A numeric id, or @ + a channel username (Telegram allows up to 32 characters).
+    chat_id = models.CharField(max_length=64)
     kind = models.CharField(max_length=24)
     level = models.CharField(max_length=7, default="info")
     text = models.TextField()

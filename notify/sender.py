@@ -232,7 +232,15 @@ class Sender:
         for row in rows:
             by_chat[row.chat_id].append(row)
         if by_chat:
-            await asyncio.gather(*(self._send_chat(chat, batch) for chat, batch in by_chat.items()))
+            # Every chat's send runs to its end (its 'sent' mark included) before one chat's
+            # database error propagates: a sent message is never left marked 'sending'.
+            outcomes = await asyncio.gather(
+                *(self._send_chat(chat, batch) for chat, batch in by_chat.items()),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         return await self._next_delay(flush=flush)
 
     async def _next_delay(self, *, flush: bool) -> float:
@@ -363,7 +371,23 @@ class Sender:
         if self._db_thread is None:
             raise RuntimeError("the sender is not running")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_thread, lambda: func(**kwargs))
+        return await loop.run_in_executor(self._db_thread, _fresh_connection, func, kwargs)
+
+
+def _fresh_connection[R](func: Callable[..., R], kwargs: dict[str, Any]) -> R:
+    """``func(**kwargs)`` on a usable connection: one the server dropped (a PostgreSQL
+    restart, an idle-session kill, a TCP reset) is closed first and reopened by the call, as
+    Django does around each request — else every later step fails on it and nothing is sent
+    until the process restarts."""
+    for connection in connections.all(initialized_only=True):
+        # Django's own test (``close_if_unusable_or_obsolete``) minus the age, which with
+        # CONN_MAX_AGE 0 would reconnect on every call: only after an error, and if it fails.
+        if connection.connection is not None and connection.errors_occurred:
+            if connection.is_usable():
+                connection.errors_occurred = False
+            else:
+                connection.close()
+    return func(**kwargs)
 
 
 def worker_name(prefix: str = "sender") -> str:

@@ -31,7 +31,7 @@ SECRET_ENV = (
 def redact(text: str) -> str:
     """``text`` with the value of every set secret variable replaced by ``***``."""
     for name in SECRET_ENV:
-        value = os.environ.get(name, "")
+        value = os.environ.get(name, "").strip()  # as settings read it (a .env may pad it)
         if len(value) >= 6 and value in text:
             text = text.replace(value, "***")
     return text

@@ -368,6 +368,8 @@ def env_chat_ids(name: str, default: tuple[int, ...]) -> tuple[str, ...]:
             raise ImproperlyConfigured(
                 f"{name}: {chat!r} is not a chat id (a whole number, or @channelname)"
             )
+        if len(chat) > 64:  # notify.Notification.chat_id
+            raise ImproperlyConfigured(f"{name}: {chat[:20]!r}… is longer than 64 characters")
     return chats or tuple(str(user) for user in default)
 
 

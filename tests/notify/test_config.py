@@ -264,3 +264,22 @@ def test_telegram_ids_from_the_environment_are_checked_naming_the_variable(monke
     monkeypatch.setenv("TELEGRAM_CHAT_IDS", "111,my group")
     with pytest.raises(ImproperlyConfigured, match="TELEGRAM_CHAT_IDS: 'my group' is not a chat"):
         env_chat_ids("TELEGRAM_CHAT_IDS", users)
+
+
+@pytest.mark.django_db
+def test_a_channel_name_of_telegrams_full_length_is_stored_and_a_longer_id_refused(monkeypatch):
+    """A channel username may have 32 characters: "@" + 32 did not fit the column (on
+    PostgreSQL every chat's notification failed in one bulk insert)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from notify.models import Notification
+    from scalpradar.settings import env_chat_ids
+
+    longest = "@" + "c" * 32
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"111,{longest}")
+    assert env_chat_ids("TELEGRAM_CHAT_IDS", ()) == ("111", longest)
+    Notification.objects.create(chat_id=longest, kind="alert", level="error", text="t")
+    assert Notification.objects.get().chat_id == longest
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", "@" + "c" * 64)
+    with pytest.raises(ImproperlyConfigured, match="longer than 64"):
+        env_chat_ids("TELEGRAM_CHAT_IDS", ())

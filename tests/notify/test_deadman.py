@@ -407,3 +407,34 @@ async def test_the_radar_service_pings_deadman_ping_url_every_ping_every_s(
     finally:
         await service.stop(drain_timeout_s=2)
     assert health.hits == pings if pings == 1 else health.hits >= pings
+
+
+def test_the_parent_is_judged_by_parenthood_not_by_a_pid_that_can_be_reused():
+    """A child's parent, once seen as its parent, is gone when the child is re-parented —
+    even if another process reused that pid (on Windows within seconds); an unrelated pid is
+    judged by signal 0."""
+    import textwrap
+    from pathlib import Path
+
+    from notify.deadman import process_alive
+
+    child = textwrap.dedent(
+        """
+        import os, sys, django
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scalpradar.settings")
+        django.setup()
+        from notify.deadman import _PARENTS, process_alive
+        parent = int(sys.argv[1])
+        assert process_alive(parent) and parent in _PARENTS
+        os.getppid = lambda: 1  # re-parented: the parent died (its pid may run again)
+        print(process_alive(parent))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child, str(os.getpid())],
+        capture_output=True, text=True, timeout=60, check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert process_alive(os.getpid())  # not our parent: signal 0 says alive
