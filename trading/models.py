@@ -141,6 +141,18 @@ _COPY_HEADER = 19  # signature (11 bytes), flags (4), header extension length (4
 _CANDLE_COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")
 
 
+def source_field() -> models.CharField:
+    """The ``source`` column of the market-data rows (candles, funding, open interest)."""
+    return models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # raw inserts that name no source (bulk COPY, older writers) store ""
+        help_text="where the row came from, e.g. rest (fetch_history from the exchange's REST "
+        "API), rest@127.0.0.1:8765 (another server speaking its API); empty = not recorded",
+    )
+
+
 class CandleQuerySet(models.QuerySet["Candle"]):
     def as_array(self, limit: int | None = None) -> np.ndarray:
         """The candles, in the queryset's order (the first ``limit``), as the ``(N, 6)``
@@ -188,14 +200,7 @@ class Candle(models.Model):
     low = models.FloatField()
     close = models.FloatField()
     volume = models.FloatField(help_text="base-asset volume")
-    source = models.CharField(
-        max_length=64,
-        blank=True,
-        default="",
-        db_default="",  # raw inserts that name no source (bulk COPY, older writers) store ""
-        help_text="where the row came from, e.g. rest (fetch_history from the exchange's REST "
-        "API), rest@127.0.0.1:8765 (another server speaking its API); empty = not recorded",
-    )
+    source = source_field()
 
     objects = CandleQuerySet.as_manager()
 
@@ -225,14 +230,7 @@ class FundingRate(models.Model):
     funding_time_ms = models.BigIntegerField()
     rate = models.FloatField()
     mark_price = models.FloatField(null=True, blank=True)
-    source = models.CharField(
-        max_length=64,
-        blank=True,
-        default="",
-        db_default="",  # raw inserts that name no source (bulk COPY, older writers) store ""
-        help_text="where the row came from, e.g. rest (fetch_history from the exchange's REST "
-        "API), rest@127.0.0.1:8765 (another server speaking its API); empty = not recorded",
-    )
+    source = source_field()
 
     class Meta:
         ordering = ["exchange", "symbol", "funding_time_ms"]
@@ -254,14 +252,7 @@ class OpenInterest(models.Model):
     time_ms = models.BigIntegerField()
     open_interest = models.FloatField(help_text="base units")
     open_interest_usdt = models.FloatField(null=True, blank=True)
-    source = models.CharField(
-        max_length=64,
-        blank=True,
-        default="",
-        db_default="",  # raw inserts that name no source (bulk COPY, older writers) store ""
-        help_text="where the row came from, e.g. rest (fetch_history from the exchange's REST "
-        "API), rest@127.0.0.1:8765 (another server speaking its API); empty = not recorded",
-    )
+    source = source_field()
 
     class Meta:
         ordering = ["exchange", "symbol", "time_ms"]
