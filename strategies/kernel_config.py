@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from strategies.config import RadarConfig
 from strategies.core.kernel import KernelConfig
 from strategies.core.regime import RegimeThresholds
+from trading.config import instrument_rules_from, risk_limits_from
 from trading.core.fees import FeeSchedule
 from trading.core.orders import InstrumentRules
-from trading.core.risk import CorrelationGroup, RiskLimits
+from trading.core.risk import CorrelationGroup
 from trading.core.slippage import SlippageModel
 from trading.core.types import MarginMode
 from trading.markets import market_rules_table
@@ -41,16 +42,7 @@ def correlation_groups_from(config: RadarConfig) -> tuple[CorrelationGroup, ...]
 
 def market_rules_from(config: RadarConfig) -> dict[str, InstrumentRules]:
     """Per unified symbol, the market rules stored on the ``Asset`` rows (YAML as fallback)."""
-    return {
-        symbol: InstrumentRules(
-            price_tick=rules.price_tick,
-            qty_step=rules.qty_step,
-            min_qty=rules.min_qty,
-            min_notional_usdt=rules.min_notional_usdt,
-            max_leverage=rules.max_leverage,
-        )
-        for symbol, rules in market_rules_table(config.assets).items()
-    }
+    return instrument_rules_from(market_rules_table(config.assets))
 
 
 def regime_thresholds_from(config: RadarConfig) -> RegimeThresholds:
@@ -90,18 +82,7 @@ def kernel_config_from(
         slippage=SlippageModel(
             risk.slippage.estimate_fraction, risk.slippage.high_volatility_multiplier
         ),
-        risk_limits=RiskLimits(
-            max_concurrent_positions=risk.limits.max_concurrent_positions,
-            correlation_groups=correlation_groups_from(config),
-            min_free_margin_pct=risk.sizing.min_free_margin_pct,
-            max_risk_per_trade_pct=risk.sizing.max_risk_per_trade_pct,
-            max_leverage=risk.sizing.max_leverage,
-            max_session_loss_pct=risk.kill_switch.max_session_loss_pct,
-            max_positions_per_symbol=risk.limits.max_positions_per_symbol,
-            min_stop_distance_pct=risk.stops.min_stop_distance_pct,
-            max_stop_distance_pct=risk.stops.max_stop_distance_pct,
-            min_reward_risk=risk.stops.min_reward_risk,
-        ),
+        risk_limits=risk_limits_from(risk, correlation_groups=correlation_groups_from(config)),
         max_session_loss_pct=risk.kill_switch.max_session_loss_pct,
         shadow_when_killed=risk.kill_switch.shadow_when_killed,
         margin_mode=MarginMode(risk.sizing.margin_mode),

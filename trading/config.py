@@ -31,7 +31,9 @@ from common.yamlcheck import (
     report,
     show_value,
 )
-from trading.core.risk import MAX_CAPITAL_WEIGHT
+from trading.core import risk as core_risk
+from trading.core.orders import InstrumentRules
+from trading.core.risk import MAX_CAPITAL_WEIGHT, RiskLimits
 
 __all__ = [
     "MAX_CAPITAL_WEIGHT",
@@ -517,3 +519,48 @@ def checked_capital_weight(session: Any) -> float:
             "sessions), then resume the strategy."
         )
     return float(weight)
+
+
+# --- risk.yaml as the core's values (the engines' gate and the risk calculator's) ----------
+
+
+def risk_limits_from(
+    risk: RiskFile,
+    *,
+    correlation_groups: tuple[core_risk.CorrelationGroup, ...] = (),
+    max_risk_per_trade_pct: float | None = None,
+    max_leverage: int | None = None,
+) -> RiskLimits:
+    """``risk.yaml``'s pre-trade rules as :class:`trading.core.risk.RiskLimits`; the risk %
+    and maximum leverage default to the file's (the risk calculator passes the trader's)."""
+    return RiskLimits(
+        max_concurrent_positions=risk.limits.max_concurrent_positions,
+        correlation_groups=correlation_groups,
+        min_free_margin_pct=risk.sizing.min_free_margin_pct,
+        max_risk_per_trade_pct=(
+            risk.sizing.max_risk_per_trade_pct
+            if max_risk_per_trade_pct is None
+            else max_risk_per_trade_pct
+        ),
+        max_leverage=risk.sizing.max_leverage if max_leverage is None else max_leverage,
+        max_session_loss_pct=risk.kill_switch.max_session_loss_pct,
+        max_positions_per_symbol=risk.limits.max_positions_per_symbol,
+        min_stop_distance_pct=risk.stops.min_stop_distance_pct,
+        max_stop_distance_pct=risk.stops.max_stop_distance_pct,
+        min_reward_risk=risk.stops.min_reward_risk,
+    )
+
+
+def instrument_rules_from(rules: Mapping[str, Any]) -> dict[str, InstrumentRules]:
+    """Per symbol, market rules (``trading.markets.AssetRules``) as the core's
+    :class:`trading.core.orders.InstrumentRules`."""
+    return {
+        symbol: InstrumentRules(
+            price_tick=r.price_tick,
+            qty_step=r.qty_step,
+            min_qty=r.min_qty,
+            min_notional_usdt=r.min_notional_usdt,
+            max_leverage=r.max_leverage,
+        )
+        for symbol, r in rules.items()
+    }

@@ -17,10 +17,9 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from trading.config import RiskFile, read_config_file
+from trading.config import RiskFile, instrument_rules_from, read_config_file, risk_limits_from
 from trading.core.fees import FeeSchedule
-from trading.core.orders import InstrumentRules
-from trading.core.risk import RiskGate, RiskLimits
+from trading.core.risk import RiskGate
 from trading.core.risk_calculator import Calculation, ExitOutcome, calculate
 from trading.core.slippage import SlippageModel
 from trading.core.types import MarginMode, Side
@@ -41,30 +40,12 @@ def gate_for(
 ) -> RiskGate:
     """The risk gate of the engines, with the trader's risk % and maximum leverage."""
     return RiskGate(
-        RiskLimits(
-            max_concurrent_positions=risk.limits.max_concurrent_positions,
-            correlation_groups=(),
-            min_free_margin_pct=risk.sizing.min_free_margin_pct,
-            max_risk_per_trade_pct=max_risk_per_trade_pct,
-            max_leverage=max_leverage,
-            max_session_loss_pct=risk.kill_switch.max_session_loss_pct,
-            max_positions_per_symbol=risk.limits.max_positions_per_symbol,
-            min_stop_distance_pct=risk.stops.min_stop_distance_pct,
-            max_stop_distance_pct=risk.stops.max_stop_distance_pct,
-            min_reward_risk=risk.stops.min_reward_risk,
+        risk_limits_from(
+            risk, max_risk_per_trade_pct=max_risk_per_trade_pct, max_leverage=max_leverage
         ),
         FeeSchedule(risk.fees.maker_rate, risk.fees.taker_rate),
         SlippageModel(risk.slippage.estimate_fraction, risk.slippage.high_volatility_multiplier),
-        market_rules={
-            symbol: InstrumentRules(
-                price_tick=r.price_tick,
-                qty_step=r.qty_step,
-                min_qty=r.min_qty,
-                min_notional_usdt=r.min_notional_usdt,
-                max_leverage=r.max_leverage,
-            )
-            for symbol, r in rules.items()
-        },
+        market_rules=instrument_rules_from(rules),
     )
 
 
