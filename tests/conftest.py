@@ -69,3 +69,14 @@ def _fresh_radar_status():
     from radar.health import radar_status
 
     radar_status.reset()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_instrument_steps():
+    """The display ticks (``trading.instruments``) are cached per process for 60 s: a rolled-back
+    test's Asset rows must not format the next test's prices."""
+    from trading import instruments
+
+    instruments.clear()
+    yield
+    instruments.clear()

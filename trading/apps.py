@@ -8,4 +8,10 @@ class TradingConfig(AppConfig):
     name = "trading"
 
     def ready(self) -> None:
-        from trading import security  # noqa: F401  (connects the login lock-out alert)
+        from django.db.models.signals import post_delete, post_save
+
+        from trading import instruments, security  # noqa: F401  (security: lock-out alert)
+        from trading.models import Asset
+
+        post_save.connect(instruments.clear, sender=Asset, dispatch_uid="instruments-clear-save")
+        post_delete.connect(instruments.clear, sender=Asset, dispatch_uid="instruments-clear-del")

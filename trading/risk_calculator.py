@@ -10,7 +10,6 @@ empty. Market rules come from ``trading.markets.market_rules_table`` (the stored
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from django.conf import settings
 
 from trading.config import RiskFile, instrument_rules_from, read_config_file, risk_limits_from
 from trading.core.fees import FeeSchedule
+from trading.core.numbers import fmt_price, fmt_qty
 from trading.core.risk import RiskGate
 from trading.core.risk_calculator import Calculation, ExitOutcome, calculate
 from trading.core.slippage import SlippageModel
@@ -87,11 +87,6 @@ class RiskForm(forms.Form):
         return data
 
 
-def _decimals(step: float) -> int:
-    """Decimals of a tick or lot step: 0.1 → 1, 0.001 → 3, 1 → 0."""
-    return max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 2
-
-
 def _liquidation_text(calc: Calculation, side: str, price: str) -> str:
     """The liquidation price and its distance; never a silent 0.00."""
     d = calc.decision
@@ -110,13 +105,13 @@ def _liquidation_text(calc: Calculation, side: str, price: str) -> str:
     )
 
 
-def _exit_row(name: str, o: ExitOutcome | None, price_fmt: str) -> dict[str, Any] | None:
+def _exit_row(name: str, o: ExitOutcome | None, tick: float) -> dict[str, Any] | None:
     if o is None:
         return None
     share = o.costs_share_pct
     return {
         "name": name,
-        "price": f"{o.price:,.{price_fmt}f}",
+        "price": fmt_price(o.price, tick),
         "gross": o.gross_usdt,
         "move_loss": -o.gross_usdt,
         "entry_fee": o.entry_fee_usdt,
@@ -131,7 +126,7 @@ def _exit_row(name: str, o: ExitOutcome | None, price_fmt: str) -> dict[str, Any
 def risk_result(calc: Calculation, rules: AssetRules, side: str) -> dict[str, Any]:
     """Template values of a calculation, prices and quantities on the instrument's decimals."""
     d = calc.decision
-    pd, qd = _decimals(rules.price_tick), _decimals(rules.qty_step)
+    tick, lot = rules.price_tick, rules.qty_step
     size = d.size
     uncapped = calc.uncapped
     return {
@@ -140,9 +135,9 @@ def risk_result(calc: Calculation, rules: AssetRules, side: str) -> dict[str, An
         "reason": d.reason,
         "warnings": calc.warnings,
         "rules": rules,
-        "qty_step": f"{rules.qty_step:.{qd}f}",
-        "min_qty": f"{rules.min_qty:.{qd}f}",
-        "qty": f"{d.qty:,.{qd}f}",
+        "qty_step": fmt_qty(rules.qty_step, lot),
+        "min_qty": fmt_qty(rules.min_qty, lot),
+        "qty": fmt_qty(d.qty, lot),
         "order_type": d.order_type.value if d.order_type else "",
         "notional": d.notional_usdt,
         "notional_x": calc.notional_x_capital,
@@ -151,22 +146,22 @@ def risk_result(calc: Calculation, rules: AssetRules, side: str) -> dict[str, An
         "margin_pct": calc.margin_pct_of_capital,
         "free_margin_floor": calc.capital_usdt * calc.min_free_margin_pct / 100,
         "min_free_margin_pct": calc.min_free_margin_pct,
-        "liquidation": _liquidation_text(calc, side, f"{d.liquidation_price:,.{pd}f}"),
+        "liquidation": _liquidation_text(calc, side, fmt_price(d.liquidation_price, tick)),
         "stop_distance_pct": size.stop_distance_pct if size else None,
         "loss": calc.loss_at_stop_usdt,
         "loss_pct": calc.loss_at_stop_usdt / calc.capital_usdt * 100,
         "budget": size.max_risk_usdt if size else (uncapped.max_risk_usdt if uncapped else None),
-        "stop": _exit_row("stop", calc.stop, str(pd)),
+        "stop": _exit_row("stop", calc.stop, tick),
         "exits": [
             row
             for row in (
-                _exit_row("stop", calc.stop, str(pd)),
-                _exit_row("target", calc.target, str(pd)),
+                _exit_row("stop", calc.stop, tick),
+                _exit_row("target", calc.target, tick),
             )
             if row is not None
         ],
         "reward_risk": calc.reward_risk,
-        "uncapped_qty": f"{uncapped.qty:,.{qd}f}" if uncapped else "",
+        "uncapped_qty": fmt_qty(uncapped.qty, lot) if uncapped else "",
         "uncapped_notional": uncapped.notional_usdt if uncapped else None,
         "max_leverage": calc.max_leverage,
     }

@@ -46,7 +46,7 @@
     // A MutationObserver runs after htmx has settled the swapped element's attributes.
     new MutationObserver(function () {
       receivers.querySelectorAll("[data-symbol]").forEach(function (el) {
-        var mark = parseFloat(el.textContent);
+        var mark = parseFloat(el.dataset.price);  // raw value: the text is formatted (104,131.4)
         if (isFinite(mark) && mark > 0) remark(el.dataset.symbol, mark, takerRate);
       });
     }).observe(receivers, { childList: true, subtree: true, characterData: true });

@@ -21,7 +21,7 @@ from trading import live_selectors
 from trading.core.execution import OrderRole, OrderStatus
 from trading.core.types import Side
 from trading.execution import store
-from trading.models import Fill, LivePosition, Order, Position, TradingSession
+from trading.models import Asset, Fill, LivePosition, Order, Position, TradingSession
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"
@@ -41,6 +41,8 @@ def book(db) -> dict:
     """vwap_rsi on paper with a closed live trade beside its paper twin (the docstring's worked
     example); momentum_breakout live with an open unprotected position, an open stop order and
     an adopted position closed while the executor was away."""
+    for symbol, base, tick, lot in ((BTC, "BTC", 0.1, 0.001), (ETH, "ETH", 0.01, 0.01)):
+        Asset.objects.create(symbol=symbol, base=base, price_tick=tick, qty_step=lot, min_qty=lot)
     StrategyConfig.objects.create(name="vwap_rsi", kind="vwap_rsi")
     StrategyConfig.objects.create(name="momentum_breakout", kind="momentum_breakout", live=True)
     paper_session = TradingSession.objects.create(strategy_name="vwap_rsi")
@@ -223,7 +225,8 @@ def test_an_unprotected_open_position_shows_no_stop_with_the_exchange_stop_and_t
     html = _html(client_in)
     row = html.split(f'id="live-livepos-{book["unprotected"].pk}"', 1)[1].split("</div>", 1)[0]
     assert '<span class="tag down">NO STOP</span>' in row
-    cells = ("0.0500", "104000", "104100", "103500", "105000", "94321.5000", "10×")
+    # On the BTC tick (0.1) and lot (0.001), thousands grouped (trading.core.numbers).
+    cells = ("0.050", "104,000.0", "104,100.0", "103,500.0", "105,000.0", "94,321.5", "10×")
     for cell in (*cells, "2025-06-17 01:00:00"):
         assert f">{cell}<" in row, cell
     assert f'id="live-livepos-{book["closed"].pk}"' not in html  # closed: not an open row
@@ -238,7 +241,7 @@ def test_a_protected_open_position_shows_its_stop_held(client_in, book):
 def test_open_orders_list_what_is_not_terminal_with_its_error(client_in, book):
     html = _html(client_in)
     row = html.split('id="live-order-sr-en-def456-sl"', 1)[1].split("</div>", 1)[0]
-    assert ">stop<" in row and ">103500<" in row and "pending_submit" in row
+    assert ">stop<" in row and ">103,500.0<" in row and "pending_submit" in row
     assert "timeout: looked up next" in row
     assert "sr-en-old-tp" not in html  # cancelled
     assert f'id="live-order-{ENTRY_ID}"' not in html  # filled: not open
@@ -246,7 +249,7 @@ def test_open_orders_list_what_is_not_terminal_with_its_error(client_in, book):
 
 def test_recent_fills_show_price_fee_liquidity_and_the_order_client_id(client_in, book):
     fills = html_section(_html(client_in), "Recent fills")
-    assert ">100010<" in fills and ">6.0006<" in fills and ">taker<" in fills
+    assert ">100,010.0<" in fills and ">6.0006<" in fills and ">taker<" in fills
     assert f">{ENTRY_ID}<" in fills and "exchange trade t-1" in fills
 
 
@@ -325,11 +328,11 @@ def test_the_journal_sets_a_live_trade_beside_its_paper_twin(client_in, book):
         "strategy": "vwap_rsi",
         "symbol": BTC,
         "side": "long",
-        "live_entry": "100010",
-        "paper_entry": "100000",
+        "live_entry": "100,010.0",
+        "paper_entry": "100,000.0",
         "entry_bp": "+1.00 bp",
-        "live_exit": "100990",
-        "paper_exit": "101000",
+        "live_exit": "100,990.0",
+        "paper_exit": "101,000.0",
         "exit_bp": "+0.99 bp",
         "live_fees": "12.10",
         "paper_fees": "12.06",
@@ -351,7 +354,7 @@ def test_an_adopted_position_has_no_paper_columns_and_no_made_up_numbers(client_
     row = next(r for r in live_selectors.journal() if r["id"] == book["adopted"].pk)
     assert row["adopted"] and not row["has_twin"]
     cells = dict(zip(JOURNAL_COLUMNS, _journal_cells(_html(client_in), row["id"]), strict=True))
-    assert cells["strategy"] == "momentum_breakout adopted" and cells["live_entry"] == "2500"
+    assert cells["strategy"] == "momentum_breakout adopted" and cells["live_entry"] == "2,500.00"
     unknown = [k for k in JOURNAL_COLUMNS if k.startswith("paper_") or "_to_" in k]
     unknown += ["entry_bp", "exit_bp", "live_exit", "live_fees", "live_gross", "live_net"]
     assert {k: cells[k] for k in unknown} == dict.fromkeys(unknown, "—")
@@ -480,7 +483,7 @@ def test_a_live_position_event_replaces_its_row_out_of_band(client_in, book):
     row_id = f"live-livepos-{position.pk}"
     assert html.startswith(f'<div id="{row_id}" hx-swap-oob="delete"></div>')
     assert '<div hx-swap-oob="afterbegin:#live-livepos-body"><div class="tr"' in html
-    assert f'id="{row_id}"' in html and "NO STOP" in html and ">103500<" in html
+    assert f'id="{row_id}"' in html and "NO STOP" in html and ">103,500.0<" in html
     assert '<span class="muted">2025-06-17 01:00:00</span>' in html  # its opening time
     page = _html(client_in)
     assert 'id="live-livepos-body"' in page and f'id="{row_id}"' in page  # same ids
@@ -550,7 +553,7 @@ async def test_a_socket_joins_live_and_receives_the_stores_order_frames():
     )
     html = await communicator.receive_from(timeout=5)
     assert 'hx-swap-oob="afterbegin:#live-orders-body"' in html
-    assert 'id="live-order-sr-en-ws1"' in html and ">100000<" in html
+    assert 'id="live-order-sr-en-ws1"' in html and ">100,000<" in html  # no tick known
     await sync_to_async(store.order_transition)(client_id="sr-en-ws1", status=OrderStatus.REJECTED)
     html = await communicator.receive_from(timeout=5)
     assert html == '<div id="live-order-sr-en-ws1" hx-swap-oob="delete"></div>'

@@ -1,0 +1,72 @@
+"""The tick and lot of each traded contract, for display: read from the ``Asset`` rows.
+
+Templates format prices and quantities on the instrument's own tick and lot
+(``trading.core.numbers``); they look the symbol up here by its ccxt unified symbol
+(``BTC/USDT:USDT``), its page slug (``BTC-USDT``) or its base (``BTC``). The table is read once and
+kept until an ``Asset`` row is saved or deleted (signals connected in ``TradingConfig.ready``) or
+60 s have passed (another process edited a row), so a page of 500 rows costs one query at most.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+TTL_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Steps:
+    """Display steps of one contract: ``tick`` (USDT) and ``lot`` (base units)."""
+
+    tick: float | None
+    lot: float | None
+
+
+UNKNOWN = Steps(None, None)
+
+_lock = threading.Lock()
+_table: dict[str, Steps] = {}
+_loaded_at = -1.0e18
+
+
+def clear(*_args: object, **_kwargs: object) -> None:
+    """Forget the table (signal receiver: an ``Asset`` row changed)."""
+    global _loaded_at
+    with _lock:
+        _table.clear()
+        _loaded_at = -1.0e18
+
+
+def _load() -> dict[str, Steps]:
+    from trading.models import Asset
+
+    table: dict[str, Steps] = {}
+    # bitget first: the traded venue's rules win when another exchange lists the same symbol.
+    rows = Asset.objects.values_list("exchange", "symbol", "base", "price_tick", "qty_step")
+    for _exchange, symbol, base, tick, lot in sorted(rows, key=lambda r: r[0] != "bitget"):
+        steps = Steps(float(tick), float(lot))
+        for key in (symbol, symbol.split(":")[0].replace("/", "-"), base):
+            table.setdefault(key, steps)
+    return table
+
+
+def steps_for(symbol: object) -> Steps:
+    """The display steps of ``symbol`` (any of its three spellings); :data:`UNKNOWN` when no
+    ``Asset`` row lists it — the formatter then falls back to significant decimals."""
+    global _loaded_at
+    key = str(symbol or "")
+    if not key:
+        return UNKNOWN
+    now = time.monotonic()
+    with _lock:
+        if now - _loaded_at > TTL_S:
+            try:
+                fresh = _load()
+            except Exception:  # no table yet (before migrate): format without steps
+                fresh = {}
+            _table.clear()
+            _table.update(fresh)
+            _loaded_at = now
+        return _table.get(key, UNKNOWN)
