@@ -26,7 +26,7 @@ def test_radar_shows_liquidation_zones_estimated_from_stored_open_interest(clien
         OpenInterest(exchange="bitget", symbol=BTC, time_ms=int(t), open_interest=v) for t, v in oi
     )
     html = client_in.get(reverse("radar")).content.decode()
-    assert "shorts 105473.80–105579.27 · 25 %" in html
+    assert "shorts 105,473.8–105,579.3 · 25 %" in html  # on the BTC tick (0.1)
     assert "no open-interest history yet" in html  # ETH has none stored
 
 
@@ -51,8 +51,10 @@ def test_kill_switch_gauge_counts_the_open_loss_at_the_mark(client_in, arena):
 def test_positions_rows_carry_what_the_live_marking_needs(client_in, arena):
     html = client_in.get(reverse("positions")).content.decode()
     position = arena["open"]
-    assert f'data-symbol="{BTC}" data-side="long" data-qty="0.05"' in html
-    assert f'data-entry="{position.entry_price}" data-entry-fee="1.5"' in html
+    assert f'data-symbol="{BTC}" data-tick="0.1" data-side="long" data-qty="0.05"' in html
+    assert f'data-entry="{position.entry_price}" data-entry-ms="{position.entry_time_ms}"' in html
+    assert 'data-entry-fee="1.5" data-funding="0.0"' in html
+    assert f'data-stop="{position.stop_loss}" data-target="{position.take_profit}"' in html
     assert 'id="price-receivers" data-taker-rate="0.0006"' in html
     assert '<b id="live-price-BTC-USDT" data-symbol="BTC/USDT:USDT"></b>' in html
     assert "groups=positions,market.BTC-USDT,market.ETH-USDT" in html
@@ -66,16 +68,18 @@ def test_starting_a_backtest_from_the_browser_form_runs_it_and_shows_metrics(
     with django_capture_on_commit_callbacks(execute=True):
         response = client_in.post(
             reverse("backtests"),
-            {"strategy": "vwap_rsi", "symbol": BTC, "days": 1, "params": "", "fees_enabled": "on"},
-        )
+            {"strategy": "vwap_rsi", "symbol": BTC, "start": "2025-06-18", "end": "2025-06-18",
+             "params": "", "fees_enabled": "on"},
+        )  # fmt: skip
     run = BacktestRun.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("backtest_detail", kwargs={"run_id": run.pk})
     run.refresh_from_db()
     assert run.status == "done", run.error
-    assert run.end_ms == NOW_MS and run.start_ms == NOW_MS - 24 * HOUR_MS
+    # The day picked, 2025-06-18 00:00 UTC to the next midnight: whole, inside the stored data.
+    assert run.start_ms == T0 + 24 * HOUR_MS and run.end_ms == T0 + 48 * HOUR_MS
     html = client_in.get(response["Location"]).content.decode()
-    assert "<h2>Metrics</h2>" in html and "Net return %" in html and "Max drawdown %" in html
+    assert "<h2>Metrics</h2>" in html and "Net return" in html and "Max drawdown" in html
     assert 'id="live-backtest-progress-' in html and "100.0 %" in html
 
 
@@ -90,8 +94,9 @@ def test_starting_a_backtest_from_the_browser_form_runs_it_and_shows_metrics(
 def test_bad_backtest_input_shows_a_form_error(client_in, arena, strategy, params, error):
     response = client_in.post(
         reverse("backtests"),
-        {"strategy": strategy, "symbol": BTC, "days": 1, "params": params, "fees_enabled": "on"},
-    )
+        {"strategy": strategy, "symbol": BTC, "start": "2025-06-18", "end": "2025-06-18",
+         "params": params, "fees_enabled": "on"},
+    )  # fmt: skip
     assert response.status_code == 200
     assert error in response.content.decode()
     assert not BacktestRun.objects.exists()
