@@ -386,6 +386,9 @@ async def run_feed(
         market_ms=fake.clock.now_ms if fake else None,
         replay=replay,
     )
+    await sync_to_async(_store_start_alert, thread_sensitive=True)(
+        start_alert_text(source, feed.symbols, runtime, replay)
+    )
     # On the fake exchange market time runs ``speed``× faster: the pollers keep its pace.
     scale = 1.0 / fake.clock.speed if fake is not None else 1.0
     pollers = (
@@ -433,6 +436,41 @@ async def run_feed(
         if isinstance(fake, FakeBitget) and getattr(exchange, "scalpradar_fake_owned", False):
             await fake.stop()
     await sync_to_async(runtime.checkpoint_all, thread_sensitive=True)()
+
+
+def start_alert_text(
+    source: str, symbols: Sequence[str], runtime: RadarRuntime, replay: ReplayFacts | None
+) -> str:
+    """The Alerts page's line for a (re)start: what the radar runs on and from where each
+    strategy resumes — a restart is visible on the page, not only in a log or on Telegram."""
+    from common.presenters import fmt_time_ms
+
+    if replay is not None:
+        what = (
+            f"replay of {fmt_time_ms(replay.first_ms)[:10]} → {fmt_time_ms(replay.last_ms)[:10]}"
+            + (f" at {replay.speed:g}×" if replay.speed else " as fast as it goes")
+        )
+    else:
+        what = "live feed"
+    resumed = [e for e in runtime.arena if e.session.ledger_state]
+    return (
+        f"radar started: {what} for {', '.join(symbols)}; "
+        f"{len(runtime.arena)} strateg{'y' if len(runtime.arena) == 1 else 'ies'}, "
+        + (
+            f"{len(resumed)} resumed from their last checkpoint"
+            if resumed
+            else "all starting fresh (no checkpoint stored)"
+        )
+    )
+
+
+def _store_start_alert(message: str) -> None:
+    from trading.alerts import alert_create
+
+    try:
+        alert_create(level="info", message=message, source="radar", payload={"started": True})
+    except Exception as exc:  # a database outage must not stop the feed from starting
+        log.error("could not store the start alert: %s", exc)
 
 
 def _store_stop_alert(failure: str) -> None:

@@ -24,7 +24,7 @@ from strategies.kernel_config import kernel_config_from
 from strategies.models import StrategyConfig
 from strategies.services import kill_switch_reset, strategy_pause, strategy_resume
 from trading.core.candles import read_candles_csv
-from trading.models import Candle, TradingSession
+from trading.models import Alert, Candle, TradingSession
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
@@ -74,6 +74,15 @@ def test_a_second_run_over_the_same_candles_counts_nothing_twice(tmp_path):
     )
     assert after == before
     assert Candle.objects.filter(symbol="ETH/USDT:USDT").count() == 90
+    enabled = StrategyConfig.objects.filter(enabled=True).exclude(kind="order_flow").count()
+    # Each start is an alert on the Alerts page: the restart says its strategies resumed.
+    starts = list(
+        Alert.objects.filter(source="radar", message__startswith="radar started").order_by("pk")
+    )
+    assert len(starts) == 2, [a.message for a in starts]
+    assert "replay of 2025-" in starts[0].message and "ETH/USDT:USDT" in starts[0].message
+    assert "all starting fresh (no checkpoint stored)" in starts[0].message
+    assert f"{enabled} resumed from their last checkpoint" in starts[1].message
 
 
 @pytest.mark.django_db(transaction=True)
