@@ -25,7 +25,7 @@ from scalpradar.asgi import application
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://localhost")
-PRICE = re.compile(r">(1[0-9]{5})(?:\.0+)?<")  # the price cell's text: 100000..199999
+PRICE = re.compile(r'data-price="(1[0-9]{5})(?:\.0+)?"')  # the price cell's raw value
 
 
 def _logged_in_client(name: str = "fan") -> Client:
