@@ -1,28 +1,33 @@
 """Admin of strategy configurations and signals.
 
-A strategy's params are edited as pretty JSON; saving runs ``StrategyConfig.clean()`` (through the
-ModelForm), which calls the YAML loader's own check (``strategies.config.strategy_problems``), so
-values ``strategies.yaml`` would refuse come back on the form as field errors with the loader's
-reason and are never saved (and the params are stored complete, as ``load_config`` stores
-them). The change page shows that schema — every parameter with its type, default, bounds
-and meaning — so the editor knows what can be changed.
+A strategy's parameters are edited through a form generated from its kind's schema
+(``strategies.admin_forms``): one typed field per parameter with its bounds, unit and help
+(from ``config/strategies.yaml``'s comments), and the per-symbol overrides as rows. Saving
+builds the same ``params`` / ``symbol_overrides`` JSON the radar reads and checks it with the
+YAML loader's own function (``strategies.config.strategy_problems``, also called by
+``StrategyConfig.clean()``): values ``strategies.yaml`` would refuse come back next to their
+field with the loader's reason and are never saved. "Add" generates the fields of the kind
+chosen by ``?kind=``, starting from the values of ``strategies.yaml``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from strategies.admin_forms import (
+    GENERATED_MARKER,
+    StrategyConfigForm,
+    param_specs,
+    registered_kinds,
+    schema_table,
+)
 from strategies.core.base import UnknownStrategy
-from strategies.core.catalog import REGISTRY, strategy_class
 from strategies.models import (
     ControlAction,
     SelectorDecision,
@@ -30,108 +35,14 @@ from strategies.models import (
     StrategyConfig,
     StrategyInputStatus,
 )
-from trading.admin import ReadOnlyAdmin, ValidatedModelForm
+from trading.admin import ReadOnlyAdmin
+
+MAIN_FIELDS = ("name", "kind", "enabled", "description", "virtual_capital_usdt")
 
 
-class PrettyJSONField(forms.JSONField):
-    """A JSON form field that shows its value indented, one key per line."""
-
-    def prepare_value(self, value: Any) -> Any:
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-JSON_WIDGET = forms.Textarea(attrs={"rows": 18, "cols": 80, "style": "font-family: monospace"})
-
-
-def _registered_kinds() -> list[str]:
-    from strategies.core import catalog  # noqa: F401  (registers the built-in strategies)
-
-    return sorted(REGISTRY)
-
-
-def kind_choices() -> list[tuple[str, str]]:
-    return [(kind, kind) for kind in _registered_kinds()]
-
-
-def _bounds(spec: dict[str, Any]) -> str:
-    parts = []
-    for key, sign in (
-        ("minimum", "≥"),
-        ("exclusiveMinimum", ">"),
-        ("maximum", "≤"),
-        ("exclusiveMaximum", "<"),
-    ):
-        if key in spec:
-            parts.append(f"{sign} {spec[key]}")
-    return ", ".join(parts)
-
-
-def _type_name(spec: dict[str, Any]) -> str:
-    if "enum" in spec:
-        return "one of " + ", ".join(json.dumps(v) for v in spec["enum"])
-    if "const" in spec:
-        return json.dumps(spec["const"])
-    if spec.get("type") == "array":
-        items = spec.get("items") or {}
-        return f"list of {_type_name(items) if items else 'values'}"
-    if "anyOf" in spec:
-        return " or ".join(_type_name(option) for option in spec["anyOf"])
-    names = {"integer": "whole number", "number": "number", "boolean": "true/false"}
-    return names.get(spec.get("type", ""), spec.get("type", "value"))
-
-
-def schema_table(kind: str) -> SafeString:
-    """The params schema of ``kind`` as an HTML table: name, type, default, bounds, meaning."""
-    try:
-        cls = strategy_class(kind)
-    except UnknownStrategy as exc:
-        return format_html("<p>{}</p>", exc)
-    schema = cls.Params.model_json_schema()
-    defs = schema.get("$defs", {})
-    rows = []
-    for name, spec in schema.get("properties", {}).items():
-        if "$ref" in spec:
-            spec = {**defs.get(spec["$ref"].rsplit("/", 1)[-1], {}), **spec}
-        if "allOf" in spec:
-            spec = {**spec["allOf"][0], **spec}
-        rows.append(
-            (
-                name,
-                _type_name(spec),
-                json.dumps(spec.get("default")),
-                _bounds(spec),
-                spec.get("description", ""),
-            )
-        )
-    body = format_html_join(
-        "", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
-    )
-    return format_html(
-        "<p>{}</p><table><thead><tr><th>parameter</th><th>type</th><th>default</th>"
-        "<th>bounds</th><th>meaning</th></tr></thead><tbody>{}</tbody></table>"
-        "<p>Symbol overrides map a unified symbol (e.g. <code>SOL/USDT:USDT</code>) to the "
-        "parameters that differ on it; the merged result is validated again.</p>",
-        cls.description or kind,
-        body,
-    )
-
-
-class StrategyConfigForm(ValidatedModelForm):
-    kind = forms.ChoiceField(choices=kind_choices)
-
-    class Meta:
-        model = StrategyConfig
-        fields = (
-            "name",
-            "kind",
-            "enabled",
-            "description",
-            "virtual_capital_usdt",
-            "params",
-            "symbol_overrides",
-        )
+def _uses_raw_json(request: HttpRequest) -> bool:
+    """A POST without the generated fields (a script, an old form): read its raw JSON."""
+    return request.method == "POST" and GENERATED_MARKER not in request.POST
 
 
 @admin.register(StrategyConfig)
@@ -148,29 +59,86 @@ class StrategyConfigAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "kind")
     search_fields = ("name", "kind", "description")
     actions = ("enable", "disable")
-    formfield_overrides = {
-        models.JSONField: {"form_class": PrettyJSONField, "widget": JSON_WIDGET},
-    }
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         # Sessions, positions and backtests refer to a strategy by name: renaming orphans them.
         base = ("parameter_schema", "updated_at")
         return ("name", *base) if obj is not None else base
 
+    def params_kind(self, request: HttpRequest, obj: StrategyConfig | None) -> str:
+        """The kind whose parameters the form shows: the row's, else ``?kind=`` on "add"
+        (the first registered kind when none or an unknown one is asked for)."""
+        if obj is not None:
+            return obj.kind
+        kinds = registered_kinds()
+        asked = request.GET.get("kind", "")
+        return asked if asked in kinds else kinds[0]
+
+    def _param_fields(self, request: HttpRequest, obj: StrategyConfig | None) -> list[str]:
+        if _uses_raw_json(request):
+            return []
+        try:
+            specs = param_specs(self.params_kind(request, obj))
+        except UnknownStrategy:
+            return []
+        return [f"param__{spec.name}" for spec in specs]
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        main = (*MAIN_FIELDS, "updated_at") if obj is not None else MAIN_FIELDS
+        params = self._param_fields(request, obj)
+        if not params:  # raw JSON: a legacy POST, or a stored row of an unknown kind
+            return (
+                (None, {"fields": main}),
+                ("Parameters", {"fields": ("params", "symbol_overrides", "parameter_schema")}),
+            )
+        kind = self.params_kind(request, obj)
         return (
-            (None, {"fields": ("name", "kind", "enabled", "description", "virtual_capital_usdt")}),
-            ("Parameters", {"fields": ("params", "symbol_overrides", "parameter_schema")}),
-            ("History", {"fields": ("updated_at",)}),
+            (None, {"fields": main}),
+            (
+                f"Parameters of {kind}",
+                {
+                    "fields": params,
+                    "description": "Bounds, units and help come from the schema and the "
+                    "comments of config/strategies.yaml; the check on save is the YAML "
+                    "loader's.",
+                    "classes": ("param-fields",),
+                },
+            ),
         )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        # The generated fields are added by the form itself (they depend on the kind): the
+        # model form class is built from the model's fields only.
+        readonly = self.get_readonly_fields(request, obj)
+        kwargs["fields"] = [name for name in StrategyConfigForm.Meta.fields if name not in readonly]
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"params_kind": self.params_kind(request, obj)})
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if add:  # "add": which kind's parameters to generate (no script: links)
+            current = self.params_kind(request, None)
+            context["kind_links"] = [(kind, kind == current) for kind in registered_kinds()]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="parameter schema")
     def parameter_schema(self, obj: StrategyConfig | None) -> SafeString:
         if obj is None or not obj.kind:
             return format_html_join(
-                "", "<h4>{}</h4>{}", ((kind, schema_table(kind)) for kind in _registered_kinds())
+                "", "<h4>{}</h4>{}", ((kind, schema_table(kind)) for kind in registered_kinds())
             )
-        return schema_table(obj.kind)
+        return format_html(
+            "{}<p>Symbol overrides map a unified symbol (e.g. <code>SOL/USDT:USDT</code>) to "
+            "the parameters that differ on it; the merged result is validated again.</p>",
+            schema_table(obj.kind),
+        )
 
     @admin.display(description="overrides")
     def override_symbols(self, obj: StrategyConfig) -> str:

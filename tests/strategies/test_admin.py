@@ -1,4 +1,8 @@
-"""The admin: bad strategy params are shown on the form and never saved; every list renders."""
+"""The admin: bad strategy params are shown on the form and never saved; every list renders.
+
+The POSTs here carry the raw ``params`` / ``symbol_overrides`` JSON (a script's POST, without
+the generated fields): still checked by the loader's function. The generated parameter form
+is tested in ``test_admin_params_form.py``."""
 
 from __future__ import annotations
 
@@ -101,7 +105,7 @@ def test_good_params_are_saved(staff_client, vwap):
     assert vwap.params["rsi_period"] == 21
 
 
-def test_change_form_shows_the_schema_and_pretty_json(staff_client, vwap):
+def test_change_form_shows_the_schema_and_the_stored_json(staff_client, vwap):
     response = staff_client.get(change_url(vwap))
     assert response.status_code == 200
     html = response.text
@@ -109,17 +113,33 @@ def test_change_form_shows_the_schema_and_pretty_json(staff_client, vwap):
     assert "<code>rsi_long_below</code></td><td>number</td><td>25.0</td><td>&gt; 0, &lt; 50" in html
     assert "rolling VWAP window in candles; 0 = UTC-session VWAP" in html
     assert "one of &quot;1m&quot;, &quot;5m&quot;, &quot;15m&quot;, &quot;1h&quot;" in html
-    # Params edited as indented JSON, one key per line.
+    # What the radar reads, shown as indented JSON, one key per line.
     # (PostgreSQL's jsonb orders keys its own way: check the indentation, not the first key.)
     assert "{\n  &quot;" in html
     assert "\n  &quot;atr_period&quot;: 14," in html
 
 
-def test_add_form_shows_the_schema_of_every_kind(staff_client):
-    response = staff_client.get(reverse("admin:strategies_strategyconfig_add"))
+def test_add_form_offers_every_kind_and_generates_the_chosen_kinds_fields(staff_client):
+    url = reverse("admin:strategies_strategyconfig_add")
+    response = staff_client.get(url)
     assert response.status_code == 200
     for kind in ("vwap_rsi", "order_flow", "swing_baseline"):
-        assert f"<h4>{kind}</h4>" in response.text
+        assert f'href="?kind={kind}"' in response.text
+    response = staff_client.get(url + "?kind=order_flow")
+    form = response.context["adminform"].form
+    assert form.fields["kind"].initial == "order_flow"
+    assert {f"param__{n}" for n in strategy_class("order_flow").Params.model_fields} == {
+        name for name in form.fields if name.startswith("param__")
+    }
+    assert "<code>imbalance_threshold</code>" in response.text  # the schema reference
+
+
+def test_the_change_form_edits_params_as_fields_not_as_a_json_box(staff_client, vwap):
+    response = staff_client.get(change_url(vwap))
+    html = response.text
+    assert '<textarea name="params"' not in html
+    assert 'name="param__rsi_period"' in html
+    assert 'name="overrides-0-symbol"' in html
 
 
 @pytest.fixture
