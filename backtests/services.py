@@ -599,7 +599,11 @@ def backtest_run_execute(run_id: int, *, data: MarketData | None = None, seed: i
             finished_at=timezone.now(),
             results=summary,
             equity_curve=downsample_equity(result.times_ms, result.equity),
-            trades=[t.to_dict() for t in result.trades],
+            # Each trade with the regime at its entry (the result page's breakdown by regime).
+            trades=[
+                {**t.to_dict(), "regime": regime}
+                for t, regime in zip(result.trades, result.trade_regimes, strict=True)
+            ],
         )
         publish_on_commit(
             backtest_group(run_id),

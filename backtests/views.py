@@ -1,4 +1,10 @@
-"""Backtest pages: list and start runs, a run's live progress and results, compare runs."""
+"""Backtest pages: list and start runs, a run's progress and results, compare runs.
+
+Progress is read from the stored run (``BacktestRun.progress``, written once per percent by the
+service that executes it, in whatever process): the run page and the list poll it every 2 s
+while a run is pending or running, so a run started by ``manage.py backtest --save`` in another
+process moves too; a websocket ``backtest.progress`` event (same process) swaps the same partial.
+"""
 
 from __future__ import annotations
 
@@ -6,117 +12,63 @@ import json
 import re
 from typing import Any
 
-from django import forms
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from backtests import results as shaped
 from backtests import services
+from backtests.forms import ArenaForm, BacktestForm
 from backtests.models import BacktestRun
+from backtests.selectors import backtest_run_list, candle_coverages, compare_runs
 from common.presenters import dom_id
-from strategies.models import StrategyConfig
-from trading.models import Asset, Candle
+from trading.models import Asset
 from trading.views import render_page
 
-DAY_MS = 86_400_000
-RESULT_FIELDS = (  # (summary key, label, decimals)
-    ("return_pct", "Net return %", 2),
-    ("trades", "Trades", 0),
-    ("win_rate", "Win rate %", 2),
-    ("gross_pnl", "Gross P&L", 2),
-    ("fees", "Fees", 2),
-    ("fees_pct_of_gross", "Fees % of |gross|", 2),
-    ("funding", "Funding", 2),
-    ("liquidation_loss", "Liquidation losses", 2),
-    ("slippage", "Slippage (in prices)", 2),
-    ("net_pnl", "Net P&L", 2),
-    ("profit_factor_net", "Profit factor (net)", 2),
-    ("expectancy", "Expectancy", 2),
-    ("max_drawdown_pct", "Max drawdown %", 2),
-    ("sharpe", "Sharpe", 2),
-    ("sortino", "Sortino", 2),
-    ("ratio_days", "Days under Sharpe / Sortino", 0),
-    ("exposure_pct", "Exposure %", 2),
-    ("final_equity", "Final equity", 2),
-)
-FEES_REMOVED = "Same trades, fees removed"
-OLD_TWIN = "Re-simulated with zero fees (different orders)"
+TRADES_PER_PAGE = 100
 
 
-class BacktestForm(forms.Form):
-    strategy = forms.ChoiceField(choices=[])
-    symbol = forms.ChoiceField(choices=[])
-    days = forms.IntegerField(min_value=1, max_value=365, initial=7)
-    params = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"rsi_period": 10}'}),
-        help_text="JSON object of parameter overrides (empty = configured values)",
-    )
-    fees_enabled = forms.BooleanField(
-        required=False,
-        initial=True,
-        label="Fees on",
-        help_text="off = re-simulate with zero fees: different orders, as sizing follows the "
-        "equity; a fees-on run already shows the same trades with their fees removed",
-    )
-
-    params_source = forms.ChoiceField(
-        choices=[
-            ("db", "what the radar trades (database)"),
-            ("yaml", "config/strategies.yaml"),
-            ("defaults", "the strategy's defaults"),
-        ],
-        initial="db",
-        required=False,  # not sent (an older page, a script): what the radar trades
-        label="Parameters",
-        help_text="the overrides above go on top",
-    )
-
-    def clean_params_source(self) -> str:
-        return self.cleaned_data.get("params_source") or "db"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        names = list(StrategyConfig.objects.values_list("name", flat=True))
-        self.fields["strategy"].choices = [(n, n) for n in names]
-        symbols = list(Asset.objects.values_list("symbol", flat=True))
-        self.fields["symbol"].choices = [(s, s) for s in symbols]
-
-    def clean_params(self) -> dict[str, Any]:
-        raw = (self.cleaned_data.get("params") or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno})") from exc
-        if not isinstance(value, dict):
-            raise forms.ValidationError('must be a JSON object: {"name": value}')
-        return value
+def progress_of(run: BacktestRun) -> dict[str, Any]:
+    """The context of ``backtests/run.html#progress`` (as ``common.presenters._progress``
+    builds it from a websocket event)."""
+    return {
+        "progress_id": dom_id("backtest-progress", run.pk),
+        "run_id": run.pk,
+        "progress_pct": round(run.progress * 100, 1),
+        "status": run.status,
+        "message": run.error,
+    }
 
 
-def _window(symbol: str, days: int) -> tuple[int | None, int | None]:
-    """The last ``days`` of stored 1m candles of ``symbol`` (``None`` ends when none stored)."""
-    last = (
-        Candle.objects.filter(symbol=symbol, timeframe="1m")
-        .order_by("-open_time_ms")
-        .values_list("open_time_ms", flat=True)
-        .first()
-    )
-    if last is None:
-        return None, None
-    end = last + 60_000
-    return end - days * DAY_MS, end
+def list_row(run: BacktestRun) -> BacktestRun:
+    """``run`` with what its row of the list shows besides its fields."""
+    run.row_id = dom_id("backtest-row", run.pk)  # type: ignore[attr-defined]
+    run.period_text = shaped.period_text(run)  # type: ignore[attr-defined]
+    run.progress_pct = round(run.progress * 100, 1)  # type: ignore[attr-defined]
+    return run
+
+
+def _list_context(form: BacktestForm, arena_form: ArenaForm) -> dict[str, Any]:
+    runs = [list_row(r) for r in backtest_run_list()[:100]]
+    symbols = list(Asset.objects.values_list("symbol", flat=True))
+    return {
+        "form": form,
+        "arena_form": arena_form,
+        "runs": runs,
+        "coverages": candle_coverages(symbols),
+        "page": "backtests",
+    }
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def backtest_list(request: HttpRequest) -> HttpResponse:
     form = BacktestForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and form.window is not None:
         data = form.cleaned_data
-        start_ms, end_ms = _window(data["symbol"], data["days"])
+        start_ms, end_ms = form.window
         try:
             run = services.backtest_run_create(
                 strategy=data["strategy"],
@@ -133,17 +85,8 @@ def backtest_list(request: HttpRequest) -> HttpResponse:
         else:
             _enqueue(run.pk)
             return redirect("backtest_detail", run_id=run.pk)
-    runs = list(BacktestRun.objects.defer("equity_curve", "trades")[:100])
-    context = {"form": form, "arena_form": ArenaForm(), "runs": runs, "page": "backtests"}
+    context = _list_context(form, ArenaForm())
     return render_page(request, "backtests/list.html", context, partial="run_table")
-
-
-class ArenaForm(forms.Form):
-    days = forms.IntegerField(min_value=1, max_value=90, initial=7, help_text="of stored candles")
-    selector_every = forms.IntegerField(
-        min_value=0, max_value=1440, initial=60, label="Selector every (min)",
-        help_text="minutes of market time per selector round; 0 = off",
-    )  # fmt: skip
 
 
 @login_required
@@ -165,8 +108,7 @@ def backtest_arena(request: HttpRequest) -> HttpResponse:
         else:
             _enqueue(run.pk)
             return redirect("backtest_detail", run_id=run.pk)
-    runs = list(BacktestRun.objects.defer("equity_curve", "trades")[:100])
-    context = {"form": BacktestForm(), "arena_form": form, "runs": runs, "page": "backtests"}
+    context = _list_context(BacktestForm(), form)
     return render_page(request, "backtests/list.html", context, partial="run_table")
 
 
@@ -177,6 +119,7 @@ def _enqueue(run_id: int) -> None:
 
 
 def _curves(run: BacktestRun) -> dict[str, Any]:
+    """Equity (USDT) and drawdown (% below the running peak) for the charts, in seconds."""
     equity = [{"time": int(t) // 1000, "value": v} for t, v in run.equity_curve or []]
     drawdown = []
     peak = None
@@ -185,144 +128,113 @@ def _curves(run: BacktestRun) -> dict[str, Any]:
         drawdown.append(
             {"time": point["time"], "value": -(peak - point["value"]) / peak * 100 if peak else 0}
         )
-    markers = []
-    for t in (run.trades or [])[:500]:
-        side = t.get("side")
-        markers.append(
-            {
-                "time": int(t.get("entry_time_ms", 0)) // 1000,
-                "position": "belowBar" if side == "long" else "aboveBar",
-                "color": "#2ebd85" if side == "long" else "#f0616d",
-                "shape": "arrowUp" if side == "long" else "arrowDown",
-                "text": side or "",
-            }
-        )
-        if t.get("exit_time_ms"):
-            net = t.get("net_pnl")
-            markers.append(
-                {
-                    "time": int(t["exit_time_ms"]) // 1000,
-                    "position": "aboveBar" if side == "long" else "belowBar",
-                    "color": "#d7dde5",
-                    "shape": "square",
-                    "text": f"{net:+.2f}" if isinstance(net, int | float) else "exit",
-                }
-            )
-    markers.sort(key=lambda m: m["time"])
-    return {"equity": equity, "drawdown": drawdown, "markers": markers}
+    return {"equity": equity, "drawdown": drawdown}
 
 
-def _candles_for(run: BacktestRun) -> list[dict[str, Any]]:
-    if run.start_ms is None or run.end_ms is None:
-        return []
-    from strategies.selectors import chart_data  # the same chart rows as the Chart page
+def _data_island(value: Any) -> str:
+    """JSON for a ``<script type="application/json">`` block (no ``</`` can close it)."""
+    return json.dumps(value).replace("</", "<\\/")
 
-    days = max(1, (run.end_ms - run.start_ms) // DAY_MS)
-    timeframe = "5m" if days <= 3 else ("15m" if days <= 10 else "1h")
-    return chart_data(run.symbol, timeframe, bars=1000)["candles"]
+
+def _detail_context(run: BacktestRun, page_number: str | None) -> dict[str, Any]:
+    results = run.results or {}
+    covered = shaped.period(run)
+    rows = [shaped.trade_row(t, run.symbol) for t in run.trades or []]
+    trades_page = Paginator(rows, TRADES_PER_PAGE).get_page(page_number)
+    context: dict[str, Any] = {
+        "obj": run,
+        "run": progress_of(run),
+        "period": covered,
+        "data_source": shaped.data_source(run, covered) if run.status == "done" else None,
+        "params_source": shaped.params_source(run),
+        "kill_switch": shaped.kill_switch(run),
+        "assumptions": shaped.assumptions(results),
+        "trades_page": trades_page,
+        "breakdowns": [
+            ("Exit reason", shaped.breakdown(rows, "exit_reason"), "bt-by-exit-reason"),
+            ("Regime at entry", shaped.regime_breakdown(rows, results), "bt-by-regime"),
+        ],
+        "is_arena": run.strategy_kind == "arena",
+        "page": "backtests",
+    }
+    if run.strategy_kind == "arena":
+        context["report"] = results
+        return context
+    without = (results.get("without_fees") or {}) if run.fees_enabled else {}
+    context.update(
+        metrics=shaped.metric_rows(results, run.fees_enabled),
+        has_without=bool(without),
+        # Runs stored before the like-for-like twin carry a re-simulation without a "basis".
+        without_label=shaped.FEES_REMOVED if without.get("basis") else shaped.OLD_TWIN,
+        summary=shaped.summary_notes(results),
+        chart_json=_data_island(_curves(run)),
+    )
+    return context
 
 
 @login_required
 @require_GET
 def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(BacktestRun, pk=run_id)
-    results = run.results or {}
-    if run.strategy_kind == "arena":
-        context = {
-            "obj": run,
-            "run": {
-                "progress_id": dom_id("backtest-progress", run.pk), "run_id": run.pk,
-                "progress_pct": round(run.progress * 100, 1), "status": run.status,
-                "message": run.error,
-            },
-            "report": results,
-            "page": "backtests",
-        }  # fmt: skip
-        return render_page(request, "backtests/arena_run.html", context, partial="results")
-    without = (results.get("without_fees") or {}) if run.fees_enabled else {}
-    metrics = [
-        {"label": label, "value": results.get(key), "without": without.get(key), "digits": digits}
-        for key, label, digits in RESULT_FIELDS
-        if key in results
-    ]
-    progress = {
-        "progress_id": dom_id("backtest-progress", run.pk),
-        "run_id": run.pk,
-        "progress_pct": round(run.progress * 100, 1),
-        "status": run.status,
-        "message": run.error,
-    }
-    chart = {**_curves(run), "candles": _candles_for(run) if run.status == "done" else []}
-    context = {
-        "run": progress,
-        "obj": run,
-        "metrics": metrics,
-        "has_without": bool(without),
-        # Runs stored before the like-for-like twin carry a re-simulation without a "basis".
-        "without_label": FEES_REMOVED if without.get("basis") else OLD_TWIN,
-        "summary": _summary_notes(results),
-        "chart_json": json.dumps(chart).replace("</", "<\\/"),
-        "page": "backtests",
-    }
+    page_number = request.GET.get("trades_page")
+    context = _detail_context(run, page_number)
+    template = "backtests/arena_run.html" if context["is_arena"] else "backtests/run.html"
+    if page_number and getattr(request, "htmx", False):  # the pager: the trade table only
+        return render(request, "backtests/_trades.html", context)
     return render_page(
-        request,
-        "backtests/run.html",
-        context,
-        partial="results",
-        groups=(f"backtest.{run.pk}",),
+        request, template, context, partial="results", groups=(f"backtest.{run.pk}",)
     )
 
 
-def _summary_notes(results: dict[str, Any]) -> dict[str, Any]:
-    """What the result page says under the metrics: the run's basis, the sum that adds up,
-    the notes on undefined figures, and the assumptions (label, text) in their order."""
-    assumptions = []
-    for key, item in (results.get("assumptions") or {}).items():
-        text = item.get("text", "")
-        if key == "parameters" and results.get("params_source"):
-            text = results["params_source"]  # the source the run recorded last
-        assumptions.append({"label": item.get("label", key), "text": text})
-    keys = ("gross_pnl", "fees", "funding", "liquidation_loss", "net_pnl")
-    adds_up = None
-    if all(isinstance(results.get(k), int | float) for k in keys):
-        g, f, fu, liq, net = (results[k] for k in keys)
-        adds_up = (
-            f"gross − fees − funding − liquidation losses = net: {g:,.2f} − {f:,.2f} − "
-            f"{fu:,.2f} − {liq:,.2f} = {net:,.2f} USDT"
-        )
-    notes = [n for n in (results.get("fees_pct_note"), results.get("ratio_note")) if n]
-    return {
-        "basis": results.get("run_basis"),
-        "without_basis": (results.get("without_fees") or {}).get("basis"),
-        "adds_up": adds_up,
-        "notes": notes,
-        "assumptions": assumptions,
-    }
+@login_required
+@require_GET
+def backtest_progress(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The stored progress of a run, polled every 2 s while it is pending or running: the run
+    page's progress bar, or (``?row=1``) its row of the list. The bar of a run that has just
+    finished carries a "show results" link that loads them (``hx-trigger="load"``); either
+    answer stops the polling once the run is done or failed."""
+    run = get_object_or_404(BacktestRun.objects.defer("equity_curve", "trades"), pk=run_id)
+    if request.GET.get("row"):
+        return render(request, "backtests/list.html#run_row", {"r": list_row(run)})
+    context = {"run": progress_of(run), "polled": True}
+    return render(request, "backtests/run.html#progress", context)
 
 
 COMPARE_MAX_RUNS = 8
 _RUN_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits, below the database's 2**63 - 1
+# (key, label, format) of the comparison: the result figures, then what they stand on.
+COMPARED = shaped.RESULT_FIELDS
 
 
 def run_ids(values: list[str]) -> list[int]:
-    """The first ``COMPARE_MAX_RUNS`` well-formed run ids of a query; others are ignored (a
-    20-digit number, "²" or "-1" reaches no run and must not reach the database either)."""
-    ids = [int(v) for v in values if _RUN_ID.fullmatch(v) and int(v) > 0]
+    """The first ``COMPARE_MAX_RUNS`` distinct well-formed run ids of a query; others are
+    ignored (a 20-digit number, "²" or "-1" reaches no run and must not reach the database)."""
+    ids: list[int] = []
+    for value in values:
+        if _RUN_ID.fullmatch(value) and int(value) > 0 and int(value) not in ids:
+            ids.append(int(value))
     return ids[:COMPARE_MAX_RUNS]
+
+
+def _compare_column(run: BacktestRun) -> dict[str, Any]:
+    covered = shaped.period(run)
+    return {
+        "run": run,
+        "period": covered,
+        "data_source": shaped.data_source(run, covered) if run.status == "done" else None,
+        "params_source": shaped.params_source(run),
+        "kill_switch": shaped.kill_switch(run),
+    }
 
 
 @login_required
 @require_GET
 def backtest_compare(request: HttpRequest) -> HttpResponse:
     ids = run_ids(request.GET.getlist("run"))
-    runs = list(BacktestRun.objects.filter(pk__in=ids).order_by("-created_at"))
+    runs = compare_runs(ids)
     table = [
-        {
-            "label": label,
-            "digits": digits,
-            "values": [(r.results or {}).get(key) for r in runs],
-        }
-        for key, label, digits in RESULT_FIELDS
+        {"label": label, "fmt": fmt, "values": [(r.results or {}).get(key) for r in runs]}
+        for key, label, fmt in COMPARED
     ]
     curves = [
         {
@@ -333,8 +245,10 @@ def backtest_compare(request: HttpRequest) -> HttpResponse:
     ]
     context = {
         "runs": runs,
+        "columns": [_compare_column(r) for r in runs],
         "table": table,
-        "curves_json": json.dumps(curves).replace("</", "<\\/"),
+        "curves_json": _data_island(curves),
+        "has_curves": any(c["points"] for c in curves),
         "all_runs": list(BacktestRun.objects.only("id", "strategy_name", "symbol", "status")[:100]),
         "selected": ids,
         "page": "backtests",

@@ -22,6 +22,7 @@ from strategies.core.kernel import OrderIntent, PositionOpened
 from strategies.kernel_config import kernel_config_from
 from tests.conftest import SAMPLE_DIR
 from trading.core.fees import Liquidity
+from trading.core.numbers import fmt_money
 from trading.core.types import ExitReason
 
 BTC = "BTC/USDT:USDT"
@@ -161,7 +162,7 @@ def test_the_run_page_shows_the_fees_removed_column_the_sum_and_the_assumptions(
         assert escape(text) in html, item["label"]
     assert "Same trades, fees removed" in html and "Fees % of |gross|" in html
     assert "Liquidation losses" in html and escape(saved["ratio_note"]) in html
-    assert escape(f"= {saved['net_pnl']:,.2f} USDT") in html
+    assert escape(f"= {fmt_money(saved['net_pnl'])} USDT") in html  # the desk's format
 
 
 def test_a_zero_fee_run_page_is_labelled_a_re_simulation(client, django_user_model) -> None:

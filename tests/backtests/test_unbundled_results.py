@@ -67,7 +67,8 @@ def test_the_command_and_the_browser_hold_on_unbundled_data(
     client.force_login(django_user_model.objects.create_user("trader", password="x"))
     answer = client.post(
         "/backtests/",
-        {"strategy": "momentum_breakout", "symbol": BTC, "days": "4", "params": "",
+        {"strategy": "momentum_breakout", "symbol": BTC, "start": "2023-07-20",
+         "end": "2023-07-23", "params": "",
          "fees_enabled": "on", "params_source": "db"},
     )  # fmt: skip
     assert answer.status_code == 302, answer.content[:500]

@@ -14,6 +14,7 @@ from django.test import Client
 from backtests.models import BacktestRun
 from strategies.management.commands.arena_report import arena_report
 from tests.radar.test_radar import slice_sample
+from trading.core.numbers import fmt_money
 
 
 @pytest.mark.slow
@@ -52,7 +53,7 @@ def test_the_arena_form_runs_the_arena_on_the_stored_candles(
     traded = [r for r in backtested.values() if r["trades"]]
     assert traded, "nothing traded: a vacuous comparison"
     for row in traded:
-        assert f"{row['net_pnl']:.2f}" in html
+        assert fmt_money(row["net_pnl"], signed=True) in html  # the desk's format
 
 
 @pytest.mark.django_db
