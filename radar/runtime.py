@@ -2,8 +2,8 @@
 
 Module map: ``runtime`` (this: the feed's handler and the candle pipeline), ``writer`` (group
 commit), ``arena`` (assembly, preload, history trim), ``inputs`` (funding, open interest, book,
-trades), ``recorder`` (stores through services), ``controls``, ``account``, ``selector``,
-``faults`` (transient database faults, errored strategies, candles from the future),
+trades), ``recorder`` (stores through services), ``controls``, ``close``, ``account``,
+``selector``, ``faults`` (transient database faults, errored strategies, candles from the future),
 ``pollers`` (embedded REST pollers), ``launch`` (assembles the radar).
 
 The feed (``trading.feed``) calls :class:`RadarRuntime` as its handler.
@@ -93,7 +93,7 @@ from asgiref.sync import sync_to_async
 from django.db import InterfaceError, OperationalError, connection, reset_queries, transaction
 
 from common.events import EventBatch, LatestPerKey, market_group, publish_on_commit
-from radar import controls, selector
+from radar import close, controls, selector
 from radar.account import AccountGuard, account_guards
 from radar.arena import (
     ArenaEntry,
@@ -458,6 +458,7 @@ class RadarRuntime:
                 self.read_stored_inputs()
             for (symbol, _), candle in zip(candles, rows, strict=True):
                 self._process_one(symbol, candle)
+            close.carry_out_closes(self)  # the trader's Close buttons, after the candles
             self.recorder.save_due(self.arena)
 
     def _process_one(self, symbol: str, candle: np.ndarray) -> None:

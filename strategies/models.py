@@ -185,8 +185,9 @@ class SelectorDecision(models.Model):
 
 
 class ControlAction(models.Model):
-    """A control: pause, resume, kill-switch reset, going live or back to paper by a trader,
-    or a decision of the arena's selector (pause, resume, capital weight) — who, why, when.
+    """A control: pause, resume, kill-switch reset, going live or back to paper, a flatten or
+    the Close of one position by a trader, or a decision of the arena's selector (pause,
+    resume, capital weight) — who, why, when.
 
     ``market_time_ms``: the market time (UTC epoch ms) from which the control is in force — a
     trader's is stamped by the radar when it applies it (``radar.controls.sync_controls``), a
@@ -202,6 +203,7 @@ class ControlAction(models.Model):
         GO_LIVE = "go_live", "Go live"
         GO_PAPER = "go_paper", "Back to paper"
         FLATTEN = "flatten", "Flatten live"
+        CLOSE_POSITION = "close_position", "Close a position"
         SCALE_RISK = "scale_risk", "Scale risk (capital weight)"
 
     class Actor(models.TextChoices):
@@ -226,7 +228,19 @@ class ControlAction(models.Model):
         "applied a trader's control",
     )
     done_at = models.DateTimeField(
-        null=True, blank=True, help_text="a flatten: when the live executor carried it out"
+        null=True,
+        blank=True,
+        help_text="a flatten or a close: when the live executor / the radar carried it out",
+    )
+    # A trader's Close on the Positions page (strategies.closes): the radar closes it at
+    # market and stamps done_at (radar.close).
+    position = models.ForeignKey(
+        "trading.Position",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="a close: the position closed at market",
     )
 
     class Meta:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -14,8 +14,10 @@ from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 
 from common.presenters import alert_item, fmt_time_ms, open_position_row
 from trading.core.fees import BITGET_VIP0, Liquidity, fee_for_fill
+from trading.core.numbers import fmt_duration, fmt_money, fmt_price, fmt_qty
 from trading.core.pnl import fees_share_of_gross, unrealised_pnl
 from trading.core.types import Side
+from trading.instruments import steps_for
 from trading.models import Alert, Asset, Candle, Position
 
 ALERTS_PER_PAGE = 50
@@ -97,25 +99,28 @@ def latest_marks(markets: Iterable[tuple[str, str]] | None = None) -> dict[str, 
 
 
 def open_positions(now_ms: int | None = None) -> list[dict[str, Any]]:
-    """Open positions with mark, unrealised P&L (gross, and net of fees + funding), liquidation
-    distance from the mark (%) and time in trade. Rows shaped like the live ``position.opened``
-    fragment (``common.presenters.open_position_row``) plus the mark-dependent fields.
+    """Open positions with their mark-dependent figures (:func:`mark_figures`) at the last 1m
+    close. Rows shaped like the live ``position.opened`` fragment
+    (``common.presenters.open_position_row``) plus those figures.
 
-    Net unrealised = gross − entry fee − exit fee at the mark (taker) − funding paid.
+    Time in trade is MARKET time: the mark candle's close − the entry time, in seconds (a
+    replay at 60× moves it 60× faster than the wall clock); ``now_ms`` (UTC epoch ms) replaces
+    that reference when given, and without a mark the wall clock is the reference.
     """
     positions = list(
         Position.objects.filter(status=Position.Status.OPEN).order_by("-entry_time_ms")
     )
     marks = latest_marks(sorted({(p.exchange, p.symbol) for p in positions}))
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    wall_ms = int(time.time() * 1000)
     rows = []
     for p in positions:
-        mark = marks.get(p.symbol, (None, 0))[0]
+        mark, mark_open_ms = marks.get(p.symbol, (None, None))
         row = open_position_row(
             {
                 "strategy": p.strategy_name,
                 "shadow": p.shadow,
                 "ledger_id": p.ledger_id,
+                "position_id": p.ledger_id.removesuffix(":shadow"),
                 "symbol": p.symbol,
                 "side": p.side,
                 "qty": p.qty,
@@ -130,20 +135,61 @@ def open_positions(now_ms: int | None = None) -> list[dict[str, Any]]:
             }
         )
         if mark is not None:
-            gross, net = _open_pnl(p, mark)
-            row.update(
-                mark_price=mark,
-                upnl_gross=gross,
-                upnl_net=net,
-                liq_distance_pct=(
-                    Side(p.side).sign * (mark - p.liquidation_price) / mark * 100.0
-                    if p.liquidation_price > 0
-                    else None
-                ),
-            )
-        row["time_in_trade"] = _duration(now_ms - p.entry_time_ms)
+            row.update(mark_figures(row, mark))
+        if now_ms is not None:
+            reference = now_ms
+        elif mark_open_ms is not None:
+            reference = mark_open_ms + MINUTE_MS
+        else:
+            reference = wall_ms
+        row["time_in_trade_s"] = max(reference - p.entry_time_ms, 0) / 1000.0
+        row["time_in_trade"] = fmt_duration(row["time_in_trade_s"])
         rows.append(row)
     return rows
+
+
+def mark_figures(row: Mapping[str, Any], mark: float) -> dict[str, Any]:
+    """Every figure of an open position that moves with the mark (USDT unless said).
+
+    ``row``: side, qty (base units), leverage, entry_price, entry_fee, funding (paid > 0),
+    stop_loss, take_profit, liquidation_price (0 = none) — a Positions row.
+
+    * ``upnl_gross`` = side × qty × (mark − entry); ``upnl_net`` = gross − entry fee − exit
+      fee at the mark (taker: qty × mark × 0.06 %) − funding paid (:func:`_open_pnl`);
+    * ``margin_usdt`` = initial margin = entry notional / leverage = qty × entry / leverage;
+    * ``roe_pct`` = return on equity = upnl_net / margin_usdt × 100 (%);
+    * ``stop_distance_pct``, ``target_distance_pct``, ``liq_distance_pct`` = the move of the
+      price from the mark to that level, signed: (level − mark) / mark × 100 (%); a long's
+      stop is below the mark (negative), its target above (positive). ``None`` when there is
+      no such level.
+
+    Long 0.1 BTC from 100,000 at 10×, entry fee 6, mark 101,000, stop 99,500: gross +100,
+    net 100 − 6 − 6.06 = 87.94, margin 0.1 × 100,000 / 10 = 1,000, ROE +8.794 %, stop
+    (99,500 − 101,000) / 101,000 = −1.485 %. ``static/js/positions.js`` repeats this
+    arithmetic on each ``market.price`` (a test checks both give the same text).
+    """
+    side = Side(str(row["side"]))
+    qty, entry = float(row["qty"]), float(row["entry_price"])
+    gross = unrealised_pnl(side, qty, entry, mark)
+    exit_fee = fee_for_fill(qty, mark, Liquidity.TAKER)
+    net = gross - float(row.get("entry_fee") or 0.0) - exit_fee - float(row.get("funding") or 0.0)
+    leverage = float(row.get("leverage") or 0.0)
+    margin = qty * entry / leverage if leverage > 0 else None
+
+    def distance(level: object) -> float | None:
+        price = float(level) if level is not None else 0.0  # type: ignore[arg-type]
+        return (price - mark) / mark * 100.0 if price > 0 and mark > 0 else None
+
+    return {
+        "mark_price": mark,
+        "upnl_gross": gross,
+        "upnl_net": net,
+        "margin_usdt": margin,
+        "roe_pct": net / margin * 100.0 if margin else None,
+        "stop_distance_pct": distance(row.get("stop_loss")),
+        "target_distance_pct": distance(row.get("take_profit")),
+        "liq_distance_pct": distance(row.get("liquidation_price")),
+    }
 
 
 def _open_pnl(p: Position, mark: float) -> tuple[float, float]:
@@ -192,6 +238,9 @@ class TradeFilters:
     date_from: date | None = None
     date_to: date | None = None
     result: str = ""  # "", "win", "loss"
+    # Shadow trades (taken by a paused or killed strategy, on its shadow ledger) are left out
+    # of the history and its totals unless asked for; they are tagged "shadow" then.
+    include_shadow: bool = False
 
     def as_query(self) -> str:
         params = {
@@ -200,6 +249,7 @@ class TradeFilters:
             "date_from": self.date_from.isoformat() if self.date_from else "",
             "date_to": self.date_to.isoformat() if self.date_to else "",
             "result": self.result,
+            "shadow": "1" if self.include_shadow else "",
         }
         return urlencode({k: v for k, v in params.items() if v})
 
@@ -209,8 +259,11 @@ def _day_ms(day: date) -> int:
 
 
 def closed_trades(filters: TradeFilters) -> QuerySet[Position]:
-    """Closed positions (not shadow), newest exit first, filtered."""
-    qs = Position.objects.filter(status=Position.Status.CLOSED, shadow=False)
+    """Closed positions, newest exit first, filtered; shadow ones only with
+    ``filters.include_shadow``."""
+    qs = Position.objects.filter(status=Position.Status.CLOSED)
+    if not filters.include_shadow:
+        qs = qs.filter(shadow=False)
     if filters.strategy:
         qs = qs.filter(strategy_name=filters.strategy)
     if filters.symbol:
@@ -265,6 +318,7 @@ TRADE_CSV_COLUMNS = (
     "exit_time_utc",
     "exit_price",
     "exit_reason",
+    "shadow",
     "gross_pnl_usdt",
     "fees_usdt",
     "funding_usdt",
@@ -274,6 +328,10 @@ TRADE_CSV_COLUMNS = (
 
 
 def trade_csv_rows(qs: QuerySet[Position]) -> Iterator[tuple[Any, ...]]:
+    """Rows of :data:`TRADE_CSV_COLUMNS`: plain machine-readable numbers
+    (``trading.core.numbers`` with ``grouping=False``: no thousands separator, ASCII "-"),
+    prices on the instrument's tick, quantities on its lot, money (USDT) with 2 decimals,
+    times UTC, ``shadow`` "true" / "false"; a missing figure is an empty cell."""
     fields = (
         "strategy_name",
         "symbol",
@@ -285,6 +343,7 @@ def trade_csv_rows(qs: QuerySet[Position]) -> Iterator[tuple[Any, ...]]:
         "exit_time_ms",
         "exit_price",
         "exit_reason",
+        "shadow",
         "gross_pnl",
         "entry_fee",
         "exit_fee",
@@ -293,40 +352,25 @@ def trade_csv_rows(qs: QuerySet[Position]) -> Iterator[tuple[Any, ...]]:
         "net_pnl",
     )
     for row in qs.values_list(*fields).iterator(chunk_size=2000):
-        (
-            strategy,
-            symbol,
-            side,
-            qty,
-            lev,
-            et,
-            ep,
-            xt,
-            xp,
-            reason,
-            gross,
-            ef,
-            xf,
-            fund,
-            slip,
-            net,
-        ) = row
+        (strategy, symbol, side, qty, lev, et, ep, xt, xp, reason, shadow, *money) = row
+        gross, ef, xf, fund, slip, net = money
+        steps = steps_for(symbol)
         yield (
             strategy,
             symbol,
             side,
-            qty,
-            lev,
+            fmt_qty(qty, steps.lot, grouping=False),
+            fmt_qty(lev, None, grouping=False),
             fmt_time_ms(et),
-            ep,
+            fmt_price(ep, steps.tick, grouping=False),
             fmt_time_ms(xt),
-            xp,
+            fmt_price(xp, steps.tick, grouping=False),
             reason,
-            gross,
-            ef + (xf or 0.0),
-            fund,
-            slip,
-            net,
+            "true" if shadow else "false",
+            *(
+                fmt_money(value, grouping=False)
+                for value in (gross, ef + (xf or 0.0), fund, slip, net)
+            ),
         )
 
 

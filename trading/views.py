@@ -65,11 +65,13 @@ def market_groups(symbols: Iterable[str] | None = None) -> list[str]:
 @login_required
 @require_GET
 def positions(request: HttpRequest) -> HttpResponse:
-    """Open positions; mark and unrealised P&L follow ``market.price`` live.
+    """Open positions; every mark-dependent figure follows ``market.price`` live.
 
     A price tick carries no positions (the consumer queries nothing), so the tick is swapped
     into a hidden receiver per symbol and ``static/js/positions.js`` recomputes the rows of
-    that symbol from their data attributes, with ``trading.selectors._open_pnl``'s formulas.
+    that symbol from their data attributes, with :func:`trading.selectors.mark_figures`'s
+    formulas and ``trading.core.numbers``' formats. A steering user gets a Close button per
+    row (``strategies.close_views``: confirmed, recorded, carried out by the radar).
     """
     symbols = _enabled_symbols()
     context = {
@@ -97,6 +99,7 @@ class TradeFilterForm(forms.Form):
     result = forms.ChoiceField(
         required=False, choices=[("", "all"), ("win", "wins"), ("loss", "losses")]
     )
+    shadow = forms.BooleanField(required=False, label="include shadow trades")
 
     def filters(self) -> selectors.TradeFilters:
         data = self.cleaned_data if self.is_valid() else {}
@@ -106,6 +109,7 @@ class TradeFilterForm(forms.Form):
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
             result=data.get("result", ""),
+            include_shadow=bool(data.get("shadow")),
         )
 
 
@@ -128,6 +132,7 @@ def trades(request: HttpRequest) -> HttpResponse:
         "rows": [_trade_row(p) for p in page.object_list],
         "totals": selectors.trades_totals(qs),
         "query": filters.as_query(),
+        "include_shadow": filters.include_shadow,
         "strategies": list(strategies),
         "symbols": selectors.trade_symbols(),
         "page": "trades",
@@ -155,6 +160,7 @@ def _trade_row(p: Position) -> dict[str, Any]:
         "slippage": p.slippage_usdt,
         "net": p.net_pnl,
         "exit_reason": p.exit_reason,
+        "shadow": p.shadow,
     }
 
 

@@ -443,6 +443,25 @@ class StrategyKernel(ReplayFastPath):
                 self._request_close(position, bool(shadow), st.last_row[4], now_ms, reason, events)
         return events
 
+    def close_position(
+        self, position_id: str, *, shadow: bool, reason: ExitReason = ExitReason.MANUAL
+    ) -> list[KernelEvent]:
+        """Close one open position at its symbol's last close, as the close-time exits do
+        (:class:`CloseIntent`, taker + slippage, at that close's time): a trader's Close
+        (``radar.close``). Empty when that ledger does not hold it, or no candle of its symbol
+        has closed since its entry yet (a close before the entry cannot be booked)."""
+        position = self._ledger(shadow).positions.get(position_id)
+        if position is None:
+            return []
+        st = self._sym(position.symbol)
+        if st.last_row is None or st.last_now_ms is None:
+            return []
+        if position.entry_time_ms >= st.last_now_ms:
+            return []
+        events: list[KernelEvent] = []
+        self._request_close(position, shadow, st.last_row[4], st.last_now_ms, reason, events)
+        return events
+
     # -- the decision --------------------------------------------------------------------------
 
     def _snapshot(self, st: _SymbolState, now_ms: int) -> MarketSnapshot:

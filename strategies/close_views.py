@@ -1,0 +1,59 @@
+"""The Close button of the Positions page: a confirmed, recorded request (``strategies.closes``)
+that the radar carries out (``radar.close``). Needs the steer permission, like ``/control/``."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from strategies.closes import position_close_request
+from strategies.services import ControlError
+from strategies.views import STEER_PERMISSION
+
+
+class CloseForm(forms.Form):
+    strategy = forms.CharField(max_length=64)
+    position_id = forms.CharField(max_length=64)
+    shadow = forms.BooleanField(required=False)
+    reason = forms.CharField(required=False, max_length=500)
+    confirm = forms.BooleanField(required=True, error_messages={"required": "tick confirm"})
+
+
+@login_required
+@permission_required(STEER_PERMISSION, raise_exception=True)
+@require_POST
+def position_close(request: HttpRequest) -> HttpResponse:
+    """Record a Close of one open paper position; the radar closes it at market at its next
+    candle. Without the steer permission: 403 and nothing is recorded."""
+    form = CloseForm(request.POST)
+    if not form.is_valid():
+        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        messages.error(request, f"Not closed — {errors}")
+    else:
+        data = form.cleaned_data
+        try:
+            position_close_request(
+                strategy=data["strategy"],
+                position_id=data["position_id"],
+                shadow=data["shadow"],
+                user=request.user,
+                reason=data["reason"],
+            )
+        except ControlError as exc:
+            messages.error(request, f"Not closed — {exc}")
+        else:
+            messages.success(
+                request,
+                f"Close of {data['strategy']} position {data['position_id']} requested: the "
+                "radar closes it at market at its next candle (see Alerts).",
+            )
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("positions")
+    return redirect(back)

@@ -1,0 +1,90 @@
+"""A trader's Close of one open paper position (the Positions page): recorded, then carried out.
+
+:func:`position_close_request` records a ``ControlAction`` "close_position" — who, when, which
+position, why — with a warning alert, in one transaction, as the other controls are
+(``strategies.services``). The radar running the position's strategy carries it out at its next
+batch (``radar.close``): the kernel closes it at market through its own exit path (a
+``CloseIntent`` filled as taker with slippage at the last close), so the ledger, the session
+totals, the fees and the trade notice are those of any exit; a LIVE strategy's close intent goes
+on to the live executor (reduce-only market, ``radar.live``), as its own exits do. ``done_at``
+is stamped then.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+
+from strategies.models import ControlAction
+from strategies.services import ControlError
+from trading.alerts import alert_create
+from trading.models import Position
+
+
+def ledger_id_of(position_id: str, shadow: bool) -> str:
+    """The stored ``Position.ledger_id`` of a kernel position id (``trading.services``)."""
+    return str(position_id) + (":shadow" if shadow else "")
+
+
+def position_close_request(
+    *,
+    strategy: str,
+    position_id: str,
+    shadow: bool,
+    user: AbstractBaseUser | AnonymousUser | None,
+    reason: str = "",
+) -> ControlAction:
+    """Ask the radar to close ``strategy``'s open position ``position_id`` (the kernel's id;
+    ``shadow``: on its shadow ledger) at market. Refused (:class:`ControlError`) when no such
+    position is open — its stop or target may have closed it first — or when a close of it is
+    already waiting."""
+    with transaction.atomic():
+        position = (
+            Position.objects.select_for_update()
+            .filter(
+                strategy_name=strategy,
+                ledger_id=ledger_id_of(position_id, shadow),
+                status=Position.Status.OPEN,
+            )
+            .order_by("-entry_time_ms")
+            .first()
+        )
+        if position is None:
+            raise ControlError(
+                f"{strategy} has no open position {position_id!r}"
+                f"{' (shadow)' if shadow else ''}: closed already (stop, target or exit)?"
+            )
+        waiting = ControlAction.objects.filter(
+            action=ControlAction.Action.CLOSE_POSITION, position=position, done_at__isnull=True
+        )
+        if waiting.exists():
+            raise ControlError(
+                f"a close of this {strategy} position is already requested: the radar carries "
+                "it out at its next candle"
+            )
+        action = ControlAction.objects.create(
+            strategy_name=strategy,
+            action=ControlAction.Action.CLOSE_POSITION,
+            user=user if user is not None and user.is_authenticated else None,
+            reason=reason.strip(),
+            position=position,
+        )
+        what = describe(position)
+        alert_create(
+            level="warning",
+            message=f"close of {what} requested by {user}",
+            source=strategy,
+            payload={
+                "action": action.action,
+                "control_id": action.pk,
+                "position_id": position.pk,
+                "reason": action.reason,
+            },
+        )
+    return action
+
+
+def describe(position: Position) -> str:
+    """``vwap_rsi long 0.05 BTC/USDT:USDT (shadow)``: a position as alerts name it."""
+    shadow = " (shadow)" if position.shadow else ""
+    return f"{position.strategy_name} {position.side} {position.qty:g} {position.symbol}{shadow}"
