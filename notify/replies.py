@@ -267,7 +267,7 @@ def _results_line(label: str, r: dict[str, Any]) -> str:
     parts = [
         f"gross {usdt(r['gross'])}",
         f"fees {amount(r['fees'])}"
-        + (f" ({pct(r['fees_share_pct'])} of gross)" if r["fees_share_pct"] is not None else ""),
+        + (f" ({pct(r['fees_share_pct'])} of |gross|)" if r["fees_share_pct"] is not None else ""),
     ]
     if r["funding"]:
         parts.append(f"funding {amount(r['funding'])}")
@@ -307,7 +307,7 @@ def pnl_text() -> str:
         f", win rate {pct(a['win_rate_pct'], 0)}" if a["win_rate_pct"] is not None else ""
     )
     fees_share = (
-        f" ({pct(a['fees_share_pct'])} of gross)" if a["fees_share_pct"] is not None else ""
+        f" ({pct(a['fees_share_pct'])} of |gross|)" if a["fees_share_pct"] is not None else ""
     )
     lines.append(
         f"Paper total: gross {usdt(a['gross'])} · fees {amount(a['fees'])}{fees_share} · "

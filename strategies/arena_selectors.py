@@ -34,6 +34,17 @@ def is_filter_kind(kind: str) -> bool:
     return cls is not None and cls.role is Role.CONFIRMATION
 
 
+def fees_share_of_gross_pct(fees: float, gross: float) -> float | None:
+    """Fees as a share of the gross P&L's size: ``fees / |gross| × 100`` (%).
+
+    Shown for losing books too: gross −50 with fees 20 → 40.0 (the fees turned a loss of 50
+    into one of 70). ``None`` only when gross is exactly 0: no share to speak of.
+    """
+    if gross == 0:
+        return None
+    return fees / abs(gross) * 100.0
+
+
 def running_sessions() -> dict[str, TradingSession]:
     """The session in force per strategy name (``""``: the account), paper before live."""
     sessions: dict[str, TradingSession] = {}
@@ -93,13 +104,16 @@ def arena_row(
     it (``arena.update``) from the session it just checkpointed, so both show the same numbers
     while a position is open. Equity = the session's mark-to-market equity (capital + realised
     net + unrealised net at the last processed close); fees = every fee the ledger paid (open
-    positions' entry fees included); fees share = fees / realised gross × 100 when gross > 0.
+    positions' entry fees included); fees share = fees / |realised gross| × 100
+    (:func:`fees_share_of_gross_pct`; None when gross is 0). ``book``: the session's mode
+    ("paper" for the arena's ledgers).
     Without a session (``name``, ``status``): the strategy's capital, nothing traded.
     """
     if session is None:
         return arena_live(
             {
                 "strategy": name,
+                "book": "paper",
                 "status": status,
                 "equity_usdt": None,
                 "net_return_pct": 0.0,
@@ -118,13 +132,14 @@ def arena_row(
     return arena_live(
         {
             "strategy": session.strategy_name,
+            "book": session.mode,
             "status": session.status,
             "equity_usdt": session.equity_usdt,
             "net_return_pct": (session.equity_usdt - capital) / capital * 100.0,
             "realised_gross_pnl": gross,
             "realised_net_pnl": session.realised_net_pnl,
             "fees_usdt": session.fees_usdt,
-            "fees_share_of_gross_pct": session.fees_usdt / gross * 100.0 if gross > 0 else None,
+            "fees_share_of_gross_pct": fees_share_of_gross_pct(session.fees_usdt, gross),
             "trades": session.trades_count,
             "wins": session.wins_count,
             "capital_weight": session.capital_weight,

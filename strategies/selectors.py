@@ -17,7 +17,13 @@ import numpy as np
 from django.db.models import Max, Q
 
 from common.presenters import dom_id, fmt_time_ms, market_slug, signal_item
-from strategies.arena_selectors import DAY_MS, is_filter_kind, running_sessions, skipped_by_strategy
+from strategies.arena_selectors import (
+    DAY_MS,
+    fees_share_of_gross_pct,
+    is_filter_kind,
+    running_sessions,
+    skipped_by_strategy,
+)
 
 # Re-exported: the radar's recorder, the controls' republish and tests read them from here.
 from strategies.arena_selectors import arena_row as arena_row
@@ -323,14 +329,17 @@ def _paper_results(s: TradingSession) -> dict[str, Any]:
         "win_rate_pct": s.wins_count / s.trades_count * 100 if s.trades_count else None,
         "gross": s.realised_gross_pnl,
         "fees": s.fees_usdt,
-        "fees_share_pct": s.fees_usdt / s.realised_gross_pnl * 100
-        if s.realised_gross_pnl > 0
-        else None,
+        "fees_share_pct": fees_share_of_gross_pct(s.fees_usdt, s.realised_gross_pnl),
         "funding": s.funding_usdt,
         "funding_missing": 0,
         "net": s.realised_net_pnl,
         "open": None,
     }
+
+
+def _with_fees_share(book: dict[str, Any]) -> dict[str, Any]:
+    """A live book with its fees share on |gross|, as the paper books have it."""
+    return {**book, "fees_share_pct": fees_share_of_gross_pct(book["fees"], book["gross"])}
 
 
 def session_summary() -> dict[str, Any]:
@@ -349,7 +358,8 @@ def session_summary() -> dict[str, Any]:
     running = running_sessions()
     sessions = {name: s for name, s in sorted(running.items()) if name}
     open_pnl = open_pnl_by_session()
-    live = live_results({n: int(s.started_at.timestamp() * 1000) for n, s in sessions.items()})
+    since = {n: int(s.started_at.timestamp() * 1000) for n, s in sessions.items()}
+    live = {n: _with_fees_share(book) for n, book in live_results(since).items()}
     gauges = []
     total_capital = total_equity = total_open = 0.0
     total_gross = total_net = total_fees = 0.0
@@ -390,14 +400,14 @@ def session_summary() -> dict[str, Any]:
             "net": total_net,
             "unrealised": total_open,
             "fees": total_fees,
-            "fees_share_pct": total_fees / total_gross * 100 if total_gross > 0 else None,
+            "fees_share_pct": fees_share_of_gross_pct(total_fees, total_gross),
             "trades": total_trades,
             "win_rate_pct": total_wins / total_trades * 100 if total_trades else None,
             **_gauge(total_capital, total_equity, account_limit),
             "tripped": bool(account and account.kill_switch_tripped),
             "status": account.status if account else "",
         },
-        "live_account": live_results_total(live.values()) if live else None,
+        "live_account": _with_fees_share(live_results_total(live.values())) if live else None,
     }
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from common.presenters import market_slug
-from strategies import arena_selectors, selectors, services
+from strategies import arena_selectors, arena_stats, chart_data, selectors, services
 from strategies.models import StrategyConfig
 from trading import selectors as trading_selectors
 from trading.models import Asset
@@ -47,10 +47,14 @@ def radar(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def arena(request: HttpRequest) -> HttpResponse:
+    """The ranking, the live books apart, the daily / cumulative charts and the per-pair and
+    per-exit-reason tables of ``?strategy=<name>`` (all strategies without it)."""
     context = {
         "rows": arena_selectors.arena_rows(),
         "filters": arena_selectors.filter_cards(),
         "actions": selectors.recent_control_actions(),
+        "stats": arena_stats.arena_breakdowns(request.GET.get("strategy", "")[:64]),
+        "live_books": arena_stats.live_books(),
         "page": "arena",
     }
     return render_page(
@@ -61,8 +65,11 @@ def arena(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def session(request: HttpRequest) -> HttpResponse:
+    """Session results and kill-switch gauges, with the arena's daily / cumulative charts of
+    ``?strategy=<name>`` (all strategies without it)."""
     context = {
         **selectors.session_summary(),
+        "stats": arena_stats.arena_breakdowns(request.GET.get("strategy", "")[:64]),
         "actions": selectors.recent_control_actions(),
         "page": "session",
     }
@@ -92,19 +99,19 @@ def signals(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def chart(request: HttpRequest) -> HttpResponse:
-    symbols = list(Asset.objects.values_list("symbol", flat=True))
-    symbol = request.GET.get("symbol") or (symbols[0] if symbols else "BTC/USDT:USDT")
-    timeframe = request.GET.get("tf", "5m")
-    if timeframe not in selectors.CHART_TIMEFRAMES:
-        timeframe = "5m"
-    data = selectors.chart_data(symbol, timeframe)
+    """Candles, volume, the studies of the strategy in view, markers and open positions of one
+    symbol, live (``market.candle`` pushes, then a refetch of :func:`chart_json`); with
+    ``?run=<id>`` a backtest run's period and trades instead (``strategies.chart_data``)."""
+    try:
+        selection = chart_data.selection_from(request.GET)
+    except chart_data.RunNotFound as exc:
+        raise Http404(str(exc)) from None
+    live = selection.run is None
     context = {
-        "symbols": symbols,
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "timeframes": selectors.CHART_TIMEFRAMES,
-        "chart": data,
-        "candle_id": "live-candle-" + market_slug(symbol),
+        "sel": selection,
+        "chart": chart_data.chart_page(selection),
+        "timeframes": chart_data.CHART_TIMEFRAMES,
+        "candle_id": "live-candle-" + market_slug(selection.symbol),
         "page": "chart",
     }
     return render_page(
@@ -112,8 +119,24 @@ def chart(request: HttpRequest) -> HttpResponse:
         "strategies/chart.html",
         context,
         partial="chart_panel",
-        groups=("market." + market_slug(symbol),),
+        groups=("market." + market_slug(selection.symbol),) if live else (),
     )
+
+
+@login_required
+@require_GET
+def chart_json(request: HttpRequest) -> JsonResponse:
+    """The tail of a live chart since ``since`` (s), its window starting at ``start`` (s)."""
+    try:
+        selection = chart_data.selection_from(request.GET)
+        start_s, since_s = (int(request.GET.get(k, "")) for k in ("start", "since"))
+    except chart_data.RunNotFound as exc:
+        raise Http404(str(exc)) from None
+    except ValueError:
+        return JsonResponse({"error": "start and since must be whole seconds"}, status=400)
+    if not 0 <= start_s <= since_s < 2**40:
+        return JsonResponse({"error": "need 0 <= start <= since"}, status=400)
+    return JsonResponse(chart_data.chart_tail(selection, start_s=start_s, since_s=since_s))
 
 
 class ControlForm(forms.Form):

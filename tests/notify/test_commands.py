@@ -429,7 +429,8 @@ def test_positions_shows_paper_and_live_with_stop_and_unrealised_pnl(desk):
         qty=0.1,
         leverage=10,
         entry_price=100_000.0,
-        entry_time_ms=int(time.time() * 1000) - 3_600_000,
+        # An hour of MARKET time before the mark's close (00:01): time in trade is market time.
+        entry_time_ms=1_750_118_460_000 - 3_600_000,
         entry_fee=6.0,
         entry_liquidity="taker",
         stop_loss=99_500.0,
@@ -483,19 +484,20 @@ def test_pnl_shows_each_strategy_paper_and_live_then_the_totals_apart(desk):
     lines = handle_command(OWNER, "/pnl").text.splitlines()
     at = lines.index(next(line for line in lines if line.startswith("vwap_rsi [active] since")))
     assert lines[at + 1 : at + 4] == [
-        "  paper: gross +120.00 · fees 40.00 (33.3 % of gross) · net +80.00 · "
+        "  paper: gross +120.00 · fees 40.00 (33.3 % of |gross|) · net +80.00 · "
         "3 trades, 2 wins (67 %)",
-        "  live: gross +98.00 · fees 12.10 (12.3 % of gross) · funding 0.40 · net +85.50 · "
+        "  live: gross +98.00 · fees 12.10 (12.3 % of |gross|) · funding 0.40 · net +85.50 · "
         "1 trade, 1 win (100 %) · 0 open",
         "  open +0.00 · session loss 0.00 % of 5 %",
     ]
     assert "  open +0.00 · session loss 5.20 % of 5 % · KILL SWITCH tripped" in lines
     assert lines[-2] == (
-        "Paper total: gross -280.00 · fees 160.00 · net -440.00 · open +0.00 · "
+        "Paper total: gross -280.00 · fees 160.00 (57.1 % of |gross|) · net -440.00 · "
+        "open +0.00 · "
         "5 trades, win rate 40 %"
     )
     assert lines[-1] == (
-        "Live total: gross +98.00 · fees 12.10 (12.3 % of gross) · funding 0.40 · "
+        "Live total: gross +98.00 · fees 12.10 (12.3 % of |gross|) · funding 0.40 · "
         "net +85.50 · 1 trade, 1 win (100 %) · 0 open"
     )
 

@@ -291,8 +291,17 @@ def test_live_replay_updates_the_radar_and_chart(arena, user, live_server_url, b
             [cell, seen[-1]],
         )
         seen.append(page.locator(cell).inner_text())
+    # The cell's text is on the BTC tick, grouped ("104,558.9"); its data-price is the raw
+    # value the replay sent.
+    from trading.core.numbers import fmt_price
+
+    text, raw = page.evaluate(
+        "s => { const b = document.querySelector(s); return [b.textContent, b.dataset.price]; }",
+        cell,
+    )
     replayed = {round(price, 4) for price in _replay_closes_and_mids()}
-    assert all(round(float(p), 4) in replayed for p in seen[1:]), seen
+    assert round(float(raw), 4) in replayed, raw
+    assert text == fmt_price(float(raw), 0.1), (text, raw)
     assert page.evaluate("window.__sameDocument") is True
     assert replay.call(lambda: replay.runtime.summary.candles) > 0
     page.screenshot(path=str(ARTIFACTS / "radar-live-replay.png"), full_page=True)
@@ -306,6 +315,16 @@ def test_live_replay_updates_the_radar_and_chart(arena, user, live_server_url, b
     wait_until(page, f"({read}) !== {first!r}")
     later = page.evaluate(read)
     assert float(later.split(",")[0]) > float(first.split(",")[0])  # newer candle open time
+    # The chart draws them, and its studies catch up with each (chart/data/ refetched after
+    # every push): EMA, VWAP, RSI and ADX end on the newest candle, never minutes behind.
+    d = "document.getElementById('chart-stack').dataset"
+    newest_s = float(later.split(",")[0]) / 1000
+    studies = "['lastEmaFast', 'lastVwap', 'lastRsi', 'lastAdx']"
+    wait_until(
+        page,
+        f"Number({d}.fetches) > 0 && Number({d}.lastCandle) >= {newest_s}"
+        f" && {studies}.every(k => {d}[k] === {d}.lastCandle)",
+    )
     page.screenshot(path=str(ARTIFACTS / "chart-live-replay.png"), full_page=True)
 
     # Signals: a signal.new event (published as the runtime publishes one) joins the live feed.
@@ -383,7 +402,7 @@ def test_admin_parameter_edit_reaches_the_running_radar(
 
     # A value the schema refuses: the form shows why, nothing is saved, the radar runs on.
     page.goto(change)
-    page.fill("textarea[name=params]", '{"volume_mult": 0.5}')
+    page.fill("input[name=param__volume_mult]", "0.5")
     page.click("input[name=_save]")
     error = page.locator(".errorlist").first
     error.wait_for()
@@ -405,7 +424,8 @@ def test_admin_parameter_edit_reaches_the_running_radar(
     mode_before, last_before = replay.call(kernel_state)
     assert last_before is not None
     page.goto(change)
-    page.fill("textarea[name=params]", '{"volume_mult": 2.5, "range_lookback": 30}')
+    page.fill("input[name=param__volume_mult]", "2.5")
+    page.fill("input[name=param__range_lookback]", "30")
     page.click("input[name=_save]")
     page.wait_for_selector("ul.messagelist li.success")
     page.screenshot(path=str(ARTIFACTS / "admin-param-saved.png"), full_page=True)
@@ -431,8 +451,8 @@ def test_admin_parameter_edit_reaches_the_running_radar(
 def test_positions_follow_live_prices_in_the_browser(arena, user, live_server_url, browser):
     """Open long 0.05 BTC from 104,000, entry fee 1.5, liquidation 99,320. A market.price tick
     of 105,000 re-marks the row in the page: gross 0.05 × 1,000 = 50.00; exit fee 0.05 ×
-    105,000 × 0.0006 = 3.15 → net 50 − 1.5 − 3.15 = 45.35; liquidation (105,000 − 99,320) /
-    105,000 = 5.41 % away."""
+    105,000 × 0.0006 = 3.15 → net 50 − 1.5 − 3.15 = 45.35; liquidation (99,320 − 105,000) /
+    105,000 = −5.41 % away, shown with its price on BTC's 0.1 tick."""
     position = arena["open"]
     position.entry_price, position.liquidation_price = 104_000.0, 99_320.0
     base, loop = live_server_url
@@ -449,11 +469,12 @@ def test_positions_follow_live_prices_in_the_browser(arena, user, live_server_ur
     row = page.locator("#live-pos-vwap_rsi-o1")
     wait_until(
         page,
-        "document.querySelector('#live-pos-vwap_rsi-o1 [data-cell=mark]').textContent === '105000'",
+        "document.querySelector('#live-pos-vwap_rsi-o1 [data-cell=mark]').textContent"
+        " === '105,000.0'",
     )
-    assert row.locator("[data-cell=gross]").inner_text() == "50.00"
-    assert row.locator("[data-cell=net]").inner_text() == "45.35"
-    assert row.locator("[data-cell=liq-distance]").inner_text() == "5.41 %"
+    assert row.locator("[data-cell=gross]").inner_text() == "+50.00"
+    assert row.locator("[data-cell=net]").inner_text() == "+45.35"
+    assert row.locator("[data-cell=liq]").inner_text() == "−5.41 % · 99,320.0"
     assert "up" in (row.locator("[data-cell=net]").get_attribute("class") or "")
     page.screenshot(path=str(ARTIFACTS / "positions-live.png"), full_page=True)
     page.close()

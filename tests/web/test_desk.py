@@ -45,7 +45,7 @@ def test_kill_switch_gauge_counts_the_open_loss_at_the_mark(client_in, arena):
     position.save()
     html = client_in.get(reverse("session")).content.decode()
     assert "3.84 % / 5.0 %" in html
-    assert "equity 9615.77 (open P&amp;L -464.23)" in html
+    assert "equity 9,615.77 USDT (open P&amp;L \u2212464.23)" in html
 
 
 def test_positions_rows_carry_what_the_live_marking_needs(client_in, arena):

@@ -78,7 +78,9 @@ def test_arena_ranks_strategies_with_fee_share_and_controls(trader_in, arena):
 def test_positions_show_mark_liquidation_distance_and_net_unrealised(client_in, arena):
     html = client_in.get(reverse("positions")).content.decode()
     assert "live-pos-vwap_rsi-o1" in html
-    assert "4.50 %" in html  # liquidation set 4.5 % below entry; mark = entry 9 minutes later?
+    # Liquidation set 4.5 % below the entry; the mark (last close, 9 minutes later) is 0.1
+    # below the entry: (99,852.8 − 104,557.8) / 104,557.8 = −4.50 %, on BTC's 0.1 tick.
+    assert 'data-cell="liq">−4.50 % · 99,852.8<' in html
 
 
 def test_htmx_request_returns_only_the_partial(client_in, arena):

@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from common.presenters import render_event
 from strategies import selectors
+from trading.core.numbers import fmt_money
 from trading.core.types import Side
 from trading.execution import store
 from trading.models import LivePosition, TradingSession
@@ -210,7 +211,13 @@ def _kpis(html: str, book: str) -> str | None:
 
 
 def _money(value: float) -> str:
-    return f"{value:.2f}"
+    """Unsigned money as the desk shows it (fees): ``12.06``."""
+    return fmt_money(value)
+
+
+def _signed(value: float) -> str:
+    """Signed money as the desk shows it (gross, funding, net): ``+100.00``, ``−33.02``."""
+    return fmt_money(value, signed=True)
 
 
 def _in_session(strategy: str) -> list[LivePosition]:
@@ -239,10 +246,11 @@ def test_the_live_close_books_the_worked_figures(books):
 
 
 def test_a_live_strategy_shows_its_live_results_beside_its_paper_ones(client_in, books):
-    """momentum_breakout: paper 4 trades, 3 wins (75.0 %), gross 120, fees 40 (33.3 %), net
-    80. Live since the session started: the long (net 87.54) and the close without P&L are
-    its 2 trades, 1 win over 1 booked (100.0 %), fees 12.06 = 12.1 % of gross 100, funding
-    0.40; the trade closed before the session (gross +500) is not counted; 1 open."""
+    """momentum_breakout: paper 4 trades, 3 wins (75.0 %), gross +120, fees 40 (33.3 % of
+    |gross|), net +80. Live since the session started: the long (net 87.54) and the close
+    without P&L are its 2 trades, 1 win over 1 booked (100.0 %), fees 12.06 = 12.1 % of
+    |gross| 100, funding +0.40; the trade closed before the session (gross +500) is not
+    counted; 1 open."""
     html = _session_html(client_in)
     paper = TradingSession.objects.get(strategy_name="momentum_breakout")
     assert _row(html, "paper", "momentum_breakout") == [
@@ -251,11 +259,11 @@ def test_a_live_strategy_shows_its_live_results_beside_its_paper_ones(client_in,
         str(paper.trades_count),
         str(paper.wins_count),
         f"{paper.wins_count / paper.trades_count * 100:.1f} %",
-        _money(paper.realised_gross_pnl),
+        _signed(paper.realised_gross_pnl),
         _money(paper.fees_usdt),
-        f"{paper.fees_usdt / paper.realised_gross_pnl * 100:.1f} %",
-        _money(paper.funding_usdt),
-        _money(paper.realised_net_pnl),
+        f"{paper.fees_usdt / abs(paper.realised_gross_pnl) * 100:.1f} %",
+        _signed(paper.funding_usdt),
+        _signed(paper.realised_net_pnl),
     ]
     booked = _in_session("momentum_breakout")
     gross = sum(p.gross_pnl for p in booked)
@@ -269,19 +277,20 @@ def test_a_live_strategy_shows_its_live_results_beside_its_paper_ones(client_in,
         f"{closed.count()} 1 without P&L",
         str(sum(p.net_pnl > 0 for p in booked)),
         "100.0 %",
-        _money(gross),
+        _signed(gross),
         _money(fees),
-        f"{fees / gross * 100:.1f} %",
-        _money(sum(p.funding_usdt for p in booked)),
-        _money(sum(p.net_pnl for p in booked)),
+        f"{fees / abs(gross) * 100:.1f} %",
+        _signed(sum(p.funding_usdt for p in booked)),
+        _signed(sum(p.net_pnl for p in booked)),
     ]
-    assert _money(gross) == "100.00"  # the pre-session +500 stayed out
+    assert _signed(gross) == "+100.00"  # the pre-session +500 stayed out
     assert '<a class="tag live" href="/live/"' in html
 
 
 def test_funding_not_fetched_reads_so_and_the_net_says_it_is_before_funding(client_in, books):
     """vwap_rsi's one live trade: funding None → "not fetched", never 0.00; net −33.018 →
-    −33.02 before funding; no win."""
+    −33.02 before funding; no win; a losing gross still shows its fees share: 3.018 / |−30|
+    = 10.1 %."""
     (short,) = _in_session("vwap_rsi")
     row = _row(_session_html(client_in), "live", "vwap_rsi")
     assert row is not None
@@ -289,12 +298,13 @@ def test_funding_not_fetched_reads_so_and_the_net_says_it_is_before_funding(clie
         "1",
         "0",
         "0.0 %",
-        _money(short.gross_pnl),
+        _signed(short.gross_pnl),
         _money(short.fees_usdt),
-        "—",  # no gross profit to take a share of
+        f"{short.fees_usdt / abs(short.gross_pnl) * 100:.1f} %",
         "not fetched",
-        f"{_money(short.net_pnl)} before funding on 1",
+        f"{_signed(short.net_pnl)} before funding on 1",
     ]
+    assert row[5] == "\u221230.00" and row[7] == "10.1 %"
 
 
 def test_a_strategy_without_live_trades_shows_only_its_paper_row(client_in, books):
@@ -306,7 +316,7 @@ def test_a_strategy_without_live_trades_shows_only_its_paper_row(client_in, book
 
 def test_paper_and_live_totals_are_kept_apart(client_in, books):
     """Paper: gross 120 + 50 + 0 = 170, net 80 + 30 = 110, 6 trades. Live: gross 100 − 30 = 70,
-    fees 12.06 + 3.018 = 15.078 (21.5 % of gross), funding 0.40 with one trade not fetched,
+    fees 12.06 + 3.018 = 15.078 (21.5 % of |gross|), funding 0.40 with one trade not fetched,
     net 87.54 − 33.018 = 54.522, 3 trades (one without P&L), 1 win of 2 booked (50.0 %), 1
     open. Their sum (net 164.52) appears nowhere."""
     html = _session_html(client_in)
@@ -314,23 +324,25 @@ def test_paper_and_live_totals_are_kept_apart(client_in, books):
     paper_net = sum(s.realised_net_pnl for s in sessions)
     paper = _kpis(html, "paper")
     assert paper is not None
-    assert f"Gross P&L {_money(sum(s.realised_gross_pnl for s in sessions))}" in paper
-    assert f"Net P&L {_money(paper_net)}" in paper
+    assert f"Gross P&L (USDT) {_signed(sum(s.realised_gross_pnl for s in sessions))}" in paper
+    assert f"Net P&L (USDT) {_signed(paper_net)}" in paper
     assert f"Trades {sum(s.trades_count for s in sessions)}" in paper
+    assert "Trades 6" in paper
     booked = _in_session("momentum_breakout") + _in_session("vwap_rsi")
     gross = sum(p.gross_pnl for p in booked)
     fees = sum(p.fees_usdt for p in booked)
     live_net = sum(p.net_pnl for p in booked)
     live = _kpis(html, "live")
     assert live == (
-        f"Gross P&L {_money(gross)} "
-        f"Fees {_money(fees)} {fees / gross * 100:.1f} % of gross "
-        "Funding 0.40 not fetched on 1 "
-        f"Net P&L (before unfetched funding) {_money(live_net)} "
+        f"Gross P&L (USDT) {_signed(gross)} "
+        f"Fees (USDT) {_money(fees)} {fees / abs(gross) * 100:.1f} % of |gross| "
+        "Funding (USDT) +0.40 not fetched on 1 "
+        f"Net P&L (USDT) before unfetched funding {_signed(live_net)} "
         "Trades 3 1 without P&L yet "
         f"Wins 1 Win rate {1 / len(booked) * 100:.1f} % Open 1"
     )
     assert _money(paper_net + live_net) not in html
+    assert _signed(paper_net + live_net) not in html
     assert "LIVE" in html.split('data-book="live"')[0][-400:]  # the live totals' label
 
 
