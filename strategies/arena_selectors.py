@@ -19,6 +19,7 @@ from common.presenters import arena_live, dom_id, fmt_time_ms
 from strategies.core.base import Role
 from strategies.core.catalog import REGISTRY
 from strategies.models import SelectorDecision, Signal, StrategyConfig, StrategyInputStatus
+from trading.core.pnl import fees_share_of_gross
 from trading.models import Asset, Position, TradingSession
 
 DAY_MS = 86_400_000
@@ -40,9 +41,8 @@ def fees_share_of_gross_pct(fees: float, gross: float) -> float | None:
     Shown for losing books too: gross −50 with fees 20 → 40.0 (the fees turned a loss of 50
     into one of 70). ``None`` only when gross is exactly 0: no share to speak of.
     """
-    if gross == 0:
-        return None
-    return fees / abs(gross) * 100.0
+    share = fees_share_of_gross(fees, gross)  # the one rule: trading.core.pnl
+    return None if share is None else share * 100.0
 
 
 def running_sessions() -> dict[str, TradingSession]:

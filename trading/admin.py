@@ -29,6 +29,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from trading.config import asset_context
+from trading.core.numbers import fmt_pct
+from trading.core.pnl import fees_share_of_gross
 from trading.markets import RULE_FIELDS
 from trading.models import (
     Alert,
@@ -274,10 +276,10 @@ class TradingSessionAdmin(admin.ModelAdmin):
     def win_rate_pct(self, obj: TradingSession) -> str:
         return "-" if obj.win_rate is None else f"{obj.win_rate * 100:.1f} %"
 
-    @admin.display(description="fees / gross P&L")
+    @admin.display(description="fees / |gross P&L|")
     def fees_share_of_gross(self, obj: TradingSession) -> str:
-        gross = obj.realised_gross_pnl
-        return "-" if gross <= 0 else f"{obj.fees_usdt / gross * 100:.0f} %"
+        share = fees_share_of_gross(obj.fees_usdt, obj.realised_gross_pnl)
+        return "-" if share is None else fmt_pct(share * 100, signed=False, places=0)
 
     @admin.display(description="ledger state")
     def ledger_snapshot(self, obj: TradingSession) -> str:

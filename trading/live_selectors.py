@@ -46,6 +46,7 @@ from django.db.models import Count, Q, Sum
 
 from common.presenters import fmt_time_ms, live_order_row, live_position_row
 from trading.core.execution import OrderStatus
+from trading.core.pnl import fees_share_of_gross
 from trading.core.types import Side
 from trading.execution.store import order_event, position_event
 from trading.models import Fill, LivePosition, Order, Position
@@ -209,7 +210,7 @@ def _results(
         "win_rate_pct": wins / booked * 100.0 if booked else None,
         "gross": gross,
         "fees": fees,
-        "fees_share_pct": fees / gross * 100.0 if gross > 0 else None,
+        "fees_share_pct": _share_pct(fees, gross),
         "funding": funding,
         "funding_missing": funding_missing,
         "net": net,
@@ -288,3 +289,9 @@ def live_results_total(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         funding_missing=sum(r["funding_missing"] for r in rows),
         open_count=sum(r["open"] for r in rows),
     )
+
+
+def _share_pct(fees: float, gross: float) -> float | None:
+    """``fees / |gross| × 100`` (trading.core.pnl.fees_share_of_gross), ``None`` at gross 0."""
+    share = fees_share_of_gross(fees, gross)
+    return None if share is None else share * 100.0

@@ -248,7 +248,7 @@ class ClosedTrade:
 
     @property
     def fees_share_of_gross(self) -> float | None:
-        """Fees / gross as a fraction, ``None`` when gross ≤ 0 (see :mod:`trading.core.pnl`)."""
+        """Fees / |gross| as a fraction, ``None`` when gross is 0 (see :mod:`trading.core.pnl`)."""
         return fees_share_of_gross(self.fees, self.gross_pnl)
 
     def to_dict(self) -> dict[str, Any]:

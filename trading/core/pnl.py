@@ -37,17 +37,18 @@ def net_pnl(gross: float, entry_fee: float, exit_fee: float, funding: float) -> 
 
 
 def fees_share_of_gross(fees: float, gross: float) -> float | None:
-    """Fees as a FRACTION of gross profit (0.4 = 40 %), or ``None`` when gross ≤ 0.
+    """Fees as a FRACTION of the gross P&L's size, ``fees / |gross|`` (0.4 = 40 %); ``None``
+    only when gross is exactly 0 (no move to compare the fees with).
 
-    When the trade made no gross profit the share has no meaning (fees are then pure added loss,
-    and a ratio to a negative number would flip sign), so the caller shows "—" rather than a
-    number. Example: 20× leverage, +0.3 % move on 1,000 USDT margin: notional 20,000, gross 60,
-    taker round trip 20,000 × 0.0006 + 20,060 × 0.0006 = 24.036 → 24.036 / 60 = 0.4006
-    (the "fees are ~40 % of gross" of DESIGN §5).
+    Shown for losing trades too, where fees are the story: gross −50 USDT with fees 20 USDT →
+    0.4 (the fees turned a loss of 50 into one of 70). Example of a winner: 20× leverage,
+    +0.3 % move on 1,000 USDT margin: notional 20,000, gross 60, taker round trip
+    20,000 × 0.0006 + 20,060 × 0.0006 = 24.036 → 24.036 / 60 = 0.4006 (the "fees are ~40 % of
+    gross" of DESIGN §5).
     """
-    if gross <= 0:
+    if gross == 0:
         return None
-    return fees / gross
+    return fees / abs(gross)
 
 
 def unrealised_pnl(side: Side, qty: float, entry_price: float, mark_price: float) -> float:

@@ -44,9 +44,12 @@ def test_fees_are_about_forty_percent_of_gross_at_twenty_times_on_a_0_3_percent_
     assert fees_share_of_gross(fees, gross) == pytest.approx(0.4006)
 
 
-def test_the_fee_share_is_undefined_when_the_trade_made_no_gross_profit() -> None:
+def test_the_fee_share_is_of_the_gross_size_and_undefined_only_at_zero() -> None:
+    """A losing trade shows its fees too: gross −50, fees 12 → 24 % of |gross| (the fees made
+    a loss of 50 into one of 62)."""
     assert fees_share_of_gross(12, 0) is None
-    assert fees_share_of_gross(12, -50) is None
+    assert fees_share_of_gross(12, -50) == pytest.approx(0.24)
+    assert fees_share_of_gross(12, 50) == pytest.approx(0.24)
 
 
 def test_unrealised_pnl_values_the_position_at_mark() -> None:
