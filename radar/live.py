@@ -12,6 +12,13 @@ ledger's — to the :class:`~trading.execution.executor.Executor`, in order:
   switch (tripped in :mod:`radar.account`, read with the controls) flattens every one, once
   per trip.
 
+Read with the flatten requests, at the same place: a trader's Close of one live position (the
+Live page, ``strategies.closes.live_position_close_request``) → :meth:`~Executor.
+close_on_request` (its resting entry cancelled, reduce-only market close; its stop stays on the
+exchange until the position is flat), then the request stamped ``done_at`` with an info alert,
+or an error alert with the reason when the exchange still holds the position (its stop
+checked, and placed again when missing).
+
 Stops and targets hit inside a candle are not forwarded: the live position's own stop and
 target rest on the exchange. Which strategies are live is re-read with the controls
 (``StrategyConfig.live``, set by the recorded "go live" control).
@@ -31,8 +38,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from django.db.models import Q
 from django.utils import timezone
 
+from strategies.closes import describe_live
 from strategies.core.kernel.events import (
     CloseIntent,
     KillSwitchTripped,
@@ -40,11 +49,15 @@ from strategies.core.kernel.events import (
     OrderIntent,
 )
 from strategies.models import ControlAction, StrategyConfig
+from trading.alerts import alert_create
+from trading.core.numbers import fmt_money, fmt_price
 from trading.exchanges.clients import ExchangeSettings, trading_exchange
 from trading.execution import streams
 from trading.execution.executor import Executor
+from trading.execution.protection import RequestedClose
 from trading.execution.settings import LiveSettings, LiveTradingRefused, live_gate
-from trading.models import TradingSession
+from trading.instruments import steps_for
+from trading.models import LivePosition, TradingSession
 
 log = logging.getLogger(__name__)
 FORWARDED = (OrderIntent, CloseIntent, OrderCancelled, KillSwitchTripped)
@@ -64,15 +77,20 @@ class LiveRouter:
     _queue: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
 
     def refresh(self) -> None:
-        """Re-read which strategies are live and the flatten requests not yet carried out
-        (sync, with the controls)."""
+        """Re-read which strategies are live, and the flatten and live Close requests not yet
+        carried out (sync, with the controls)."""
         self.live = set(
             StrategyConfig.objects.filter(live=True, enabled=True).values_list("name", flat=True)
         )
-        requests = ControlAction.objects.filter(
-            action=ControlAction.Action.FLATTEN, done_at__isnull=True
-        ).exclude(pk__in=self._flattens_seen)
-        for action in requests.order_by("created_at"):
+        waiting = Q(action=ControlAction.Action.FLATTEN) | Q(
+            action=ControlAction.Action.CLOSE_POSITION, live_position__isnull=False
+        )
+        requests = (
+            ControlAction.objects.filter(waiting, done_at__isnull=True)
+            .exclude(pk__in=self._flattens_seen)
+            .select_related("live_position", "user")
+        )
+        for action in requests.order_by("created_at", "pk"):
             self._flattens_seen.add(action.pk)
             self._flattens.append((action.strategy_name, action))
         # The account kill switch trips in radar.account (no kernel event): flatten every live
@@ -124,12 +142,102 @@ class LiveRouter:
                 await ex.cancel_entry(event.client_order_id, event.reason)
         elif isinstance(event, KillSwitchTripped):
             await ex.flatten(None if event.scope == "account" else name, event.reason)
+        elif isinstance(event, ControlAction) and event.live_position_id is not None:
+            await self.close_requested(event)
         elif isinstance(event, ControlAction):
             report = await ex.flatten(name or None, f"requested: {event.reason}")
             if report.complete:
                 await ex.db(
                     ControlAction.objects.filter(pk=event.pk).update, done_at=timezone.now()
                 )
+
+    async def close_requested(self, action: ControlAction) -> None:
+        """Carry out a trader's Close of one live position (module docstring); a position of
+        another exchange's radar is left to it."""
+        ex = self.executor
+        position = action.live_position
+        assert position is not None  # noqa: S101  (read with live_position set)
+        if position.exchange != ex.exchange_name:
+            return
+        try:
+            done = await ex.close_on_request(position.pk, client_id=f"sr-mc-{action.pk}")
+        except Exception as exc:
+            log.exception("live close request %s", action.pk)
+            why = f"{type(exc).__name__}: {exc}"
+            await ex.db(close_failed, action=action, why=why, market_ms=ex.market_ms())
+            return
+        await ex.db(close_finished, action=action, done=done, market_ms=ex.market_ms())
+
+
+def _stamp(action: ControlAction, level: str, message: str, market_ms: int) -> None:
+    ControlAction.objects.filter(pk=action.pk).update(
+        done_at=timezone.now(), market_time_ms=market_ms
+    )
+    alert_create(
+        level=level,
+        message=message,
+        source=action.strategy_name,
+        payload={
+            "action": action.action,
+            "control_id": action.pk,
+            "live_position_id": action.live_position_id,
+        },
+    )
+
+
+def close_finished(*, action: ControlAction, done: RequestedClose, market_ms: int) -> None:
+    """Stamp a live Close request done, with the alert that says what the exchange did."""
+    position: LivePosition = done.position
+    what = describe_live(action.live_position or position)
+    if done.already and done.closed:
+        reason = position.exit_reason or "closed on the exchange"
+        _stamp(
+            action,
+            "info",
+            f"close of {what}: already closed ({reason}) before the request was carried out",
+            position.closed_ms or market_ms,
+        )
+    elif done.closed:
+        exit_price = (
+            fmt_price(position.exit_price, steps_for(position.symbol).tick)
+            if position.exit_price is not None
+            else "not known yet"
+        )
+        net = fmt_money(position.net_pnl, "USDT", signed=True)
+        _stamp(
+            action,
+            "info",
+            f"{what} closed at market by {action.user or '—'} ({position.exit_reason}): exit "
+            f"{exit_price}, net {net}",
+            position.closed_ms or market_ms,
+        )
+    elif done.already:  # flat on the exchange, but its close not booked
+        _stamp(
+            action,
+            "warning",
+            f"close of {what}: already flat on the exchange, not booked yet — the "
+            "reconciliation books it from its fills",
+            market_ms,
+        )
+    else:
+        stop = (
+            "its stop is held on the exchange"
+            if done.stop_held
+            else "NO STOP could be placed: see the error alerts, CLOSE IT BY HAND"
+        )
+        _stamp(action, "error", f"close of {what} NOT carried out: {done.why}; {stop}", market_ms)
+
+
+def close_failed(*, action: ControlAction, why: str, market_ms: int) -> None:
+    """Stamp a live Close request that an error stopped (the trader may request it again)."""
+    what = describe_live(action.live_position) if action.live_position else "a live position"
+    _stamp(
+        action,
+        "error",
+        f"close of {what} stopped by an error ({why}); its stop is only cancelled once the "
+        "position is flat — check the Live page and request it again",
+        market_ms,
+    )
 
 
 @dataclass(slots=True)

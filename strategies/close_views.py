@@ -1,5 +1,7 @@
-"""The Close button of the Positions page: a confirmed, recorded request (``strategies.closes``)
-that the radar carries out (``radar.close``). Needs the steer permission, like ``/control/``."""
+"""The Close buttons: of a paper position (Positions page; the radar carries it out,
+``radar.close``) and of a live position (Live page; the live executor carries it out,
+``radar.live``) — confirmed, recorded requests (``strategies.closes``). Both need the steer
+permission, like ``/control/``."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from strategies.closes import position_close_request
+from strategies.closes import live_position_close_request, position_close_request
 from strategies.services import ControlError
 from strategies.views import STEER_PERMISSION
 
@@ -57,3 +59,39 @@ def position_close(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         back = reverse("positions")
     return redirect(back)
+
+
+class LiveCloseForm(forms.Form):
+    live_position_id = forms.IntegerField(min_value=1)
+    reason = forms.CharField(required=False, max_length=500)
+    confirm = forms.BooleanField(required=True, error_messages={"required": "tick confirm"})
+
+
+@login_required
+@permission_required(STEER_PERMISSION, raise_exception=True)
+@require_POST
+def live_position_close(request: HttpRequest) -> HttpResponse:
+    """Record a Close of one open live position; the live executor closes it reduce-only at
+    market at its next controls read. Without the steer permission: 403, nothing recorded."""
+    form = LiveCloseForm(request.POST)
+    if not form.is_valid():
+        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        messages.error(request, f"Not closed — {errors}")
+    else:
+        data = form.cleaned_data
+        try:
+            action = live_position_close_request(
+                live_position_id=data["live_position_id"],
+                user=request.user,
+                reason=data["reason"],
+            )
+        except ControlError as exc:
+            messages.error(request, f"Not closed — {exc}")
+        else:
+            messages.success(
+                request,
+                f"Close of live position #{data['live_position_id']} ({action.strategy_name}) "
+                "requested: the live executor closes it at market at its next controls read "
+                "(see Alerts).",
+            )
+    return redirect(reverse("live"))

@@ -8,6 +8,10 @@ batch (``radar.close``): the kernel closes it at market through its own exit pat
 totals, the fees and the trade notice are those of any exit; a LIVE strategy's close intent goes
 on to the live executor (reduce-only market, ``radar.live``), as its own exits do. ``done_at``
 is stamped then.
+
+:func:`live_position_close_request` is the Live page's Close of one LIVE position (the
+exchange's, ``trading.LivePosition``), paper twin or not: the same record with ``live_position``
+set, carried out by the live executor (``radar.live``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from django.db import transaction
 from strategies.models import ControlAction
 from strategies.services import ControlError
 from trading.alerts import alert_create
-from trading.models import Position
+from trading.models import LivePosition, Position
 
 
 def ledger_id_of(position_id: str, shadow: bool) -> str:
@@ -82,6 +86,66 @@ def position_close_request(
             },
         )
     return action
+
+
+def live_position_close_request(
+    *,
+    live_position_id: int,
+    user: AbstractBaseUser | AnonymousUser | None,
+    reason: str = "",
+) -> ControlAction:
+    """Ask the live executor to close the open LIVE position ``live_position_id``
+    (``trading.LivePosition``: one with a paper twin or not — adopted, or left after "back to
+    paper") reduce-only at market. The executor reads the request with the flatten requests
+    (``radar.live``), cancels the position's resting entry, closes it through its exit path
+    (the stop stays on the exchange until the position is flat), and stamps ``done_at`` with
+    an alert saying what was done. Refused (:class:`ControlError`) when the position is not
+    open, or when a close of it is already waiting."""
+    with transaction.atomic():
+        position = (
+            LivePosition.objects.select_for_update()
+            .filter(pk=live_position_id, status=LivePosition.Status.OPEN)
+            .first()
+        )
+        if position is None:
+            raise ControlError(
+                f"no open live position #{live_position_id}: closed already (stop, target, "
+                "exit or flatten)?"
+            )
+        waiting = ControlAction.objects.filter(
+            action=ControlAction.Action.CLOSE_POSITION,
+            live_position=position,
+            done_at__isnull=True,
+        )
+        if waiting.exists():
+            raise ControlError(
+                f"a close of {describe_live(position)} is already requested: the live "
+                "executor carries it out at its next controls read"
+            )
+        action = ControlAction.objects.create(
+            strategy_name=position.strategy_name,
+            action=ControlAction.Action.CLOSE_POSITION,
+            user=user if user is not None and user.is_authenticated else None,
+            reason=reason.strip(),
+            live_position=position,
+        )
+        alert_create(
+            level="warning",
+            message=f"close of {describe_live(position)} requested by {user}",
+            source=position.strategy_name,
+            payload={
+                "action": action.action,
+                "control_id": action.pk,
+                "live_position_id": position.pk,
+                "reason": action.reason,
+            },
+        )
+    return action
+
+
+def describe_live(position: LivePosition) -> str:
+    """``live momentum_breakout short 0.01 BTC/USDT:USDT``: a live position as alerts name it."""
+    return f"live {position.strategy_name} {position.side} {position.qty:g} {position.symbol}"
 
 
 def describe(position: Position) -> str:

@@ -242,6 +242,16 @@ class ControlAction(models.Model):
         related_name="+",
         help_text="a close: the position closed at market",
     )
+    # A trader's Close on the Live page (strategies.closes): the live executor closes it
+    # reduce-only at market and stamps done_at (radar.live).
+    live_position = models.ForeignKey(
+        "trading.LivePosition",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="a live close: the exchange position closed at market",
+    )
 
     class Meta:
         ordering = ["-created_at"]

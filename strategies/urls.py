@@ -14,4 +14,5 @@ urlpatterns = [
     path("live/", live_views.live, name="live"),
     path("control/", views.control, name="control"),
     path("positions/close/", close_views.position_close, name="position_close"),
+    path("live/close/", close_views.live_position_close, name="live_position_close"),
 ]

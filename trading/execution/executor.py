@@ -19,6 +19,7 @@ One :class:`Executor` per exchange account, async, on a keyed ccxt.pro instance
   error alert raised. Never a position without a stop.
 * **closes** (:meth:`submit_close`): reduce-only market; a rejected close is retried
   ``exit_attempts`` times with new ids, then sent as an emergency close.
+* **a trader's Close** (:meth:`close_on_request`): one live position, reduce-only at market.
 * **kill** (:meth:`flatten`): cancels the strategy's (or every) order and closes its positions,
   then checks the exchange's positions and reports what is still open.
 * **reports** (:meth:`apply_report`): every order the private stream or a REST poll shows moves
@@ -36,7 +37,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ccxt
 from django.db import transaction
@@ -57,6 +58,9 @@ from trading.execution.entries import PreparedEntry, prepare_entry
 from trading.execution.settings import LiveSettings, LiveTradingRefused
 from trading.execution.venue import OrderReport, exchange_position, market_rules, order_report
 from trading.models import Fill, LivePosition, Order
+
+if TYPE_CHECKING:
+    from trading.execution.protection import RequestedClose
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -555,6 +559,16 @@ class Executor:
                 role=OrderRole.EXIT,
                 reason=str(intent.get("reason") or "exit"),
                 signal_ms=wall_ms(),
+            )
+
+    async def close_on_request(self, position_id: int, *, client_id: str) -> RequestedClose:
+        """A trader's Close of one live position (:func:`~trading.execution.protection.
+        close_on_request`: reduce-only market, its stop kept until flat)."""
+        from trading.execution.protection import close_on_request
+
+        async with self._locks[await self._symbol_of(position_id)]:
+            return await close_on_request(
+                self, position_id, client_id=client_id, signal_ms=wall_ms()
             )
 
     async def cancel(self, order: Order, reason: str) -> Order:

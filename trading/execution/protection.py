@@ -10,6 +10,10 @@ position per symbol, so a symbol's lock is its position's).
 * :func:`close_position` — a reduce-only market close, retried with new ids when rejected
   (``exit_attempts``), then an emergency close; a close that cannot be sent at all is an error
   alert asking for a hand.
+* :func:`close_on_request` — a trader's Close of one live position (the Live page): its
+  resting entry cancelled, then :func:`close_position`; its stop and target stay on the
+  exchange until it is flat (then :func:`book_close` cancels them), so a refused close leaves
+  it protected — checked, and the stop placed again if it is missing.
 * :func:`settle_symbol` — re-read the exchange's position; when it is gone, fetch the fills
   since it opened and book the close (exit reason from the order that closed it: a close of
   ours carries its reason; a triggered stop / target is told apart by which plan order fired,
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ccxt
@@ -241,6 +246,54 @@ async def close_position(
         return order
     await settle_symbol(ex, position.symbol)
     return order
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedClose:
+    """What :func:`close_on_request` did: ``closed`` (flat on the exchange and booked), the
+    stored position after it, and, when not closed, why and whether its stop is held."""
+
+    closed: bool
+    position: LivePosition
+    already: bool = False  # closed before the request was carried out (stop, target, exit)
+    why: str = ""
+    stop_held: bool = True
+
+
+async def close_on_request(
+    ex: Executor, position_id: int, *, client_id: str, signal_ms: int | None = None
+) -> RequestedClose:
+    """Close the live position ``position_id`` at market for a trader (module docstring),
+    exit reason "manual". The caller holds the symbol's lock."""
+    position = await ex.db(LivePosition.objects.get, pk=position_id)
+    if position.status != LivePosition.Status.OPEN:
+        return RequestedClose(True, position, already=True)
+    if not await _still_held(ex, position):  # its stop or target fired meanwhile
+        await settle_symbol(ex, position.symbol)
+        position = await ex.db(LivePosition.objects.get, pk=position_id)
+        flat = position.status == LivePosition.Status.CLOSED
+        return RequestedClose(flat, position, already=True)
+    for entry in await ex.db(store.orders_of, position=position, roles=(OrderRole.ENTRY,)):
+        if not OrderStatus(entry.status).terminal:  # a resting remainder would reopen it
+            await ex.cancel(entry, "its position is closed by hand")
+    order = await close_position(
+        ex,
+        position,
+        client_id=client_id,
+        role=OrderRole.EXIT,
+        reason="manual",
+        signal_ms=signal_ms,
+    )
+    position = await ex.db(LivePosition.objects.get, pk=position_id)
+    if position.status == LivePosition.Status.CLOSED:
+        return RequestedClose(True, position)
+    why = (order.error if order is not None else "") or "the exchange still holds it"
+    # Never a position without a stop: the stop was never cancelled; check it is still there.
+    stop_held = await protect(ex, position_id)
+    position = await ex.db(LivePosition.objects.get, pk=position_id)
+    return RequestedClose(
+        position.status == LivePosition.Status.CLOSED, position, why=why, stop_held=stop_held
+    )
 
 
 async def settle_symbol(ex: Executor, symbol: str) -> None:
