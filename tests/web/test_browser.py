@@ -464,14 +464,19 @@ def test_positions_follow_live_prices_in_the_browser(arena, user, live_server_ur
     from common.events import apublish
 
     tick = {"symbol": BTC, "price": 105_000.0, "time_ms": 1_750_298_460_000, "kind": "last"}
-    publish = apublish("market.BTC-USDT", "market.price", tick)
-    asyncio.run_coroutine_threadsafe(publish, loop).result(5)
     row = page.locator("#live-pos-vwap_rsi-o1")
-    wait_until(
-        page,
-        "document.querySelector('#live-pos-vwap_rsi-o1 [data-cell=mark]').textContent"
-        " === '105,000.0'",
-    )
+    marked = "document.querySelector('#live-pos-vwap_rsi-o1 [data-cell=mark]').textContent"
+    # "ws-status on" = the socket is open; its group joins may still be on their way on a
+    # loaded machine: the same tick (idempotent) is sent again until the row shows it.
+    for _ in range(10):
+        publish = apublish("market.BTC-USDT", "market.price", tick)
+        asyncio.run_coroutine_threadsafe(publish, loop).result(5)
+        try:
+            wait_until(page, f"{marked} === '105,000.0'", timeout=2.0)
+            break
+        except AssertionError:
+            continue
+    assert page.evaluate(marked) == "105,000.0"
     assert row.locator("[data-cell=gross]").inner_text() == "+50.00"
     assert row.locator("[data-cell=net]").inner_text() == "+45.35"
     assert row.locator("[data-cell=liq]").inner_text() == "−5.41 % · 99,320.0"

@@ -54,7 +54,7 @@ def test_a_trader_fills_the_calculator_and_reads_one_loss_and_the_warnings(
     assert page.inner_text("#risk-qty").startswith("0.347")
     assert page.inner_text("#risk-leverage").startswith("5×")
     assert "99.86 USDT" in page.inner_text("#risk-loss")
-    assert page.inner_text("#risk-stop td:nth-child(8)") == "-99.86"
+    assert page.inner_text("#risk-stop td:nth-child(8)") == "\u221299.86"  # typographic minus
     assert "19.63 % below the entry" in page.inner_text("#risk-liq")
     page.screenshot(path=str(ARTIFACTS / f"risk-btc-{width}.png"), full_page=True)
 
