@@ -189,8 +189,9 @@ def test_the_beat_task_creates_this_month_and_three_ahead_once():
 
 @pytest.mark.django_db
 def test_as_array_reads_across_months_in_order_with_the_exact_values():
-    """The (N, 6) array the backtests read (a binary COPY on PostgreSQL) equals the stored rows,
-    across a month boundary, in the queryset's order, limited."""
+    """The (N, 6) array the backtests read (one packed bytea, or a binary COPY for another
+    order, on PostgreSQL) equals the stored rows, across a month boundary, in the queryset's
+    order, limited."""
     batch = [
         (JUN_2031 + (i - 60) * MINUTE_MS, 100.0 + i / 7, 102.0 + i, 99.0, 100.0 + i / 3, i * 0.1)
         for i in range(120)
@@ -201,3 +202,7 @@ def test_as_array_reads_across_months_in_order_with_the_exact_values():
     newest = series.order_by("-open_time_ms").as_array(3)
     assert newest[:, 0].tolist() == [batch[-1][0], batch[-2][0], batch[-3][0]]
     assert series.none().as_array().shape == (0, 6)
+    # In time order PostgreSQL packs the rows server-side (one bytea): limited, and empty.
+    assert series.order_by("open_time_ms").as_array(5).tolist() == [list(r) for r in batch[:5]]
+    nothing = series.filter(open_time_ms__lt=0).order_by("open_time_ms")
+    assert nothing.as_array().shape == (0, 6)
