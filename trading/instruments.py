@@ -9,11 +9,15 @@ kept until an ``Asset`` row is saved or deleted (signals connected in ``TradingC
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 TTL_S = 60.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +47,8 @@ def _load() -> dict[str, Steps]:
     from trading.models import Asset
 
     table: dict[str, Steps] = {}
-    # bitget first: the traded venue's rules win when another exchange lists the same symbol.
     rows = Asset.objects.values_list("exchange", "symbol", "base", "price_tick", "qty_step")
+    # bitget first: the traded venue's rules win when another exchange lists the same symbol.
     for _exchange, symbol, base, tick, lot in sorted(rows, key=lambda r: r[0] != "bitget"):
         steps = Steps(float(tick), float(lot))
         for key in (symbol, symbol.split(":")[0].replace("/", "-"), base):
@@ -52,9 +56,33 @@ def _load() -> dict[str, Steps]:
     return table
 
 
+def _load_in_thread() -> dict[str, Steps]:
+    from django.db import connections
+
+    try:
+        return _load()
+    finally:
+        connections.close_all()  # this short-lived thread's own connection
+
+
+def _read_table() -> dict[str, Steps]:
+    """The table from the database. Pushed fragments are rendered in an event loop (the
+    live Broadcaster), where Django refuses the ORM: there the read runs in a short-lived
+    thread of its own (a few ms, once per :data:`TTL_S` at most)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _load()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_load_in_thread).result(timeout=10)
+
+
 def steps_for(symbol: object) -> Steps:
     """The display steps of ``symbol`` (any of its three spellings); :data:`UNKNOWN` when no
-    ``Asset`` row lists it — the formatter then falls back to significant decimals."""
+    ``Asset`` row lists it — the formatter then falls back to significant decimals.
+
+    A failed read (database busy, no table yet) or an empty table is never kept: the next call
+    reads again, so one bad moment cannot format every price without its tick for a minute."""
     global _loaded_at
     key = str(symbol or "")
     if not key:
@@ -63,10 +91,12 @@ def steps_for(symbol: object) -> Steps:
     with _lock:
         if now - _loaded_at > TTL_S:
             try:
-                fresh = _load()
-            except Exception:  # no table yet (before migrate): format without steps
+                fresh = _read_table()
+            except Exception as exc:  # keep what was known; try again at the next call
+                log.warning("instrument ticks not read: %s: %s", type(exc).__name__, exc)
                 fresh = {}
-            _table.clear()
-            _table.update(fresh)
-            _loaded_at = now
+            if fresh:
+                _table.clear()
+                _table.update(fresh)
+                _loaded_at = now
         return _table.get(key, UNKNOWN)

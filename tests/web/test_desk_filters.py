@@ -62,3 +62,27 @@ def test_money_percent_count_and_colour_class(btc):
     assert out == "\u221212.40|\u221212.40|1,234.50 USDT|+1.25 %|55.0 %|3|down|up|—"
     assert _render("{{ s|tick }}", s=BTC) == "0.1"
     assert _render("{{ s|tick }}", s="NOPE") == ""
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_fragment_rendered_in_an_event_loop_still_reads_the_tick():
+    """The live Broadcaster renders pushed fragments in its event loop, where the ORM is
+    refused: the tick table is read in a thread of its own, not lost for a minute."""
+    from asgiref.sync import sync_to_async
+
+    instruments.clear()
+    await sync_to_async(Asset.objects.create)(
+        symbol=BTC, base="BTC", price_tick=0.1, qty_step=0.001, min_qty=0.001
+    )
+    instruments.clear()
+    assert _render("{{ p|price:s }}", p=104131.4083, s=BTC) == "104,131.4"
+
+
+def test_an_empty_table_is_not_kept(db):
+    instruments.clear()
+    assert instruments.steps_for(BTC) is instruments.UNKNOWN  # no Asset row yet
+    Asset.objects.bulk_create(  # bulk_create sends no post_save: no clear()
+        [Asset(symbol=BTC, base="BTC", price_tick=0.1, qty_step=0.001, min_qty=0.001)]
+    )
+    assert instruments.steps_for(BTC).tick == 0.1
+    instruments.clear()
