@@ -316,10 +316,13 @@ OverrideFormSet = forms.formset_factory(OverrideRowForm, extra=2, can_delete=Tru
 
 
 def override_rows(overrides: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """The stored overrides as form rows, sorted by symbol then parameter: PostgreSQL's jsonb
+    does not keep the keys' insertion order (SQLite's JSON text does), and the page must list
+    the same rows in the same order on both."""
     return [
-        {"symbol": symbol, "parameter": key, "value": yaml_text(value)}
-        for symbol, values in (overrides or {}).items()
-        for key, value in values.items()
+        {"symbol": symbol, "parameter": key, "value": yaml_text(values[key])}
+        for symbol, values in sorted((overrides or {}).items())
+        for key in sorted(values)
     ]
 
 

@@ -366,10 +366,10 @@ def test_override_rows_round_trip(boss, loaded):
     assert row.params_for(BTC)["rsi_long_below"] == 30.0
     reader, _ = page_form(boss, url)
     rows = _rows(reader)
-    assert rows[:3] == [
+    assert rows[:3] == [  # sorted by symbol, then parameter (jsonb keeps no key order)
+        (ETH, "rsi_long_below", "20.0"),
         (SOL, "stop_atr_mult", "1.4"),
         (SOL, "timeframe", "15m"),
-        (ETH, "rsi_long_below", "20.0"),
     ]
     # Deleting every row stores no override at all.
     response = submit(boss, url, **{f"overrides-{i}-DELETE": "on" for i in range(3)})

@@ -110,7 +110,9 @@ def test_staff_edits_a_parameter_through_the_generated_form(
     kernel = new_kernel(saved, [], [BTC, ETH], kernel_config_from(None), state=None)
     eth = kernel._symbols[ETH].strategy.params
     assert (eth.rsi_period, eth.rsi_long_below) == (9, 20.0)
-    assert page.input_value("input[name=overrides-1-value]") == "20.0"  # the row, back
+    # The row, back: first now, the rows being sorted by symbol (ETH before SOL).
+    assert page.input_value("select[name=overrides-0-symbol]") == ETH
+    assert page.input_value("input[name=overrides-0-value]") == "20.0"
     assert page.evaluate(NO_OVERFLOW)
     page.locator("#param-overrides").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / f"admin-strategy-saved-{width}.png"))
