@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 TTL_S = 60.0
+RETRY_S = 5.0  # after a failed read
 log = logging.getLogger(__name__)
 
 
@@ -81,8 +82,10 @@ def steps_for(symbol: object) -> Steps:
     """The display steps of ``symbol`` (any of its three spellings); :data:`UNKNOWN` when no
     ``Asset`` row lists it — the formatter then falls back to significant decimals.
 
-    A failed read (database busy, no table yet) or an empty table is never kept: the next call
-    reads again, so one bad moment cannot format every price without its tick for a minute."""
+    A failed read (database busy, no table yet) is not kept for :data:`TTL_S`: what was known
+    stays in use and the read is tried again after :data:`RETRY_S`, so one bad moment cannot
+    format every price without its tick for a minute. An empty table is a real answer and is
+    kept like any other (an ``Asset`` saved drops it)."""
     global _loaded_at
     key = str(symbol or "")
     if not key:
@@ -92,10 +95,10 @@ def steps_for(symbol: object) -> Steps:
         if now - _loaded_at > TTL_S:
             try:
                 fresh = _read_table()
-            except Exception as exc:  # keep what was known; try again at the next call
+            except Exception as exc:  # keep what was known; try again in RETRY_S
                 log.warning("instrument ticks not read: %s: %s", type(exc).__name__, exc)
-                fresh = {}
-            if fresh:
+                _loaded_at = now - TTL_S + RETRY_S
+            else:
                 _table.clear()
                 _table.update(fresh)
                 _loaded_at = now

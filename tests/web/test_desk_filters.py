@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.template import Context, Template
 
@@ -78,11 +80,17 @@ async def test_a_fragment_rendered_in_an_event_loop_still_reads_the_tick():
     assert _render("{{ p|price:s }}", p=104131.4083, s=BTC) == "104,131.4"
 
 
-def test_an_empty_table_is_not_kept(db):
+def test_a_failed_read_is_retried_soon_not_kept_for_a_minute(btc, monkeypatch):
+    real_load = instruments._load
     instruments.clear()
-    assert instruments.steps_for(BTC) is instruments.UNKNOWN  # no Asset row yet
-    Asset.objects.bulk_create(  # bulk_create sends no post_save: no clear()
-        [Asset(symbol=BTC, base="BTC", price_tick=0.1, qty_step=0.001, min_qty=0.001)]
-    )
-    assert instruments.steps_for(BTC).tick == 0.1
-    instruments.clear()
+
+    def busy() -> dict:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(instruments, "_load", busy)
+    assert instruments.steps_for(BTC) is instruments.UNKNOWN  # nothing known yet
+    monkeypatch.setattr(instruments, "_load", real_load)
+    assert instruments.steps_for(BTC) is instruments.UNKNOWN  # within RETRY_S: not re-read
+    later = time.monotonic() + instruments.RETRY_S + 1
+    monkeypatch.setattr(instruments.time, "monotonic", lambda: later)
+    assert instruments.steps_for(BTC).tick == 0.1  # re-read after RETRY_S, not TTL_S
