@@ -11,12 +11,11 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from strategies.closes import live_position_close_request, position_close_request
 from strategies.services import ControlError
-from strategies.views import STEER_PERMISSION
+from strategies.views import STEER_PERMISSION, form_errors_text, redirect_back
 
 
 class CloseForm(forms.Form):
@@ -35,8 +34,7 @@ def position_close(request: HttpRequest) -> HttpResponse:
     candle. Without the steer permission: 403 and nothing is recorded."""
     form = CloseForm(request.POST)
     if not form.is_valid():
-        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-        messages.error(request, f"Not closed — {errors}")
+        messages.error(request, f"Not closed — {form_errors_text(form)}")
     else:
         data = form.cleaned_data
         try:
@@ -55,10 +53,7 @@ def position_close(request: HttpRequest) -> HttpResponse:
                 f"Close of {data['strategy']} position {data['position_id']} requested: the "
                 "radar closes it at market at its next candle (see Alerts).",
             )
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("positions")
-    return redirect(back)
+    return redirect_back(request, "positions")
 
 
 class LiveCloseForm(forms.Form):
@@ -75,8 +70,7 @@ def live_position_close(request: HttpRequest) -> HttpResponse:
     market at its next controls read. Without the steer permission: 403, nothing recorded."""
     form = LiveCloseForm(request.POST)
     if not form.is_valid():
-        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-        messages.error(request, f"Not closed — {errors}")
+        messages.error(request, f"Not closed — {form_errors_text(form)}")
     else:
         data = form.cleaned_data
         try:

@@ -155,6 +155,20 @@ class ControlForm(forms.Form):
     confirm = forms.BooleanField(required=True, error_messages={"required": "tick confirm"})
 
 
+def form_errors_text(form: forms.Form) -> str:
+    """A refused steering form's errors on one line, for the message shown after the redirect."""
+    return "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+
+
+def redirect_back(request: HttpRequest, default: str) -> HttpResponse:
+    """Back to the page the form posted from (its ``next`` field) when it is on this site,
+    else to the ``default`` URL name."""
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse(default)
+    return redirect(back)
+
+
 @login_required
 @permission_required(STEER_PERMISSION, raise_exception=True)
 @require_POST
@@ -168,8 +182,7 @@ def control(request: HttpRequest) -> HttpResponse:
     """
     form = ControlForm(request.POST)
     if not form.is_valid():
-        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-        messages.error(request, f"Not done — {errors}")
+        messages.error(request, f"Not done — {form_errors_text(form)}")
     else:
         data = form.cleaned_data
         service = {
@@ -187,7 +200,4 @@ def control(request: HttpRequest) -> HttpResponse:
         else:
             done = "requested" if data["action"] == "flatten" else "done"
             messages.success(request, f"{data['action']} {data['name'] or 'account'}: {done}")
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("arena")
-    return redirect(back)
+    return redirect_back(request, "arena")
