@@ -26,12 +26,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.utils import timezone
 
-from strategies.closes import describe
+from strategies.closes import close_request_done, describe
 from strategies.core.kernel import PositionClosed
 from strategies.models import ControlAction
-from trading.alerts import alert_create
 from trading.core.numbers import fmt_money, fmt_price
 from trading.core.types import ExitReason
 from trading.instruments import steps_for
@@ -57,20 +55,9 @@ def waiting_closes(exchange: str) -> list[ControlAction]:
 
 
 def _finish(action: ControlAction, level: str, message: str, market_time_ms: int | None) -> None:
-    ControlAction.objects.filter(pk=action.pk).update(
-        done_at=timezone.now(),
-        market_time_ms=market_time_ms if market_time_ms is not None else action.market_time_ms,
-    )
-    alert_create(
-        level=level,
-        message=message,
-        source=action.strategy_name,
-        payload={
-            "action": action.action,
-            "control_id": action.pk,
-            "position_id": action.position_id,
-            **({"time_ms": market_time_ms} if market_time_ms is not None else {}),
-        },
+    time_ms = {"time_ms": market_time_ms} if market_time_ms is not None else {}
+    close_request_done(
+        action, level, message, market_time_ms, position_id=action.position_id, **time_ms
     )
 
 

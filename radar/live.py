@@ -41,7 +41,7 @@ from typing import Any, TextIO
 from django.db.models import Q
 from django.utils import timezone
 
-from strategies.closes import describe_live
+from strategies.closes import close_request_done, describe_live
 from strategies.core.kernel.events import (
     CloseIntent,
     KillSwitchTripped,
@@ -49,7 +49,6 @@ from strategies.core.kernel.events import (
     OrderIntent,
 )
 from strategies.models import ControlAction, StrategyConfig
-from trading.alerts import alert_create
 from trading.core.numbers import fmt_money, fmt_price
 from trading.exchanges.clients import ExchangeSettings, trading_exchange
 from trading.execution import streams
@@ -170,19 +169,7 @@ class LiveRouter:
 
 
 def _stamp(action: ControlAction, level: str, message: str, market_ms: int) -> None:
-    ControlAction.objects.filter(pk=action.pk).update(
-        done_at=timezone.now(), market_time_ms=market_ms
-    )
-    alert_create(
-        level=level,
-        message=message,
-        source=action.strategy_name,
-        payload={
-            "action": action.action,
-            "control_id": action.pk,
-            "live_position_id": action.live_position_id,
-        },
-    )
+    close_request_done(action, level, message, market_ms, live_position_id=action.live_position_id)
 
 
 def close_finished(*, action: ControlAction, done: RequestedClose, market_ms: int) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
+from django.utils import timezone
 
 from strategies.models import ControlAction
 from strategies.services import ControlError
@@ -66,26 +67,7 @@ def position_close_request(
                 f"a close of this {strategy} position is already requested: the radar carries "
                 "it out at its next candle"
             )
-        action = ControlAction.objects.create(
-            strategy_name=strategy,
-            action=ControlAction.Action.CLOSE_POSITION,
-            user=user if user is not None and user.is_authenticated else None,
-            reason=reason.strip(),
-            position=position,
-        )
-        what = describe(position)
-        alert_create(
-            level="warning",
-            message=f"close of {what} requested by {user}",
-            source=strategy,
-            payload={
-                "action": action.action,
-                "control_id": action.pk,
-                "position_id": position.pk,
-                "reason": action.reason,
-            },
-        )
-    return action
+        return _recorded(strategy, user, reason, describe(position), position=position)
 
 
 def live_position_close_request(
@@ -122,25 +104,62 @@ def live_position_close_request(
                 f"a close of {describe_live(position)} is already requested: the live "
                 "executor carries it out at its next controls read"
             )
-        action = ControlAction.objects.create(
-            strategy_name=position.strategy_name,
-            action=ControlAction.Action.CLOSE_POSITION,
-            user=user if user is not None and user.is_authenticated else None,
-            reason=reason.strip(),
-            live_position=position,
+        return _recorded(
+            position.strategy_name, user, reason, describe_live(position), live_position=position
         )
-        alert_create(
-            level="warning",
-            message=f"close of {describe_live(position)} requested by {user}",
-            source=position.strategy_name,
-            payload={
-                "action": action.action,
-                "control_id": action.pk,
-                "live_position_id": position.pk,
-                "reason": action.reason,
-            },
-        )
+
+
+def _recorded(
+    strategy: str,
+    user: AbstractBaseUser | AnonymousUser | None,
+    reason: str,
+    what: str,
+    **target: Position | LivePosition,
+) -> ControlAction:
+    """Record a Close request of ``target`` (``position=`` or ``live_position=``) with its
+    warning alert, in the caller's transaction."""
+    action = ControlAction.objects.create(
+        strategy_name=strategy,
+        action=ControlAction.Action.CLOSE_POSITION,
+        user=user if user is not None and user.is_authenticated else None,
+        reason=reason.strip(),
+        **target,
+    )
+    [(field, position)] = target.items()
+    alert_create(
+        level="warning",
+        message=f"close of {what} requested by {user}",
+        source=strategy,
+        payload={
+            "action": action.action,
+            "control_id": action.pk,
+            f"{field}_id": position.pk,
+            "reason": action.reason,
+        },
+    )
     return action
+
+
+def close_request_done(
+    action: ControlAction,
+    level: str,
+    message: str,
+    market_time_ms: int | None,
+    **payload: object,
+) -> None:
+    """Stamp a Close request carried out (``done_at``; ``market_time_ms`` of the close when
+    known, else the one it had) and raise the alert that says what was done (``payload``: the
+    alert's extra keys)."""
+    ControlAction.objects.filter(pk=action.pk).update(
+        done_at=timezone.now(),
+        market_time_ms=market_time_ms if market_time_ms is not None else action.market_time_ms,
+    )
+    alert_create(
+        level=level,
+        message=message,
+        source=action.strategy_name,
+        payload={"action": action.action, "control_id": action.pk, **payload},
+    )
 
 
 def describe_live(position: LivePosition) -> str:
