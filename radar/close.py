@@ -1,7 +1,8 @@
 """A trader's Close, carried out: the open position closed at market by its kernel.
 
 The Positions page records the request (``strategies.closes``: a ``ControlAction``
-"close_position" naming the ``Position``). At each batch, after its candles,
+"close_position" naming the ``Position``). At each batch that reads the controls (at most
+every ``controls_every_s``: no query added to the other batches), after its candles,
 :func:`carry_out_closes` takes the requests still waiting for the positions of this radar's
 exchange and has the strategy's kernel close each one
 (:meth:`strategies.core.kernel.StrategyKernel.close_position`): a ``CloseIntent`` filled as

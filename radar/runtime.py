@@ -453,12 +453,14 @@ class RadarRuntime:
                 t, o, h, lo, c, v = candle.tolist()
                 by_symbol.setdefault(symbol, []).append((int(t), o, h, lo, c, v))
             candles_upsert_many(rows=by_symbol, exchange=self.exchange, timeframe="1m")
-            if time.monotonic() - self._controls_read_at >= self.controls_every_s:
+            controls_due = time.monotonic() - self._controls_read_at >= self.controls_every_s
+            if controls_due:
                 self.sync_controls(now_ms=int(rows[0][0]))
                 self.read_stored_inputs()
             for (symbol, _), candle in zip(candles, rows, strict=True):
                 self._process_one(symbol, candle)
-            close.carry_out_closes(self)  # the trader's Close buttons, after the candles
+            if controls_due:  # the trader's Close buttons: with the controls, after the candles
+                close.carry_out_closes(self)
             self.recorder.save_due(self.arena)
 
     def _process_one(self, symbol: str, candle: np.ndarray) -> None:
