@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from trading.core.orders import step_decimals
+
 MINUS = "\u2212"  # typographic minus: same width as "+" in tabular figures
 DASH = "\u2014"  # unknown / not applicable
 DEFAULT_PRICE_DECIMALS = 4  # no tick known: 4 decimals (8 below 1 USDT), trailing zeros cut
@@ -42,8 +44,7 @@ def step_places(step: float | None) -> int | None:
     number = _finite(step)
     if number is None or number <= 0:
         return None
-    exponent = Decimal(repr(number)).normalize().as_tuple().exponent
-    return max(0, -int(exponent))
+    return step_decimals(number)
 
 
 def _fixed(number: float, places: int, grouping: bool, signed: bool = False) -> str:
