@@ -364,6 +364,9 @@ def test_pause_from_the_arena_reaches_the_running_radar(
     row.locator("input[name=confirm]").check()
     row.locator("button[type=submit]").click()
     page.wait_for_selector("text=pause vwap_rsi: done")
+    # The live cells come from the runtime's next arena.update, which may follow the "done"
+    # line by a candle: wait for it rather than racing it.
+    page.wait_for_selector("#live-arena-live-vwap_rsi:has-text('paused')", timeout=10_000)
     assert "paused" in page.locator("#live-arena-live-vwap_rsi").inner_text()
     page.screenshot(path=str(ARTIFACTS / "arena-paused.png"), full_page=True)
 
