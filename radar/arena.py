@@ -223,6 +223,9 @@ def trim_history(kernel: StrategyKernel, symbol: str) -> int:
     hi = int(np.searchsorted(times, last, side="right"))
     if lo == 0:
         return 0
+    # The indicator series continue their states, as after a restart (a checkpoint carries
+    # them): re-seeding them on the trimmed window would change their values.
+    state.saved_series = state.builder.series_states()
     kernel.preload(symbol, np.array(minutes[lo:hi]))
     return lo
 

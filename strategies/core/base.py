@@ -19,6 +19,7 @@ that has not closed yet, in any engine.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from strategies.core.regime import RegimeThresholds
+from strategies.core.series import Series, SeriesError
 from trading.core.types import ExitReason, Side
 
 MINUTE_MS = 60_000
@@ -125,6 +127,27 @@ class MarketSnapshot:
     trades: np.ndarray | None = None
     regime_rules: RegimeThresholds = field(default_factory=RegimeThresholds)
     memo: dict[Hashable, Any] | None = field(default=None, compare=False, repr=False)
+    # Series -> its value after the last closed candle of its timeframe (the kernel's tracks)
+    series_source: Callable[[Series], float] | None = field(default=None, compare=False, repr=False)
+
+    def value(self, series: Series) -> float:
+        """``series`` after the last closed candle of its timeframe at ``now_ms`` (NaN while
+        it warms up): a lookup in the kernel's series tracks
+        (:mod:`strategies.core.series`), computed over every candle the kernel holds since
+        its first one, not over this snapshot's window. Only the series the strategy
+        declares (:meth:`Strategy.series`) are kept: another raises ``SeriesError``.
+
+        A snapshot built by hand (no kernel, no ``series_source``) computes the series over
+        its own ``candles[series.timeframe]``, the candles it was given."""
+        if self.series_source is not None:
+            return self.series_source(series)
+        rows = self.candles.get(series.timeframe)
+        if rows is None:
+            raise SeriesError(
+                f"series {series.key} needs {series.timeframe} candles, which this snapshot "
+                f"does not hold (timeframes {', '.join(self.candles)})"
+            )
+        return float(series.vectorised(rows)[-1]) if len(rows) else math.nan
 
     def derived[V](self, key: Hashable, compute: Callable[[], V]) -> V:
         """``compute()``, a value derived from ``candles`` ALONE and from the parameters in
@@ -224,6 +247,12 @@ class Strategy(ABC):
     @abstractmethod
     def decide(self, market: MarketSnapshot) -> Signal | None:
         """Return a signal for the candle that just closed, or ``None``."""
+
+    def series(self) -> tuple[Series, ...]:
+        """The indicator series ``decide`` and ``should_exit`` read with
+        :meth:`MarketSnapshot.value` (kind, timeframe, period, from the parameters): the
+        kernel keeps each one up to date, O(1) per closed candle. Default: none."""
+        return ()
 
     def missing_inputs(self, market: MarketSnapshot) -> str | None:
         """Why ``market`` lacks an input this strategy declared, or ``None`` when it has them all.

@@ -22,7 +22,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from strategies.core import indicators
 from strategies.core.base import Inputs, MarketSnapshot, Signal, Strategy
 from strategies.core.levels import (
     bracket_signal,
@@ -30,7 +29,6 @@ from strategies.core.levels import (
     certainly_at_most,
     decision_candles,
     decision_rows,
-    last_atr,
     previous_extremes,
     price,
     volume_ratio,
@@ -39,6 +37,7 @@ from strategies.core.levels import (
 from strategies.core.params import MomentumBreakoutParams
 from strategies.core.regime import Volatility, last_volatility
 from strategies.core.scoring import ScoreParts, ramp
+from strategies.core.series import Series
 from strategies.core.snapshot import History
 from trading.core.candles import C, H, L
 from trading.core.types import Side
@@ -66,6 +65,15 @@ class MomentumBreakout(Strategy):
         for tf in p.confirm_timeframes:
             counts[tf] = max(counts.get(tf, 0), p.confirm_ema_period)
         return counts
+
+    def series(self) -> tuple[Series, ...]:
+        """The entry timeframe's ATR (stop, target, strength) and each confirming
+        timeframe's EMA, read at every decision (O(1): the kernel keeps them)."""
+        p = self.params
+        return (
+            Series("atr", p.timeframe, p.atr_period),
+            *(Series("ema", tf, p.confirm_ema_period) for tf in p.confirm_timeframes),
+        )
 
     def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray:
         """Necessary condition of a signal at each decision time, over the whole history.
@@ -106,7 +114,7 @@ class MomentumBreakout(Strategy):
         else:
             return None
         ratio = volume_ratio(candles, p.volume_window)
-        atr_value = last_atr(candles, p.atr_period)
+        atr_value = market.value(Series("atr", p.timeframe, p.atr_period))
         if not (math.isfinite(ratio) and ratio > p.volume_mult) or not atr_value > 0:
             return None
         reasons = [
@@ -120,7 +128,7 @@ class MomentumBreakout(Strategy):
             confirm = candles_of(market.candles, tf, self.kind)
             if len(confirm) < warmup[tf]:
                 return None
-            ema_value = float(indicators.ema(confirm[:, C], p.confirm_ema_period)[-1])
+            ema_value = market.value(Series("ema", tf, p.confirm_ema_period))
             tf_close = float(confirm[-1, C])
             if not np.isfinite(ema_value) or (tf_close - ema_value) * side.sign <= 0:
                 return None

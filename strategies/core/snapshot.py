@@ -24,6 +24,7 @@ Two ways to build one, with identical results (tested):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -33,6 +34,7 @@ import numpy as np
 
 from strategies.core.base import MINUTE_MS, MarketSnapshot, OrderBook, StrategyError
 from strategies.core.regime import RegimeThresholds
+from strategies.core.series import Series, SeriesError, SeriesTrack
 from trading.core.candles import (
     CANDLE_COLUMNS,
     CandleNotClosed,
@@ -130,7 +132,27 @@ def snapshot_at(
         open_interest=_upto(open_interest, now_ms),
         order_book=_check_book(order_book, now_ms),
         trades=_upto(trades, now_ms),
+        series_source=_whole_history_series(history[:closed_end], now_ms),
     )
+
+
+def _whole_history_series(closed_1m: np.ndarray, now_ms: int) -> Callable[[Series], float]:
+    """A one-off snapshot's series: computed (vectorised) over EVERY closed candle it was
+    given, from the first — the kernel's definition (:mod:`strategies.core.series`), so a
+    snapshot cut from the same history start reads the kernel's values bit for bit."""
+    computed: dict[Series, float] = {}
+
+    def value(series: Series) -> float:
+        if series not in computed:
+            minutes = validate_candles(closed_1m, "1m")
+            tf = series.timeframe
+            rows = minutes if tf == "1m" else aggregate_candles(minutes, tf)
+            visible = _visible_slice(rows[:, 0], timeframe_ms(tf), now_ms, -(2**62))
+            rows = rows[visible]
+            computed[series] = float(series.vectorised(rows)[-1]) if len(rows) else math.nan
+        return computed[series]
+
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +171,16 @@ class History:
     trades: np.ndarray | None = None
     max_candles: int = DEFAULT_MAX_CANDLES
     memo: dict[Hashable, Any] | None = field(default=None, compare=False, repr=False)
+    series_values: Callable[[Series], np.ndarray] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def series(self, series: Series) -> np.ndarray:
+        """A declared series' value after each candle of ``candles[series.timeframe]``, the
+        values the snapshots read (:meth:`MarketSnapshot.value`), bit for bit."""
+        if self.series_values is None:
+            raise SeriesError(f"this history carries no indicator series (asked {series.key})")
+        return self.series_values(series)
 
     def derived[V](self, key: Hashable, compute: Callable[[], V]) -> V:
         """``compute()``, a whole-history array derived from ``candles`` alone and from the
@@ -248,6 +280,10 @@ class SnapshotBuilder:
     Returned arrays are read-only views: valid until the next ``append_candle``/``set_*`` call
     (a live runtime decides on the snapshot before appending the next candle). Every snapshot
     carries ``regime_rules`` (the kernel's regime thresholds; default ``RegimeThresholds()``).
+    Indicator series (:mod:`strategies.core.series`) are kept per
+    declared :class:`Series`; with ``series_on_demand`` (the default, for tests and one-off
+    uses) a series first read is declared then, with the same values; the kernel's builders
+    refuse an undeclared one.
     """
 
     def __init__(
@@ -262,6 +298,7 @@ class SnapshotBuilder:
         order_books: Sequence[OrderBook] = (),
         max_candles: int = DEFAULT_MAX_CANDLES,
         regime_rules: RegimeThresholds | None = None,
+        series_on_demand: bool = True,
     ) -> None:
         if max_candles < 1:
             raise ValueError(f"max_candles must be at least 1, got {max_candles}")
@@ -279,6 +316,9 @@ class SnapshotBuilder:
         self._aggregator: StreamingAggregator | None = None
         longest = max(self._step_ms.values(), default=MINUTE_MS) // MINUTE_MS
         self._tail = history[-longest:]  # the minutes of the buckets still open
+        self._tracks: dict[Series, SeriesTrack] = {}
+        self._tracks_by_tf: dict[str, list[SeriesTrack]] = {}
+        self._series_on_demand = series_on_demand
         self.set_inputs(funding=funding, open_interest=open_interest, trades=trades)
         self.set_order_books(order_books)
 
@@ -331,9 +371,92 @@ class SnapshotBuilder:
         self._shared = None  # the history changed: nothing derived from the set applies
         self._last_minute_ms = int(row[0])
         if "1m" in self._candles:
-            self._candles["1m"].append(row)
+            self._append_row("1m", row)
         for tf, candle in emitted:
-            self._candles[tf].append(candle)
+            self._append_row(tf, candle)
+
+    def _append_row(self, timeframe: str, row: np.ndarray) -> None:
+        """Hold one closed candle of ``timeframe`` and advance the series tracks on it."""
+        held = self._candles[timeframe]
+        before = held.rows
+        for track in self._tracks_by_tf.get(timeframe, ()):
+            track.append(row, before)
+        held.append(row)
+
+    # -- indicator series (strategies.core.series) ---------------------------------------------
+
+    def declare_series(self, series: Iterable[Series]) -> None:
+        """Keep each series up to date from now on: vectorised over the candles held (shared
+        by every builder of the same candle set), then one incremental step per appended
+        candle of its timeframe (which must be one of the builder's timeframes)."""
+        for one in series:
+            if one in self._tracks:
+                continue
+            if one.timeframe not in self._candles:
+                raise SeriesError(
+                    f"series {one.key} needs {one.timeframe} candles, which this snapshot "
+                    f"does not hold (timeframes {', '.join(self.timeframes)})"
+                )
+            rows = self._candles[one.timeframe].rows
+            if self._shared is not None:
+                key = ("series", one)
+                if key not in self._shared.memo:
+                    self._shared.memo[key] = one.vectorised(rows)
+                base = self._shared.memo[key]
+            else:
+                base = one.vectorised(rows)
+            track = SeriesTrack(one, base)
+            self._tracks[one] = track
+            self._tracks_by_tf.setdefault(one.timeframe, []).append(track)
+
+    def _track(self, series: Series) -> SeriesTrack:
+        """The track of ``series``; an undeclared one is declared now when the builder
+        computes series on demand (the same values: vectorised over the held candles, then
+        stepped), and refused otherwise (the kernel's builders: what a strategy reads must be
+        declared, so that a checkpoint carries it)."""
+        track = self._tracks.get(series)
+        if track is None:
+            if not self._series_on_demand:
+                raise SeriesError(
+                    f"series {series.key} was not declared (declared: "
+                    f"{', '.join(s.key for s in self._tracks) or 'none'})"
+                )
+            self.declare_series((series,))
+            track = self._tracks[series]
+        return track
+
+    def series_value(self, series: Series, now_ms: int) -> float:
+        """``series`` after the last candle of its timeframe closed at ``now_ms``."""
+        track = self._track(series)
+        opens = self._candles[series.timeframe].rows[:, 0]
+        step = self._step_ms[series.timeframe]
+        return track.value_at(int(np.searchsorted(opens, now_ms - step, side="right")) - 1)
+
+    def series_history(self, series: Series) -> np.ndarray:
+        """A declared series' value after every held candle of its timeframe."""
+        return self._track(series).values(len(self._candles[series.timeframe].rows))
+
+    def series_states(self) -> dict[str, Any]:
+        """Every track's state after the last held candle (:meth:`SeriesTrack.export`),
+        JSON-safe, by series key: the part of a checkpoint that resumes the series exactly."""
+        out: dict[str, Any] = {}
+        for series, track in self._tracks.items():
+            saved = track.export(self._candles[series.timeframe].rows)
+            if saved is not None:
+                out[series.key] = saved
+        return out
+
+    def restore_series(self, saved: Mapping[str, Any]) -> list[str]:
+        """Continue the checkpointed tracks (:meth:`series_states`); the keys that could not
+        be (not declared now, or the held history does not end where the checkpoint did)."""
+        missed = [key for key in saved if key not in {s.key for s in self._tracks}]
+        for series, track in self._tracks.items():
+            raw = saved.get(series.key)
+            if raw is None:
+                continue
+            if not track.restore(raw, self._candles[series.timeframe].rows):
+                missed.append(series.key)
+        return missed
 
     def candles_at(self, timeframe: str, now_ms: int) -> np.ndarray:
         """Visible candles of one timeframe at ``now_ms`` (a read-only view)."""
@@ -367,6 +490,7 @@ class SnapshotBuilder:
             trades=_upto(self._trades, now_ms),
             memo=memo,
             regime_rules=self.regime_rules,
+            series_source=lambda series: self.series_value(series, now_ms),
         )
 
     def history(self) -> History:
@@ -378,6 +502,7 @@ class SnapshotBuilder:
             trades=self._trades,
             max_candles=self.max_candles,
             memo=self._shared.memo if self._shared is not None else None,
+            series_values=self.series_history,
         )
 
     def close_times_ms(self, timeframe: str = "1m") -> np.ndarray:

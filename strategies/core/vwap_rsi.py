@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,22 +34,14 @@ from strategies.core.base import (
 )
 from strategies.core.levels import (
     CANDIDATE_SLACK,
-    adx_bounds,
-    adx_of,
-    adx_spans,
     bracket_signal,
     candles_of,
     certainly_at_most,
     decision_rows,
-    ema_bounds,
-    ema_spans,
     just_closed,
-    last_atr,
     last_closed_rows,
     last_session_vwap,
     price,
-    rsi_bounds,
-    rsi_moves,
     session_vwap_at,
     session_vwaps,
     volume_ratio,
@@ -55,11 +49,19 @@ from strategies.core.levels import (
 )
 from strategies.core.params import VwapRsiParams
 from strategies.core.scoring import ScoreParts, ramp
+from strategies.core.series import Series
 from strategies.core.snapshot import History
-from trading.core.candles import C, H, L, T, V
+from trading.core.candles import C, H, L, V
 from trading.core.types import ExitReason, Side
 
-RSI_BOUND_SLACK = 1e-6  # RSI points: far above the ~1e-11 float error of the bound
+
+class VwapRsiSeries(NamedTuple):
+    """The series :class:`VwapRsi` reads (its parameters' periods and timeframes)."""
+
+    rsi: Series
+    adx: Series
+    atr: Series
+    trend_ema: Series
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,34 @@ class VwapRsi(Strategy):
             return None
         return candles, trend
 
+    @cached_property
+    def _series(self) -> VwapRsiSeries:
+        p = self.params
+        return VwapRsiSeries(
+            rsi=Series("rsi", p.timeframe, p.rsi_period),
+            adx=Series("adx", p.timeframe, p.adx_period),
+            atr=Series("atr", p.timeframe, p.atr_period),
+            trend_ema=Series("ema", p.trend_timeframe, p.trend_ema_period),
+        )
+
+    def series(self) -> tuple[Series, ...]:
+        """RSI, ADX and ATR of the entry timeframe and the trend timeframe's EMA: read as the
+        kernel's running values (:mod:`strategies.core.series`), O(1) per decision."""
+        return tuple(self._series)
+
+    def _vwap(self, market: MarketSnapshot, candles: np.ndarray) -> float:
+        """The VWAP of the last entry candle: the UTC session's (``vwap_window`` 0) or the
+        rolling one over ``vwap_window`` candles (exact sums over fixed rows, cached per
+        snapshot)."""
+        p = self.params
+        if p.vwap_window == 0:
+            return market.derived(("vwap_session", p.timeframe), lambda: last_session_vwap(candles))
+        h, lo, c, v = candles[:, H], candles[:, L], candles[:, C], candles[:, V]
+        return market.derived(
+            ("vwap_rolling", p.timeframe, p.vwap_window),
+            lambda: float(indicators.vwap_rolling(h, lo, c, v, p.vwap_window)[-1]),
+        )
+
     def read(self, market: MarketSnapshot) -> VwapRsiReading | None:
         """Indicator values at ``market.now_ms``, or ``None`` while warming up."""
         p = self.params
@@ -112,20 +142,16 @@ class VwapRsi(Strategy):
         if windows is None:
             return None
         candles, trend = windows
-        h, lo, c, v = candles[:, H], candles[:, L], candles[:, C], candles[:, V]
-        if p.vwap_window == 0:
-            vwap = indicators.vwap_session(candles[:, T], h, lo, c, v)[-1]
-        else:
-            vwap = indicators.vwap_rolling(h, lo, c, v, p.vwap_window)[-1]
+        s = self._series
         reading = VwapRsiReading(
-            close=float(c[-1]),
-            vwap=float(vwap),
-            rsi=float(indicators.rsi(c, p.rsi_period)[-1]),
-            adx=float(indicators.adx(h, lo, c, p.adx_period)[0][-1]),
-            atr=last_atr(candles, p.atr_period),
+            close=float(candles[-1, C]),
+            vwap=self._vwap(market, candles),
+            rsi=market.value(s.rsi),
+            adx=market.value(s.adx),
+            atr=market.value(s.atr),
             volume_ratio=volume_ratio(candles, p.volume_window),
             trend_close=float(trend[-1, C]),
-            trend_ema=float(indicators.ema(trend[:, C], p.trend_ema_period)[-1]),
+            trend_ema=market.value(s.trend_ema),
         )
         values = (reading.vwap, reading.rsi, reading.adx, reading.atr, reading.volume_ratio)
         if not all(math.isfinite(x) for x in (*values, reading.trend_ema)) or reading.atr <= 0:
@@ -135,79 +161,57 @@ class VwapRsi(Strategy):
     def _read_if_signal(self, market: MarketSnapshot) -> VwapRsiReading | None:
         """:meth:`read` when its values make a signal (``decide``'s conditions), else ``None``.
 
-        The same values as :meth:`read`, computed cheapest-first and abandoned at the first
-        failed condition (volume, then RSI, then VWAP side, trend, ADX, ATR): ``decide`` returns
-        exactly what the read-everything version returns, at a fraction of the cost on the
-        ~95 % of closes that fail early.
+        The same values as :meth:`read`, read cheapest-first and abandoned at the first
+        failed condition (volume, then RSI, then VWAP side, trend, ADX, ATR): ``decide``
+        returns exactly what the read-everything version returns.
         """
         p = self.params
         windows = self._closed_windows(market)
         if windows is None:
             return None
         candles, trend = windows
-        tf = p.timeframe
+        s = self._series
         ratio = volume_ratio(candles, p.volume_window)
         if not math.isfinite(ratio) or ratio <= p.volume_spike_mult:
             return None
-        h, lo, c, v = candles[:, H], candles[:, L], candles[:, C], candles[:, V]
-        # Each value is cached per snapshot (market.derived): the runs of a sweep that reach
-        # the same close compute it once.
-        rsi = market.derived(
-            ("rsi", tf, p.rsi_period), lambda: indicators.rsi_last(c, p.rsi_period)
-        )
+        rsi = market.value(s.rsi)
         if not math.isfinite(rsi) or not (rsi < p.rsi_long_below or rsi > p.rsi_short_above):
             return None
-        if p.vwap_window == 0:
-            vwap = market.derived(("vwap_session", tf), lambda: last_session_vwap(candles))
-        else:
-            vwap = market.derived(
-                ("vwap_rolling", tf, p.vwap_window),
-                lambda: float(indicators.vwap_rolling(h, lo, c, v, p.vwap_window)[-1]),
-            )
-        close = float(c[-1])
+        vwap = self._vwap(market, candles)
+        close = float(candles[-1, C])
         long_side = close <= vwap and rsi < p.rsi_long_below
         if not math.isfinite(vwap) or not (
             long_side or (close >= vwap and rsi > p.rsi_short_above)
         ):
             return None
         trend_close = float(trend[-1, C])
-        trend_ema = market.derived(
-            ("ema", p.trend_timeframe, p.trend_ema_period),
-            lambda: float(indicators.ema(trend[:, C], p.trend_ema_period)[-1]),
-        )
+        trend_ema = market.value(s.trend_ema)
         if not math.isfinite(trend_ema):
             return None
         if (trend_close - trend_ema) * (1 if long_side else -1) < 0:
             return None
-        adx = self._last_adx(market, candles)
+        adx = market.value(s.adx)
         if not math.isfinite(adx) or adx >= p.adx_range_max:
             return None
-        atr = market.derived(("atr", tf, p.atr_period), lambda: last_atr(candles, p.atr_period))
+        atr = market.value(s.atr)
         if not math.isfinite(atr) or atr <= 0:
             return None
         return VwapRsiReading(close, vwap, rsi, adx, atr, ratio, trend_close, trend_ema)
 
     def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray:
-        """Necessary condition of a signal at each decision time, over the whole history.
+        """Where a signal is possible at each decision time, over the whole history.
 
-        Exact: the entry candle closing at that time exists, the snapshot windows hold the
-        warm-up counts of both timeframes (:meth:`History.window_counts`), and its volume
-        exceeds ``volume_spike_mult`` × the mean of the ``volume_window`` candles before it (a
-        mean of fixed rows, the same in any snapshot holding them); with the session VWAP
-        (``vwap_window`` 0) and a window holding the whole session, a long needs close ≤ VWAP
-        and a short close ≥ VWAP (:func:`strategies.core.levels.session_vwap_at`, the same
-        float sums as the snapshot's). Seed-dependent values enter only through BOUNDS valid
-        for the snapshot's window: RSI (:func:`strategies.core.levels.rsi_bounds`; a long needs
-        the lower bound below ``rsi_long_below``, a short the upper bound above
-        ``rsi_short_above``) and the trend EMA (:func:`strategies.core.levels.ema_bounds`; a
-        long needs the trend close ≥ the lower bound, a short ≤ the upper bound) and ADX
-        (:func:`strategies.core.levels.adx_bounds`; a signal needs the lower bound below
-        ``adx_range_max``). Where the window starts at the history's first candle it is a
-        prefix of the history and the whole-history RSI is the snapshot's, bit for bit (the
-        bounds of EMA and ADX are then exact too). Every comparison of a bound keeps a margin
-        (``RSI_BOUND_SLACK``, ``CANDIDATE_SLACK``, ``ADX_BOUND_SLACK``). ATR is not used. The
-        comparisons are cheap; the whole-history arrays behind them are cached per candle set
-        (:meth:`History.derived`).
+        The series (RSI, ADX, ATR, trend EMA) are the values the decision reads, bit for bit
+        (:meth:`History.series`), so their conditions are exact: a long needs RSI below
+        ``rsi_long_below`` and the trend close ≥ its EMA, a short RSI above
+        ``rsi_short_above`` and the trend close ≤ its EMA, both ADX below ``adx_range_max`` and
+        a positive ATR. Exact too: the entry candle closing at that time exists, the
+        snapshot windows hold the warm-up counts of both timeframes
+        (:meth:`History.window_counts`). The volume ratio (a mean over fixed rows) and, with
+        the session VWAP (``vwap_window`` 0) and a window holding the whole session, the
+        VWAP side (:func:`strategies.core.levels.session_vwap_at`) are summed in another
+        order than the decision's: they rule out only with a margin (``CANDIDATE_SLACK``).
+        A rolling VWAP's side is left to the decision.
         """
         p = self.params
         times = np.asarray(decision_times_ms, np.int64)
@@ -219,35 +223,33 @@ class VwapRsi(Strategy):
             "vwap_rsi_candidates",
             p.timeframe,
             p.trend_timeframe,
-            p.rsi_period,
             p.volume_window,
             p.vwap_window,
-            p.trend_ema_period,
             tuple(sorted(self.warmup_candles().items())),
             times.tobytes(),
         )
-        exact_rows, ratios, rsi_low, rsi_high, close, vwap, trend_close, ema_low, ema_high = (
-            history.derived(key, lambda: self._candidate_parts(history, times))
+        exact_rows, at, ratios, close, vwap, trend_at, trend_close = history.derived(
+            key, lambda: self._candidate_parts(history, times)
         )
-        exact = exact_rows & ~certainly_at_most(ratios, p.volume_spike_mult)
-        long_possible = rsi_low < p.rsi_long_below + RSI_BOUND_SLACK
-        short_possible = rsi_high > p.rsi_short_above - RSI_BOUND_SLACK
+        s = self._series
+        rsi = history.series(s.rsi)[at]
+        adx = history.series(s.adx)[at]
+        atr = history.series(s.atr)[at]
+        trend_ema = history.series(s.trend_ema)[trend_at]
+        long_possible = (rsi < p.rsi_long_below) & (trend_close >= trend_ema)
+        short_possible = (rsi > p.rsi_short_above) & (trend_close <= trend_ema)
         if p.vwap_window == 0:
             margin = np.abs(vwap) * CANDIDATE_SLACK
             long_possible &= ~(close > vwap + margin)  # NaN (unknown) compares False: kept
             short_possible &= ~(close < vwap - margin)
-        long_possible &= ~(trend_close < ema_low - np.abs(ema_low) * CANDIDATE_SLACK)
-        short_possible &= ~(trend_close > ema_high + np.abs(ema_high) * CANDIDATE_SLACK)
-        candidates = exact & (long_possible | short_possible)
-        if candidates.any():
-            adx_low, _ = self._adx_bounds_at(history, times, decision=True)
-            candidates &= ~(adx_low >= p.adx_range_max)  # NaN (unknown) compares False: kept
-        return candidates
+        ranging = (adx < p.adx_range_max) & (atr > 0)
+        volume = ~certainly_at_most(ratios, p.volume_spike_mult)
+        return exact_rows & volume & ranging & (long_possible | short_possible)
 
     def _candidate_parts(self, history: History, times: np.ndarray) -> tuple[np.ndarray, ...]:
         """The parameter-free inputs of :meth:`signal_candidates` at each decision time: rows
-        with the entry candle and the warm-up, volume ratio, RSI bounds (exact on prefix
-        windows), close and session VWAP, trend close and EMA bounds."""
+        with the entry candle and the warm-up, the entry row, volume ratio, close and session
+        VWAP, the trend row and close."""
         p = self.params
         tf, trend_tf = p.timeframe, p.trend_timeframe
         candles = history.candles[tf]
@@ -256,70 +258,36 @@ class VwapRsi(Strategy):
         at = np.maximum(rows, 0)
         counts = history.window_counts(tf, at, times)
         trend_rows = last_closed_rows(trend, trend_tf, times)
+        trend_at = np.maximum(trend_rows, 0)
         trend_counts = np.where(
-            trend_rows >= 0, history.window_counts(trend_tf, np.maximum(trend_rows, 0), times), 0
+            trend_rows >= 0, history.window_counts(trend_tf, trend_at, times), 0
         )
         warmup = self.warmup_candles()
         warm = (counts >= warmup[tf]) & (trend_counts >= warmup[trend_tf])
         ratios = history.derived(
             ("volume_ratios", tf, p.volume_window), lambda: volume_ratios(candles, p.volume_window)
         )[at]
-        moves = history.derived(
-            ("rsi_moves", tf, p.rsi_period), lambda: rsi_moves(candles, p.rsi_period)
-        )
-        rsi_low, rsi_high = rsi_bounds(candles, at, counts, p.rsi_period, moves)
-        # A window starting at the history's first candle is its prefix: the RSI of the whole
-        # history there is the snapshot's, bit for bit.
-        prefix = (rows >= 0) & warm & (at - counts + 1 == 0)
-        if prefix.any():
-            end = int(at[prefix].max()) + 1  # the RSI of a prefix is the prefix of the RSI
-            exact_rsi = indicators.rsi(candles[:end, C], p.rsi_period)[np.minimum(at, end - 1)]
-            rsi_low = np.where(prefix, exact_rsi, rsi_low)
-            rsi_high = np.where(prefix, exact_rsi, rsi_high)
         close = candles[at, C]
         vwap = np.full(len(times), np.nan)
         if p.vwap_window == 0:
             every = history.derived(("session_vwaps", tf), lambda: session_vwaps(candles))
             vwap = session_vwap_at(candles, rows, history.window_starts_ms(tf, times), every)
-        n = p.trend_ema_period
-        spans = history.derived(("ema_spans", trend_tf, n), lambda: ema_spans(trend[:, C], n))
-        ema_low, ema_high = ema_bounds(trend[:, C], trend_rows, trend_counts, n, spans)
-        trend_close = trend[np.maximum(trend_rows, 0), C]
+        trend_close = trend[trend_at, C]
         exact_rows = (rows >= 0) & warm
-        return exact_rows, ratios, rsi_low, rsi_high, close, vwap, trend_close, ema_low, ema_high
+        return exact_rows, at, ratios, close, vwap, trend_at, trend_close
 
     def exit_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray:
-        """Where :meth:`should_exit` may leave a position, over the whole history: False only
-        where the window's ADX is certainly below ``adx_range_max`` (the upper bound of
-        :func:`strategies.core.levels.adx_bounds`, margin included) — then ``should_exit``
-        returns ``None`` whatever the position."""
+        """Where :meth:`should_exit` leaves a position, over the whole history: exactly where
+        the ADX after the last closed entry candle (the series it reads) is ≥
+        ``adx_range_max``."""
         p = self.params
         times = np.asarray(decision_times_ms, np.int64)
-        if len(history.candles[p.timeframe]) == 0:
+        candles = history.candles[p.timeframe]
+        if len(candles) == 0:
             return np.zeros(len(times), dtype=bool)  # no candle: should_exit returns None
-        _, adx_high = self._adx_bounds_at(history, times, decision=False)
-        return ~(adx_high < p.adx_range_max)  # NaN (unknown) compares False: a candidate
-
-    def _adx_bounds_at(
-        self, history: History, times: np.ndarray, *, decision: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`strategies.core.levels.adx_bounds` of the snapshot window at each time:
-        ending at the entry candle closing then (``decision``, NaN where none) or at the
-        last closed one (what ``should_exit`` reads); cached per candle set."""
-        tf, n = self.params.timeframe, self.params.adx_period
-        candles = history.candles[tf]
-
-        def compute() -> tuple[np.ndarray, np.ndarray]:
-            if decision:
-                rows = decision_rows(candles, tf, times)
-            else:
-                rows = last_closed_rows(candles, tf, times)
-            at = np.maximum(rows, 0)
-            counts = np.where(rows >= 0, history.window_counts(tf, at, times), 0)
-            spans = history.derived(("adx_spans", tf, n), lambda: adx_spans(candles, n))
-            return adx_bounds(candles, rows, counts, n, spans)
-
-        return history.derived(("adx_bounds", tf, n, decision, times.tobytes()), compute)
+        rows = last_closed_rows(candles, p.timeframe, times)
+        adx = history.series(self._series.adx)[np.maximum(rows, 0)]
+        return (rows >= 0) & (adx >= p.adx_range_max)
 
     def decide(self, market: MarketSnapshot) -> Signal | None:
         r = self._read_if_signal(market)
@@ -360,18 +328,11 @@ class VwapRsi(Strategy):
         )
         return bracket_signal(side, r.close, r.atr, p, p.timeframe, parts, reasons)
 
-    def _last_adx(self, market: MarketSnapshot, candles: np.ndarray) -> float:
-        """ADX(``adx_period``) of the last entry-timeframe candle (cached per snapshot)."""
-        return float(adx_of(market, candles, self.params.timeframe, self.params.adx_period)[0][-1])
-
     def should_exit(self, position: PositionView, market: MarketSnapshot) -> ExitDecision | None:
         """Leave when the regime turns trending: ADX ≥ ``adx_range_max`` on the entry timeframe."""
         p = self.params
-        candles = candles_of(market.candles, p.timeframe, self.kind)
-        if len(candles) < 2 * p.adx_period:
-            return None
-        value = self._last_adx(market, candles)
-        if np.isfinite(value) and value >= p.adx_range_max:
+        value = market.value(self._series.adx)
+        if math.isfinite(value) and value >= p.adx_range_max:
             return ExitDecision(
                 ExitReason.REGIME_CHANGE,
                 f"ADX({p.adx_period}) {value:.1f} ≥ {p.adx_range_max:g}: the market is trending",

@@ -96,6 +96,7 @@ from strategies.core.kernel.venue import FillBooks
 from strategies.core.levels import adx_of
 from strategies.core.regime import Regime, Volatility, last_regime
 from strategies.core.scoring import apply_confirmation
+from strategies.core.series import Series
 from strategies.core.snapshot import CandleSet, SnapshotBuilder
 from trading.core.candles import CandleNotClosed, OutOfOrderCandle, timeframe_ms
 from trading.core.ledger import Ledger, OpenPosition
@@ -187,6 +188,7 @@ class StrategyKernel(ReplayFastPath):
         for strategy in (st.strategy, *self.confirmers):
             tfs.extend(strategy.inputs.timeframes)
             tfs.extend(strategy.warmup_candles())
+            tfs.extend(s.timeframe for s in strategy.series())
         return tuple(dict.fromkeys(tfs))
 
     def _max_candles(self, symbol: str) -> int:
@@ -231,8 +233,20 @@ class StrategyKernel(ReplayFastPath):
             order_books=order_books,
             max_candles=self._max_candles(symbol),
             regime_rules=self.regime_rules,
+            series_on_demand=False,
         )
+        st.builder.declare_series(self.declared_series(symbol))
+        if st.saved_series:  # a restored checkpoint: continue its series states exactly
+            st.series_not_resumed = st.builder.restore_series(st.saved_series)
+            st.saved_series = None
         st.preloaded_until_ms = int(history.minutes[-1, 0]) if len(history) else -1
+
+    def declared_series(self, symbol: str) -> tuple[Series, ...]:
+        """The indicator series the kernel keeps for ``symbol``: its strategy's and its
+        confirmers' declarations (:meth:`Strategy.series`)."""
+        st = self._sym(symbol)
+        declared = [s for strategy in (st.strategy, *self.confirmers) for s in strategy.series()]
+        return tuple(dict.fromkeys(declared))
 
     def set_inputs(
         self,

@@ -134,6 +134,10 @@ class _SymbolState:
     trades: np.ndarray | None = None
     order_book: OrderBook | None = None
     skipped_reason: str | None = None
+    # Checkpointed series states (strategies.core.series) waiting for the next preload, and
+    # the keys the last preload could not resume (its history ended elsewhere).
+    saved_series: dict[str, Any] | None = None
+    series_not_resumed: list[str] = field(default_factory=list)
 
 
 class KernelState:
@@ -221,6 +225,11 @@ class KernelState:
                     "funding_cursor": st.funding_cursor,
                     "funding_seen_ms": st.funding_seen_ms,
                     "skipped_reason": st.skipped_reason,
+                    "series": (
+                        st.builder.series_states()
+                        if st.builder is not None
+                        else dict(st.saved_series or {})
+                    ),
                 }
                 for symbol, st in self._symbols.items()
             },
@@ -250,6 +259,7 @@ class KernelState:
             # Older checkpoints: everything up to the last close was booked.
             st.funding_seen_ms = raw.get("funding_seen_ms", raw["last_now_ms"])
             st.skipped_reason = raw["skipped_reason"]
+            st.saved_series = dict(raw.get("series") or {}) or None
 
     def _pending_from_v1(self, raw: Mapping[str, Any]) -> PendingEntry:
         """A version-1 pending order (flat fields, before order intents) as an intent."""
