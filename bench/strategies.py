@@ -129,9 +129,10 @@ def main() -> None:
                 trades = f"{len(result.trades)}+{len(result.shadow_trades)}"
                 line = f"| {kind} | {tf} | {label} | {trades} | {n / best:,.0f} |"
                 if "backtesting.py" in peers:
-                    line += f" {n / best / peers['backtesting.py']:.1f}× |"
-                if kind == "vwap_rsi" and tf == "1m" and "vectorbt" in peers:
-                    line += f" (× vectorbt warm: {n / best / peers['vectorbt']:.2f})"
+                    ratio = f"{n / best / peers['backtesting.py']:.1f}×"
+                    if kind == "vwap_rsi" and tf == "1m" and "vectorbt" in peers:
+                        ratio += f" (vectorbt warm: {n / best / peers['vectorbt']:.2f}×)"
+                    line += f" {ratio} |"
                 print(line, flush=True)
 
 
