@@ -364,11 +364,6 @@ def test_pause_from_the_arena_reaches_the_running_radar(
     row.locator("input[name=confirm]").check()
     row.locator("button[type=submit]").click()
     page.wait_for_selector("text=pause vwap_rsi: done")
-    # The live cells come from the runtime's next arena.update, which may follow the "done"
-    # line by a candle: wait for it rather than racing it.
-    page.wait_for_selector("#live-arena-live-vwap_rsi:has-text('paused')", timeout=10_000)
-    assert "paused" in page.locator("#live-arena-live-vwap_rsi").inner_text()
-    page.screenshot(path=str(ARTIFACTS / "arena-paused.png"), full_page=True)
 
     def status() -> str:
         return TradingSession.objects.get(pk=arena["sessions"][0].pk).status
@@ -378,6 +373,13 @@ def test_pause_from_the_arena_reaches_the_running_radar(
     replay.wait_for(
         lambda: replay.entry("vwap_rsi").kernel.mode is Mode.PAUSED, "vwap_rsi kernel paused"
     )
+    # The live cells show the KERNEL's mode from the runtime's arena.update: an update sent
+    # before the controls read still says "active" (seen in CI), so wait for one sent after.
+    page.wait_for_function(
+        "() => /paused/.test(document.querySelector('#live-arena-live-vwap_rsi').innerText)",
+        timeout=10_000,
+    )
+    page.screenshot(path=str(ARTIFACTS / "arena-paused.png"), full_page=True)
     assert replay.call(lambda: replay.entry("vwap_rsi").session.status) == "paused"
     assert replay.call(lambda: replay.entry("momentum_breakout").kernel.mode) is Mode.KILLED
     page.close()
