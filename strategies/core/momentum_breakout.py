@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import cached_property
 
 import numpy as np
 
@@ -66,14 +67,19 @@ class MomentumBreakout(Strategy):
             counts[tf] = max(counts.get(tf, 0), p.confirm_ema_period)
         return counts
 
+    @cached_property
+    def _atr(self) -> Series:
+        return Series("atr", self.params.timeframe, self.params.atr_period)
+
+    @cached_property
+    def _confirm_emas(self) -> dict[str, Series]:
+        p = self.params
+        return {tf: Series("ema", tf, p.confirm_ema_period) for tf in p.confirm_timeframes}
+
     def series(self) -> tuple[Series, ...]:
         """The entry timeframe's ATR (stop, target, strength) and each confirming
         timeframe's EMA, read at every decision (O(1): the kernel keeps them)."""
-        p = self.params
-        return (
-            Series("atr", p.timeframe, p.atr_period),
-            *(Series("ema", tf, p.confirm_ema_period) for tf in p.confirm_timeframes),
-        )
+        return (self._atr, *self._confirm_emas.values())
 
     def signal_candidates(self, history: History, decision_times_ms: np.ndarray) -> np.ndarray:
         """Necessary condition of a signal at each decision time, over the whole history.
@@ -114,7 +120,7 @@ class MomentumBreakout(Strategy):
         else:
             return None
         ratio = volume_ratio(candles, p.volume_window)
-        atr_value = market.value(Series("atr", p.timeframe, p.atr_period))
+        atr_value = market.value(self._atr)
         if not (math.isfinite(ratio) and ratio > p.volume_mult) or not atr_value > 0:
             return None
         reasons = [
@@ -128,7 +134,7 @@ class MomentumBreakout(Strategy):
             confirm = candles_of(market.candles, tf, self.kind)
             if len(confirm) < warmup[tf]:
                 return None
-            ema_value = market.value(Series("ema", tf, p.confirm_ema_period))
+            ema_value = market.value(self._confirm_emas[tf])
             tf_close = float(confirm[-1, C])
             if not np.isfinite(ema_value) or (tf_close - ema_value) * side.sign <= 0:
                 return None

@@ -210,22 +210,23 @@ class SeriesTrack:
     def append(self, row: np.ndarray, held_rows: np.ndarray) -> None:
         """Advance by the closed candle ``row``, appended after ``held_rows`` (the rows held
         before it, from which a never-advanced state is brought up to date first)."""
+        self._catch_up(held_rows)
+        self._values.append(self.series.step(self._state, row))
+
+    def _catch_up(self, held_rows: np.ndarray) -> None:
+        """Bring a never-advanced state to the end of ``base`` by stepping it through the
+        base rows (once: later calls find it up to date)."""
         if self._state is None:
             self._state = self.series.new_state()
             for earlier in held_rows[: len(self._base)]:
                 self.series.step(self._state, earlier)
-        self._values.append(self.series.step(self._state, row))
 
     def export(self, held_rows: np.ndarray) -> dict[str, Any] | None:
         """The state after the last held row, to restore after a restart: ``{"open_ms": open
         time of that row, "state": encoded}``; ``None`` before the first row."""
         if len(held_rows) == 0:
             return None
-        if self._state is None:  # never appended to: step through the base rows now
-            self._state = self.series.new_state()
-            for earlier in held_rows[: len(self._base)]:
-                self.series.step(self._state, earlier)
-            self._first, self._values = len(self._base), []
+        self._catch_up(held_rows)  # never appended to: the base rows' state
         return {"open_ms": int(held_rows[-1, 0]), "state": encode_state(self._state)}
 
     def restore(self, saved: Mapping[str, Any], held_rows: np.ndarray) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -141,14 +142,20 @@ def _whole_history_series(closed_1m: np.ndarray, now_ms: int) -> Callable[[Serie
     given, from the first — the kernel's definition (:mod:`strategies.core.series`), so a
     snapshot cut from the same history start reads the kernel's values bit for bit."""
     computed: dict[Series, float] = {}
+    closed: dict[str, np.ndarray] = {}  # timeframe -> its closed candles, aggregated once
+
+    def rows_of(tf: str) -> np.ndarray:
+        if tf not in closed:
+            minutes = closed.get("1m")
+            if minutes is None:
+                minutes = closed["1m"] = validate_candles(closed_1m, "1m")
+            rows = minutes if tf == "1m" else aggregate_candles(minutes, tf)
+            closed[tf] = rows[_visible_slice(rows[:, 0], timeframe_ms(tf), now_ms, -(2**62))]
+        return closed[tf]
 
     def value(series: Series) -> float:
         if series not in computed:
-            minutes = validate_candles(closed_1m, "1m")
-            tf = series.timeframe
-            rows = minutes if tf == "1m" else aggregate_candles(minutes, tf)
-            visible = _visible_slice(rows[:, 0], timeframe_ms(tf), now_ms, -(2**62))
-            rows = rows[visible]
+            rows = rows_of(series.timeframe)
             computed[series] = float(series.vectorised(rows)[-1]) if len(rows) else math.nan
         return computed[series]
 
@@ -397,14 +404,8 @@ class SnapshotBuilder:
                     f"series {one.key} needs {one.timeframe} candles, which this snapshot "
                     f"does not hold (timeframes {', '.join(self.timeframes)})"
                 )
-            rows = self._candles[one.timeframe].rows
-            if self._shared is not None:
-                key = ("series", one)
-                if key not in self._shared.memo:
-                    self._shared.memo[key] = one.vectorised(rows)
-                base = self._shared.memo[key]
-            else:
-                base = one.vectorised(rows)
+            compute = partial(one.vectorised, self._candles[one.timeframe].rows)
+            base = self.history().derived(("series", one), compute)
             track = SeriesTrack(one, base)
             self._tracks[one] = track
             self._tracks_by_tf.setdefault(one.timeframe, []).append(track)
@@ -449,7 +450,8 @@ class SnapshotBuilder:
     def restore_series(self, saved: Mapping[str, Any]) -> list[str]:
         """Continue the checkpointed tracks (:meth:`series_states`); the keys that could not
         be (not declared now, or the held history does not end where the checkpoint did)."""
-        missed = [key for key in saved if key not in {s.key for s in self._tracks}]
+        declared = {s.key for s in self._tracks}
+        missed = [key for key in saved if key not in declared]
         for series, track in self._tracks.items():
             raw = saved.get(series.key)
             if raw is None:
